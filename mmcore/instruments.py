@@ -1,0 +1,128 @@
+"""Instrument metadata (tick size, step size, display precision) loaded from ``config/instruments.yaml``.
+
+Conversion between exchange decimal strings and integer ticks/lots happens once, at the venue edge, with
+the grids defined here (see :mod:`mmcore_ext.fixedpoint`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import yaml
+
+from mmcore_ext.events import InstrumentGrid
+
+#: Markets mmcore knows; each maps to one section of the instrument table.
+MARKETS = ("binance_spot", "binance_usdm")
+DEFAULT_TABLE = Path(__file__).resolve().parent.parent / "config" / "instruments.yaml"
+
+
+def _grid_of(step: Decimal) -> tuple[int, int]:
+    """Return ``(decimals, mantissa)`` with ``step == mantissa * 10**-decimals`` (0.05 -> (2, 5))."""
+    step = step.normalize()
+    sign, digits, exponent = step.as_tuple()
+    if sign or step <= 0:
+        raise ValueError(f"step must be > 0, got {step}")
+    decimals = max(0, -exponent)
+    mantissa = int(step.scaleb(decimals))
+    return decimals, mantissa
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One tradable instrument.
+
+    Attributes
+    ----------
+    market : str
+        ``binance_spot`` or ``binance_usdm``.
+    symbol : str
+        Exchange symbol, e.g. ``BTCUSDT``.
+    tick_size, step_size : Decimal
+        Price tick (quote currency) and quantity step (base units).
+    min_notional : Decimal
+        Minimum order notional (quote currency).
+    price_precision, quantity_precision : int
+        Decimals the exchange writes in its messages (used to format exported prices/quantities).
+    """
+
+    market: str
+    symbol: str
+    base: str
+    quote: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_notional: Decimal
+    price_precision: int
+    quantity_precision: int
+    grid: InstrumentGrid = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        pd, pm = _grid_of(self.tick_size)
+        qd, qm = _grid_of(self.step_size)
+        object.__setattr__(self, "grid", InstrumentGrid(pd, pm, qd, qm))
+
+    # --- conversions (slow path: config, reports, tests) ---
+    def price_to_ticks(self, price) -> int:
+        """Price (str/Decimal/int, quote currency) -> ticks. Raises ValueError if off the tick grid."""
+        ticks, rem = divmod(Decimal(str(price)), self.tick_size)
+        if rem != 0:
+            raise ValueError(f"price {price} is not a multiple of tick size {self.tick_size}")
+        return int(ticks)
+
+    def qty_to_lots(self, qty) -> int:
+        """Quantity (str/Decimal/int, base units) -> lots. Raises ValueError if off the step grid."""
+        lots, rem = divmod(Decimal(str(qty)), self.step_size)
+        if rem != 0:
+            raise ValueError(f"quantity {qty} is not a multiple of step size {self.step_size}")
+        return int(lots)
+
+    def price_of(self, ticks: int) -> Decimal:
+        """Ticks -> price as an exact Decimal (quote currency)."""
+        return self.tick_size * ticks
+
+    def qty_of(self, lots: int) -> Decimal:
+        """Lots -> quantity as an exact Decimal (base units)."""
+        return self.step_size * lots
+
+    def format_price(self, ticks: int) -> str:
+        """Ticks -> price string with the exchange's decimals (``618002`` -> ``"61800.20"`` on USDⓈ-M)."""
+        return f"{self.tick_size * ticks:.{self.price_precision}f}"
+
+    def format_qty(self, lots: int) -> str:
+        """Lots -> quantity string with the exchange's decimals (``2507`` -> ``"2.507"`` on USDⓈ-M)."""
+        return f"{self.step_size * lots:.{self.quantity_precision}f}"
+
+
+def load_instrument(market: str, symbol: str, table: Path | str = DEFAULT_TABLE) -> Instrument:
+    """Load one instrument from the YAML table.
+
+    Raises
+    ------
+    KeyError
+        The market or symbol is not in the table (the message names both and what is there).
+    ValueError
+        A field is missing or invalid.
+    """
+    with open(table, "r", encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if market not in data:
+        raise KeyError(f"market {market!r} not in {table} (have: {', '.join(sorted(data))})")
+    if symbol not in data[market]:
+        raise KeyError(f"symbol {symbol!r} not in {table}[{market}] (have: {', '.join(sorted(data[market]))})")
+    row = data[market][symbol]
+    try:
+        return Instrument(
+            market=market,
+            symbol=symbol,
+            base=str(row["base"]),
+            quote=str(row["quote"]),
+            tick_size=Decimal(str(row["tick_size"])),
+            step_size=Decimal(str(row["step_size"])),
+            min_notional=Decimal(str(row.get("min_notional", "0"))),
+            price_precision=int(row["price_precision"]),
+            quantity_precision=int(row["quantity_precision"]),
+        )
+    except KeyError as exc:
+        raise ValueError(f"{table}[{market}][{symbol}]: missing field {exc.args[0]!r}") from None

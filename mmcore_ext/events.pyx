@@ -1,0 +1,233 @@
+# cython: language_level=3
+"""Typed market-data events built straight from the exchange's decimal strings.
+
+The venue adapter parses a frame with orjson and hands the fields here; from this point on there are no
+dicts and no floats: prices are int64 ticks, quantities int64 lots, times int64 ns. Depth levels live in
+one malloc'd C block per event, so the book applies them without touching Python objects.
+"""
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.stdint cimport int64_t
+from mmcore_ext.fixedpoint cimport Grid, units_from_str
+
+
+cdef class InstrumentGrid:
+    """The integer grids of one instrument.
+
+    Parameters
+    ----------
+    price_decimals, price_mantissa : int
+        Tick size = ``price_mantissa * 10**-price_decimals`` (tick 0.1 -> ``1, 1``; 0.01 -> ``2, 1``).
+    qty_decimals, qty_mantissa : int
+        Step (lot) size, the same way (0.001 -> ``3, 1``).
+    """
+
+    def __init__(self, int price_decimals, int64_t price_mantissa, int qty_decimals, int64_t qty_mantissa):
+        if price_mantissa <= 0 or qty_mantissa <= 0 or price_decimals < 0 or qty_decimals < 0:
+            raise ValueError("grid mantissas must be > 0 and decimals >= 0")
+        self.price.decimals = price_decimals
+        self.price.mantissa = price_mantissa
+        self.qty.decimals = qty_decimals
+        self.qty.mantissa = qty_mantissa
+
+    def price_ticks(self, str text):
+        """Price string -> ticks (int). Raises ValueError if malformed or off the tick grid."""
+        return units_from_str(text, self.price)
+
+    def qty_lots(self, str text):
+        """Quantity string -> lots (int). Raises ValueError if malformed or off the step grid."""
+        return units_from_str(text, self.qty)
+
+
+cdef class Depth:
+    """Base of depth events: bid and ask levels as (price ticks, quantity lots); quantity 0 deletes."""
+
+    def __dealloc__(self):
+        if self.buf != NULL:
+            PyMem_Free(self.buf)
+
+    cdef int _alloc(self, Py_ssize_t n_bids, Py_ssize_t n_asks) except -1:
+        cdef Py_ssize_t total = 2 * (n_bids + n_asks)
+        self.buf = <int64_t*>PyMem_Malloc((total if total > 0 else 1) * sizeof(int64_t))
+        if self.buf == NULL:
+            raise MemoryError()
+        self.n_bids = n_bids
+        self.n_asks = n_asks
+        self.bid_px = self.buf
+        self.bid_qty = self.buf + n_bids
+        self.ask_px = self.buf + 2 * n_bids
+        self.ask_qty = self.buf + 2 * n_bids + n_asks
+        return 0
+
+    cdef int _fill(self, InstrumentGrid g, list bids, list asks) except -1:
+        cdef Py_ssize_t i
+        cdef object lvl
+        self._alloc(len(bids), len(asks))
+        for i in range(self.n_bids):
+            lvl = bids[i]
+            self.bid_px[i] = units_from_str(lvl[0], g.price)
+            self.bid_qty[i] = units_from_str(lvl[1], g.qty)
+            if self.bid_px[i] <= 0 or self.bid_qty[i] < 0:
+                raise ValueError(f"bid level {lvl!r}: price must be > 0 and quantity >= 0")
+        for i in range(self.n_asks):
+            lvl = asks[i]
+            self.ask_px[i] = units_from_str(lvl[0], g.price)
+            self.ask_qty[i] = units_from_str(lvl[1], g.qty)
+            if self.ask_px[i] <= 0 or self.ask_qty[i] < 0:
+                raise ValueError(f"ask level {lvl!r}: price must be > 0 and quantity >= 0")
+        return 0
+
+    cdef int _fill_ticks(self, bids, asks) except -1:
+        cdef Py_ssize_t i
+        bids = list(bids)
+        asks = list(asks)
+        self._alloc(len(bids), len(asks))
+        for i in range(self.n_bids):
+            self.bid_px[i] = bids[i][0]
+            self.bid_qty[i] = bids[i][1]
+        for i in range(self.n_asks):
+            self.ask_px[i] = asks[i][0]
+            self.ask_qty[i] = asks[i][1]
+        return 0
+
+    @property
+    def bids(self):
+        """Bid levels as a list of ``(price_ticks, qty_lots)`` (allocates; for tests and tools)."""
+        return [(self.bid_px[i], self.bid_qty[i]) for i in range(self.n_bids)]
+
+    @property
+    def asks(self):
+        """Ask levels as a list of ``(price_ticks, qty_lots)`` (allocates; for tests and tools)."""
+        return [(self.ask_px[i], self.ask_qty[i]) for i in range(self.n_asks)]
+
+
+cdef class DepthSnapshot(Depth):
+    """A full-depth snapshot (Binance REST ``GET /api/v3/depth`` or ``/fapi/v1/depth``)."""
+
+    def __repr__(self):
+        return f"DepthSnapshot(last_update_id={self.last_update_id}, bids={self.n_bids}, asks={self.n_asks})"
+
+    @staticmethod
+    def from_strings(InstrumentGrid grid, int64_t ts_local_ns, int64_t ts_event_ns, int64_t last_update_id,
+                     list bids, list asks):
+        """Build from the exchange's ``[[price_str, qty_str], ...]`` lists. Raises ValueError if malformed."""
+        cdef DepthSnapshot s = DepthSnapshot.__new__(DepthSnapshot)
+        s.ts_local_ns = ts_local_ns
+        s.ts_event_ns = ts_event_ns
+        s.last_update_id = last_update_id
+        s._fill(grid, bids, asks)
+        return s
+
+    @staticmethod
+    def from_ticks(int64_t last_update_id, bids, asks, int64_t ts_local_ns=0, int64_t ts_event_ns=0):
+        """Build from ``[(price_ticks, qty_lots), ...]`` sequences (tests, synthetic data)."""
+        cdef DepthSnapshot s = DepthSnapshot.__new__(DepthSnapshot)
+        s.ts_local_ns = ts_local_ns
+        s.ts_event_ns = ts_event_ns
+        s.last_update_id = last_update_id
+        s._fill_ticks(bids, asks)
+        return s
+
+
+cdef class DepthDiff(Depth):
+    """One depth diff event (Binance ``<symbol>@depth`` ``depthUpdate``): ids ``U``, ``u`` and ``pu``."""
+
+    def __repr__(self):
+        return (f"DepthDiff(U={self.first_update_id}, u={self.final_update_id}, pu={self.prev_final_update_id}, "
+                f"bids={self.n_bids}, asks={self.n_asks})")
+
+    @staticmethod
+    def from_strings(InstrumentGrid grid, int64_t ts_local_ns, int64_t ts_event_ns, int64_t first_update_id,
+                     int64_t final_update_id, int64_t prev_final_update_id, list bids, list asks):
+        """Build from the exchange's level lists; ``prev_final_update_id`` is -1 when the venue has no ``pu``.
+
+        Raises ValueError if a level is malformed or off the grid.
+        """
+        cdef DepthDiff d = DepthDiff.__new__(DepthDiff)
+        d.ts_local_ns = ts_local_ns
+        d.ts_event_ns = ts_event_ns
+        d.first_update_id = first_update_id
+        d.final_update_id = final_update_id
+        d.prev_final_update_id = prev_final_update_id
+        d._fill(grid, bids, asks)
+        return d
+
+    @staticmethod
+    def from_ticks(int64_t first_update_id, int64_t final_update_id, bids, asks,
+                   int64_t prev_final_update_id=-1, int64_t ts_local_ns=0, int64_t ts_event_ns=0):
+        """Build from ``[(price_ticks, qty_lots), ...]`` sequences (tests, synthetic data)."""
+        cdef DepthDiff d = DepthDiff.__new__(DepthDiff)
+        d.ts_local_ns = ts_local_ns
+        d.ts_event_ns = ts_event_ns
+        d.first_update_id = first_update_id
+        d.final_update_id = final_update_id
+        d.prev_final_update_id = prev_final_update_id
+        d._fill_ticks(bids, asks)
+        return d
+
+
+cdef class Trade:
+    """A public trade (Binance ``<symbol>@trade``).
+
+    Parameters are keyword-compatible with the readonly attributes; ``side`` is the aggressor's side.
+    """
+
+    def __init__(self, int64_t ts_local_ns, int64_t ts_event_ns, int64_t trade_id, int64_t price, int64_t qty,
+                 int side):
+        if side != 1 and side != -1:
+            raise ValueError(f"side must be +1 or -1, got {side}")
+        self.ts_local_ns = ts_local_ns
+        self.ts_event_ns = ts_event_ns
+        self.trade_id = trade_id
+        self.price = price
+        self.qty = qty
+        self.side = side
+
+    def __repr__(self):
+        return f"Trade(id={self.trade_id}, price={self.price}, qty={self.qty}, side={self.side})"
+
+    @staticmethod
+    def from_strings(InstrumentGrid grid, int64_t ts_local_ns, int64_t ts_event_ns, int64_t trade_id,
+                     str price, str qty, bint buyer_is_maker):
+        """Build from Binance fields ``p``, ``q`` and ``m`` (``m`` true: the seller was the aggressor)."""
+        cdef Trade t = Trade.__new__(Trade)
+        t.ts_local_ns = ts_local_ns
+        t.ts_event_ns = ts_event_ns
+        t.trade_id = trade_id
+        t.price = units_from_str(price, grid.price)
+        t.qty = units_from_str(qty, grid.qty)
+        if t.price <= 0 or t.qty <= 0:
+            raise ValueError(f"trade {trade_id}: price and quantity must be > 0")
+        t.side = -1 if buyer_is_maker else 1
+        return t
+
+
+cdef class BookTicker:
+    """Best bid/offer update (Binance ``<symbol>@bookTicker``); ``update_id`` shares the depth id sequence."""
+
+    def __init__(self, int64_t ts_local_ns, int64_t ts_event_ns, int64_t update_id, int64_t bid_px,
+                 int64_t bid_qty, int64_t ask_px, int64_t ask_qty):
+        self.ts_local_ns = ts_local_ns
+        self.ts_event_ns = ts_event_ns
+        self.update_id = update_id
+        self.bid_px = bid_px
+        self.bid_qty = bid_qty
+        self.ask_px = ask_px
+        self.ask_qty = ask_qty
+
+    def __repr__(self):
+        return (f"BookTicker(u={self.update_id}, bid={self.bid_px}x{self.bid_qty}, "
+                f"ask={self.ask_px}x{self.ask_qty})")
+
+    @staticmethod
+    def from_strings(InstrumentGrid grid, int64_t ts_local_ns, int64_t ts_event_ns, int64_t update_id,
+                     str bid_px, str bid_qty, str ask_px, str ask_qty):
+        """Build from Binance fields ``b``, ``B``, ``a``, ``A``. Raises ValueError if malformed."""
+        cdef BookTicker t = BookTicker.__new__(BookTicker)
+        t.ts_local_ns = ts_local_ns
+        t.ts_event_ns = ts_event_ns
+        t.update_id = update_id
+        t.bid_px = units_from_str(bid_px, grid.price)
+        t.bid_qty = units_from_str(bid_qty, grid.qty)
+        t.ask_px = units_from_str(ask_px, grid.price)
+        t.ask_qty = units_from_str(ask_qty, grid.qty)
+        return t

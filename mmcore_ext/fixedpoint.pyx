@@ -1,0 +1,107 @@
+# cython: language_level=3
+"""Exact conversion between exchange decimal strings and integer grid units (ticks or lots).
+
+Exchanges send prices and quantities as decimal strings (Binance: ``"61800.20"``, ``"0.00100000"``;
+https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams). mmcore converts them once,
+at the venue edge, to int64 units of the instrument's tick size (prices) or step size (quantities), with
+no float on the way, so ``"61800.20"`` on a 0.1 tick is exactly 618002 ticks.
+"""
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport int64_t, INT64_MAX
+
+_ERRORS = {
+    FP_EMPTY: "no digits",
+    FP_BAD_CHAR: "not a decimal number",
+    FP_OFF_GRID: "not a multiple of the grid step",
+    FP_OVERFLOW: "out of int64 range",
+}
+
+
+cdef int parse_units(const char* s, Py_ssize_t n, Grid grid, int64_t* out) noexcept nogil:
+    """Parse the decimal ``s[:n]`` into grid units; return an FP_* code and write ``out`` on FP_OK.
+
+    Trailing zeros beyond ``grid.decimals`` are accepted (``"61800.20000000"`` on a 0.01 grid);
+    any non-zero digit beyond it, or a value not divisible by ``grid.mantissa``, is FP_OFF_GRID.
+    """
+    cdef Py_ssize_t i = 0
+    cdef int64_t value = 0
+    cdef int frac = -1          # -1: before the point; otherwise digits seen after it
+    cdef int digits = 0
+    cdef bint neg = False
+    cdef char c
+    cdef int d
+    if n > 0 and (s[0] == c'-' or s[0] == c'+'):
+        neg = s[0] == c'-'
+        i = 1
+    while i < n:
+        c = s[i]
+        i += 1
+        if c == c'.':
+            if frac >= 0:
+                return FP_BAD_CHAR
+            frac = 0
+            continue
+        if c < c'0' or c > c'9':
+            return FP_BAD_CHAR
+        d = c - c'0'
+        digits += 1
+        if frac >= 0:
+            if frac >= grid.decimals:
+                if d != 0:
+                    return FP_OFF_GRID
+                continue
+            frac += 1
+        if value > (INT64_MAX - d) // 10:
+            return FP_OVERFLOW
+        value = value * 10 + d
+    if digits == 0:
+        return FP_EMPTY
+    if frac < 0:
+        frac = 0
+    while frac < grid.decimals:
+        if value > INT64_MAX // 10:
+            return FP_OVERFLOW
+        value *= 10
+        frac += 1
+    if value % grid.mantissa != 0:
+        return FP_OFF_GRID
+    value = value // grid.mantissa
+    out[0] = -value if neg else value
+    return FP_OK
+
+
+cdef int64_t units_from_str(object text, Grid grid) except? -1:
+    """Convert a Python ``str`` to grid units; raise ValueError naming the text on any error."""
+    cdef Py_ssize_t n
+    cdef const char* s = PyUnicode_AsUTF8AndSize(text, &n)
+    cdef int64_t out = 0
+    cdef int rc = parse_units(s, n, grid, &out)
+    if rc != FP_OK:
+        raise ValueError(f"{text!r}: {_ERRORS[rc]} (grid {grid.mantissa}e-{grid.decimals})")
+    return out
+
+
+def to_units(str text, int decimals, int64_t mantissa):
+    """Convert a decimal string to integer grid units.
+
+    Parameters
+    ----------
+    text : str
+        Decimal number as the exchange writes it, e.g. ``"61800.20"``.
+    decimals, mantissa : int
+        The grid: one unit is ``mantissa * 10**-decimals`` (tick 0.1 -> ``(1, 1)``).
+
+    Returns
+    -------
+    int
+        Units (ticks or lots).
+
+    Raises
+    ------
+    ValueError
+        Not a decimal number, off the grid, or outside int64.
+    """
+    cdef Grid g
+    g.decimals = decimals
+    g.mantissa = mantissa
+    return units_from_str(text, g)
