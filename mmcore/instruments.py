@@ -39,8 +39,13 @@ class Instrument:
         ``binance_spot`` or ``binance_usdm``.
     symbol : str
         Exchange symbol, e.g. ``BTCUSDT``.
-    tick_size, step_size : Decimal
-        Price tick (quote currency) and quantity step (base units).
+    tick_size : Decimal
+        Price tick (quote currency); one tick is the price unit inside mmcore.
+    step_size : Decimal
+        Order quantity step (base units); order sizes are whole multiples of it.
+    lot_size : Decimal
+        Market-data quantity resolution (base units); one lot is the quantity unit inside mmcore.
+        ``step_size`` is a whole multiple of it (``step_lots``).
     min_notional : Decimal
         Minimum order notional (quote currency).
     price_precision, quantity_precision : int
@@ -53,6 +58,7 @@ class Instrument:
     quote: str
     tick_size: Decimal
     step_size: Decimal
+    lot_size: Decimal
     min_notional: Decimal
     price_precision: int
     quantity_precision: int
@@ -60,8 +66,15 @@ class Instrument:
 
     def __post_init__(self):
         pd, pm = _grid_of(self.tick_size)
-        qd, qm = _grid_of(self.step_size)
+        qd, qm = _grid_of(self.lot_size)
+        if self.step_size % self.lot_size != 0:
+            raise ValueError(f"{self.symbol}: step_size {self.step_size} is not a multiple of lot_size {self.lot_size}")
         object.__setattr__(self, "grid", InstrumentGrid(pd, pm, qd, qm))
+
+    @property
+    def step_lots(self) -> int:
+        """Order quantity step in lots (spot BTCUSDT: 0.00001 / 0.00000001 = 1000)."""
+        return int(self.step_size / self.lot_size)
 
     # --- conversions (slow path: config, reports, tests) ---
     def price_to_ticks(self, price) -> int:
@@ -72,10 +85,10 @@ class Instrument:
         return int(ticks)
 
     def qty_to_lots(self, qty) -> int:
-        """Quantity (str/Decimal/int, base units) -> lots. Raises ValueError if off the step grid."""
-        lots, rem = divmod(Decimal(str(qty)), self.step_size)
+        """Quantity (str/Decimal/int, base units) -> lots. Raises ValueError if off the lot grid."""
+        lots, rem = divmod(Decimal(str(qty)), self.lot_size)
         if rem != 0:
-            raise ValueError(f"quantity {qty} is not a multiple of step size {self.step_size}")
+            raise ValueError(f"quantity {qty} is not a multiple of lot size {self.lot_size}")
         return int(lots)
 
     def price_of(self, ticks: int) -> Decimal:
@@ -84,7 +97,7 @@ class Instrument:
 
     def qty_of(self, lots: int) -> Decimal:
         """Lots -> quantity as an exact Decimal (base units)."""
-        return self.step_size * lots
+        return self.lot_size * lots
 
     def format_price(self, ticks: int) -> str:
         """Ticks -> price string with the exchange's decimals (``618002`` -> ``"61800.20"`` on USDⓈ-M)."""
@@ -92,7 +105,7 @@ class Instrument:
 
     def format_qty(self, lots: int) -> str:
         """Lots -> quantity string with the exchange's decimals (``2507`` -> ``"2.507"`` on USDⓈ-M)."""
-        return f"{self.step_size * lots:.{self.quantity_precision}f}"
+        return f"{self.lot_size * lots:.{self.quantity_precision}f}"
 
 
 def load_instrument(market: str, symbol: str, table: Path | str = DEFAULT_TABLE) -> Instrument:
@@ -120,6 +133,7 @@ def load_instrument(market: str, symbol: str, table: Path | str = DEFAULT_TABLE)
             quote=str(row["quote"]),
             tick_size=Decimal(str(row["tick_size"])),
             step_size=Decimal(str(row["step_size"])),
+            lot_size=Decimal(str(row.get("lot_size", row["step_size"]))),
             min_notional=Decimal(str(row.get("min_notional", "0"))),
             price_precision=int(row["price_precision"]),
             quantity_precision=int(row["quantity_precision"]),
