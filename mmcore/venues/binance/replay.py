@@ -12,6 +12,7 @@ Field meanings follow the Binance docs:
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 from pathlib import Path
 from typing import IO, Iterator
@@ -19,38 +20,22 @@ from typing import IO, Iterator
 import orjson
 
 from mmcore.instruments import Instrument, load_instrument
-from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
+from mmcore_ext.binance_codec import BinanceLineDecoder, MalformedLine
+
+__all__ = ["BinanceDecoder", "MalformedLine", "ReplayReader", "detect_market", "detect_symbol", "open_recording"]
 
 log = logging.getLogger("mmcore.replay")
 
-#: Local-timestamp digit count -> multiplier to ns (s, ms, µs, ns). Real recordings differ: the 2024 files
-#: are ns (19 digits), the 2023 file µs (16 digits).
-_TS_MULT = {10: 1_000_000_000, 13: 1_000_000, 16: 1_000, 19: 1}
-_MS = 1_000_000
 MAX_MALFORMED_WARNINGS = 50
-
-
-class MalformedLine(ValueError):
-    """A recording line that cannot be decoded (the message says why)."""
+READ_BUFFER = 1 << 20
 
 
 def open_recording(path: str | Path) -> IO[bytes]:
-    """Open a recording (gzip if the name ends in .gz) for binary line reading."""
+    """Open a recording (gzip if the name ends in .gz) for fast binary line iteration."""
     path = Path(path)
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")
-    return open(path, "rb")
-
-
-def ts_to_ns(text: bytes) -> int:
-    """Local timestamp digits -> ns since epoch; the unit comes from the digit count (10/13/16/19).
-
-    Raises MalformedLine for any other length or a non-digit.
-    """
-    mult = _TS_MULT.get(len(text))
-    if mult is None or not text.isdigit():
-        raise MalformedLine(f"local timestamp {text[:24]!r} is not 10/13/16/19 digits")
-    return int(text) * mult
+        return io.BufferedReader(gzip.GzipFile(path, "rb"), buffer_size=READ_BUFFER)
+    return open(path, "rb", buffering=READ_BUFFER)
 
 
 def detect_market(path: str | Path, max_lines: int = 5000) -> str:
@@ -90,53 +75,11 @@ def detect_symbol(path: str | Path, max_lines: int = 5000) -> str:
     raise ValueError(f"{path}: no symbol found in the first {max_lines} lines")
 
 
-class BinanceDecoder:
-    """Decode recording lines into :mod:`mmcore_ext.events` objects for one instrument.
-
-    ``decode(raw)`` returns an event, or ``None`` for a well-formed message mmcore does not use
-    (e.g. ``markPrice``, another symbol); it raises :class:`MalformedLine` otherwise.
-    """
-
-    def __init__(self, instrument: Instrument):
-        self.instrument = instrument
-        self.grid = instrument.grid
-        self.symbol = instrument.symbol
-
-    def decode(self, raw: bytes):
-        sp = raw.find(b" ")
-        if sp <= 0:
-            raise MalformedLine("no '<timestamp> <json>' separator")
-        ts = ts_to_ns(raw[:sp])
-        try:
-            msg = orjson.loads(raw[sp + 1:])
-        except orjson.JSONDecodeError as exc:
-            raise MalformedLine(f"invalid JSON: {exc}") from None
-        if type(msg) is not dict:
-            raise MalformedLine("JSON is not an object")
-        data = msg.get("data")
-        try:
-            if data is None:
-                if "lastUpdateId" in msg:
-                    return DepthSnapshot.from_strings(self.grid, ts, msg.get("E", 0) * _MS, msg["lastUpdateId"],
-                                                      msg["bids"], msg["asks"])
-                return None
-            if data.get("s") != self.symbol:
-                return None
-            e = data.get("e")
-            if e == "depthUpdate":
-                return DepthDiff.from_strings(self.grid, ts, data["E"] * _MS, data["U"], data["u"],
-                                              data.get("pu", -1), data["b"], data["a"])
-            if e == "trade":
-                return Trade.from_strings(self.grid, ts, data["E"] * _MS, data["t"], data["p"], data["q"],
-                                          data["m"])
-            if e == "bookTicker" or (e is None and "u" in data and "b" in data):
-                return BookTicker.from_strings(self.grid, ts, data.get("E", 0) * _MS, data["u"], data["b"],
-                                               data["B"], data["a"], data["A"])
-            return None
-        except KeyError as exc:
-            raise MalformedLine(f"missing field {exc.args[0]!r}") from None
-        except (TypeError, ValueError, IndexError, OverflowError) as exc:
-            raise MalformedLine(str(exc)) from None
+def BinanceDecoder(instrument: Instrument) -> BinanceLineDecoder:
+    """The compiled line decoder for one instrument: ``decode(raw_line)`` returns an event, ``None`` for a
+    well-formed message mmcore does not use (``markPrice``, another symbol), or raises MalformedLine.
+    Timestamp units come from the digit count (10/13/16/19 = s/ms/µs/ns)."""
+    return BinanceLineDecoder(instrument.grid, instrument.symbol)
 
 
 class ReplayReader:

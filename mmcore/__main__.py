@@ -1,0 +1,5 @@
+import sys
+
+from mmcore.cli import main
+
+sys.exit(main())

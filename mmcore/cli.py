@@ -1,0 +1,169 @@
+"""Command line: ``python -m mmcore run | backtest | book``.
+
+Exit codes: 0 ok and shut down clean (every order cancelled and confirmed); 2 bad configuration or arguments
+(one line per bad field, no traceback); 1 runtime failure (e.g. unreadable data file); 3 the run ended
+but the shutdown was not clean (orders left open at the exchange).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from mmcore.config import DEFAULT_CONFIG, ConfigError, load_config
+
+log = logging.getLogger("mmcore")
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s",
+                        handlers=[RichHandler(show_path=False, rich_tracebacks=False)])
+
+
+def _load(args):
+    overrides = list(args.set or [])
+    return load_config(args.config, overrides)
+
+
+def _run_loop(coro):
+    """Run on uvloop (the design card's event loop), falling back to asyncio if uvloop is missing."""
+    try:
+        import uvloop
+        return uvloop.run(coro)
+    except ImportError:                       # pragma: no cover - uvloop is a dependency
+        return asyncio.run(coro)
+
+
+async def _replay(session, progress=None):
+    from mmcore.replay import run_session
+    loop = asyncio.get_running_loop()
+
+    def _stop():
+        session.interrupted = True
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, _stop)
+        except (NotImplementedError, RuntimeError):   # pragma: no cover
+            pass
+    return await run_session(session, progress)
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+    from mmcore.replay import build_session, summarize
+    from mmcore.report import print_summary
+
+    config = _load(args)
+    session = build_session(config, args.data, args.market)
+    console = Console(stderr=False)
+    console.print(f"[bold]mmcore[/bold] replay of [cyan]{session.path.name}[/cyan] "
+                  f"({session.instrument.market} {session.instrument.symbol}) with Avellaneda–Stoikov quotes")
+    with Progress(TextColumn("replay"), BarColumn(), DownloadColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("replay", total=session.path.stat().st_size)
+        _run_loop(_replay(session, lambda done, total: bar.update(task, completed=done)))
+    summary = summarize(session)
+    print_summary(summary, console)
+    return 0 if summary["shutdown_clean"] else 3
+
+
+def cmd_backtest(args) -> int:
+    from mmcore.replay import build_session, summarize
+    from mmcore.report import write_json, write_plot
+
+    config = _load(args)
+    session = build_session(config, args.data, args.market, args.journal)
+    _run_loop(_replay(session))
+    summary = summarize(session)
+    out = Path(args.out) if args.out else config.resolve_path(config.get("report.out_dir"))
+    js = write_json(summary, out)
+    png = write_plot(session.series, summary, out)
+    print(f"wrote {js} and {png}: {summary['events']} events in {summary['wall_s']:.3f} s, "
+          f"{summary['fill_count']} fills, mtm PnL {summary['mtm_pnl']} {session.instrument.quote}")
+    return 0 if summary["shutdown_clean"] else 3
+
+
+def cmd_book(args) -> int:
+    """Write the reconstructed top of book after every applied depth event as CSV."""
+    from mmcore.venues.binance.replay import ReplayReader
+    from mmcore_ext.book import APPLIED, L2Book, sync_rule_for_market
+    from mmcore_ext.events import DepthDiff, DepthSnapshot
+
+    reader = ReplayReader(args.data, market=args.market)
+    inst = reader.instrument
+    book = L2Book(sync_rule_for_market(reader.market))
+    fp, fq = inst.format_price, inst.format_qty
+    rows = 0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def row(ts, u):
+        w.writerow((ts, u, fp(book.best_bid_px()), fq(book.best_bid_qty()), fp(book.best_ask_px()),
+                    fq(book.best_ask_qty())))
+
+    with open(out, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(("local_ts_ns", "update_id", "bid_px", "bid_qty", "ask_px", "ask_qty"))
+        for ev in reader:
+            t = type(ev)
+            if t is DepthDiff:
+                if book.apply_diff(ev) == APPLIED:
+                    row(ev.ts_local_ns, ev.final_update_id)
+                    rows += 1
+            elif t is DepthSnapshot:
+                applied = book.load_snapshot(ev)
+                if applied and book.synced:
+                    row(ev.ts_local_ns, book.last_update_id)
+                    rows += 1
+    print(f"wrote {rows} rows to {out} (gaps {book.gaps}, malformed lines {reader.malformed})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmcore", description="Low-latency market-making engine (replay mode).")
+    p.add_argument("-v", "--verbose", action="store_true", help="log INFO lines (default: warnings only)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, data_required=False):
+        sp.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
+        sp.add_argument("--data", required=data_required, help="recording to replay (default: config data.path)")
+        sp.add_argument("--market", choices=("binance_spot", "binance_usdm"),
+                        help="market rules (default: detected from the file: 'pu' present -> binance_usdm)")
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set strategy.gamma=0.1 (repeatable)")
+
+    common(sub.add_parser("run", help="replay with a progress bar, then a summary table"))
+    bt = sub.add_parser("backtest", help="replay quietly; write report.json and report.png")
+    common(bt, data_required=True)
+    bt.add_argument("--out", help="output directory (default: config report.out_dir)")
+    bt.add_argument("--journal", help="SQLite journal file (default: config journal.path; off when null)")
+    bk = sub.add_parser("book", help="export the reconstructed best bid/ask after every applied depth event")
+    bk.add_argument("--data", required=True)
+    bk.add_argument("--market", choices=("binance_spot", "binance_usdm"))
+    bk.add_argument("--out", required=True, help="CSV file to write")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book}
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"config error: {line}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, (ValueError, KeyError)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

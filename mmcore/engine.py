@@ -1,0 +1,225 @@
+"""The engine: market event -> book -> quotes -> order actions (the synchronous hot path).
+
+The engine does not know which venue or mode it runs in: it is handed typed events
+(:mod:`mmcore_ext.events`) and an order manager bound to an execution client; execution reports come back
+through :meth:`Engine.on_report`. Bad market data never crashes it: a sequence gap or a crossed book is
+logged, counted, and quoting pauses (all orders cancelled) until the book is valid again.
+
+Risk: every market event updates the risk gate's view (mid, sync, staleness); PnL goes to the gate's
+trading-state machine after every fill and once per second of event time. ACTIVE quotes both sides;
+REDUCING cancels everything and lets only position-reducing orders through the gate; HALTED (kill switch)
+cancels everything, quotes nothing and, if ``flatten_on_halt``, closes the position with immediate-or-cancel
+orders (``flat_retries`` attempts, ``flat_retry_backoff`` apart).
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from mmcore.accounting import Portfolio
+from mmcore.execution import BUY, SELL, OrderFilled
+from mmcore.instruments import Instrument
+from mmcore.order_manager import OrderManager
+from mmcore_ext.book import APPLIED, GAP, L2Book
+from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
+from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
+from mmcore_ext.risk import ACTIVE, HALTED, REDUCING, STATE_NAMES as TRADING_STATES
+
+PNL_EVERY_NS = 1_000_000_000
+#: Limit price of a flattening IOC order: this fraction beyond the best opposite price.
+FLATTEN_SLIPPAGE = 0.005
+
+log = logging.getLogger("mmcore.engine")
+
+
+class Engine:
+    """Quote one instrument.
+
+    Parameters
+    ----------
+    instrument : Instrument
+    book : L2Book
+    quoter : AvellanedaStoikov
+        ``compute(ts_ns, mid, q, sigma, best_bid, best_ask)`` -> ``bid_ticks``/``ask_ticks``.
+    volatility : EwmaVolatility
+    orders : OrderManager
+    portfolio : Portfolio
+    order_qty : int
+        Quote size in lots (the unit of inventory q for the quoter).
+    max_inventory : int
+        Lots; the side whose fill would push |inventory| past it is not quoted.
+    """
+
+    def __init__(self, instrument: Instrument, book: L2Book, quoter: AvellanedaStoikov,
+                 volatility: EwmaVolatility, orders: OrderManager, portfolio: Portfolio, order_qty: int,
+                 max_inventory: int, flat_retries: int = 3, flat_retry_backoff_ns: int = 1_000_000_000,
+                 journal=None):
+        self.instrument = instrument
+        self.gate = orders.gate
+        self.journal = journal if journal is not None else orders.journal
+        self.trading_state = ACTIVE
+        self.flat_retries = flat_retries
+        self.flat_backoff_ns = flat_retry_backoff_ns
+        self._flat_attempts = 0
+        self._flat_next_ns = -1           # -1: no flattening in progress
+        self._next_pnl_ns = 0
+        self.book = book
+        self.quoter = quoter
+        self.vol = volatility
+        self.orders = orders
+        self.portfolio = portfolio
+        self.order_qty = order_qty
+        self.max_inventory = max_inventory
+        self.tick = float(instrument.tick_size)
+        self.paused = True            # until the book is synced
+        self.pause_reason = "awaiting snapshot"
+        self.counters = Counter()
+        self.last_bid = 0             # last desired quotes (ticks; 0 = none)
+        self.last_ask = 0
+        self._ticker = None           # latest BookTicker not yet compared with the book
+        self.fills: list[OrderFilled] = []
+
+    # --- hot path ---
+    def on_event(self, ev) -> None:
+        """Handle one market event (depth diff, trade, book ticker, snapshot)."""
+        t = type(ev)
+        if t is DepthDiff:
+            rc = self.book.apply_diff(ev)
+            if rc != APPLIED:
+                self._book_outcome(rc, ev)
+                return
+            tk = self._ticker
+            if tk is not None and tk.update_id == ev.final_update_id:
+                self._check_ticker(tk)
+            self._quote(ev.ts_local_ns)
+        elif t is Trade:
+            self._quote(ev.ts_local_ns)
+        elif t is BookTicker:
+            if ev.update_id == self.book.last_update_id:
+                self._check_ticker(ev)
+            else:
+                self._ticker = ev
+        elif t is DepthSnapshot:
+            self.book.load_snapshot(ev)
+            self.counters["snapshots"] += 1
+            self._quote(ev.ts_local_ns)
+
+    def _quote(self, ts: int) -> None:
+        book = self.book
+        gate = self.gate
+        synced = book.synced
+        gate.on_market(ts, book.mid_x2() if synced else 0, synced)
+        if ts >= self._next_pnl_ns:
+            self._next_pnl_ns = ts + PNL_EVERY_NS
+            self.update_pnl(ts)
+        if gate.trading_state != self.trading_state:
+            self._trading_state_changed(ts, gate.trading_state)
+        if self.trading_state == HALTED:
+            if self._flat_next_ns >= 0 and ts >= self._flat_next_ns:
+                self._flatten(ts)
+            return
+        if not synced or book.is_crossed():
+            self._pause(ts, "book not synced" if not synced else "crossed book")
+            return
+        if self.paused:
+            log.info("quoting resumed at %d (%s cleared)", ts, self.pause_reason)
+            self.paused = False
+        mid_x2 = book.mid_x2()
+        mid = mid_x2 * 0.5 * self.tick
+        self.vol.update(ts, mid)
+        pos = self.portfolio.position
+        q = self.quoter
+        q.compute(ts, mid, pos / self.order_qty, self.vol.sigma, book.best_bid_px(), book.best_ask_px())
+        size = self.order_qty
+        bid = q.bid_ticks if pos + size <= self.max_inventory else 0
+        ask = q.ask_ticks if pos - size >= -self.max_inventory else 0
+        self.last_bid = bid
+        self.last_ask = ask
+        self.orders.reconcile(ts, bid, ask, size)
+
+    # --- risk: PnL, trading state, flatten ---
+    def update_pnl(self, ts: int) -> None:
+        """Give the gate the current realised/unrealised PnL (floats: a threshold check, not accounting)."""
+        mid_x2 = self.book.mid_x2()
+        pf = self.portfolio
+        unit = float(pf.unit)
+        realized = float(pf.realized_tl) * unit - float(pf.fees)
+        unrealized = float(pf.unrealized_tl(mid_x2)) * unit if mid_x2 else 0.0
+        self.gate.on_pnl(ts, realized, unrealized)
+
+    def _trading_state_changed(self, ts: int, new: int) -> None:
+        old = self.trading_state
+        self.trading_state = new
+        log.warning("trading state %s -> %s at %d: cancelling all orders", TRADING_STATES[old],
+                    TRADING_STATES[new], ts)
+        self.counters["trading_state_changes"] += 1
+        self.orders.cancel_all(ts)
+        self.last_bid = self.last_ask = 0
+        if new == HALTED and self.gate.flatten_on_halt and self.portfolio.position != 0:
+            self._flat_attempts = 0
+            self._flat_next_ns = ts
+            self._flatten(ts)
+
+    def _flatten(self, ts: int) -> None:
+        """Send one immediate-or-cancel order closing the position at up to FLATTEN_SLIPPAGE past the touch."""
+        pos = self.portfolio.position
+        if pos == 0 or self._flat_attempts >= self.flat_retries:
+            if pos != 0:
+                log.error("flatten gave up after %d attempts; position %d lots left", self._flat_attempts, pos)
+                self.counters["flatten_failed"] += 1
+            self._flat_next_ns = -1
+            return
+        book = self.book
+        side = -1 if pos > 0 else 1
+        touch = book.best_bid_px() if side < 0 else book.best_ask_px()
+        if touch <= 0:
+            self._flat_next_ns = ts + self.flat_backoff_ns
+            return
+        px = int(touch * (1 - FLATTEN_SLIPPAGE)) if side < 0 else int(touch * (1 + FLATTEN_SLIPPAGE)) + 1
+        self._flat_attempts += 1
+        self.counters["flatten_orders"] += 1
+        log.warning("flatten attempt %d: IOC %s %d lots at %d ticks", self._flat_attempts,
+                    "sell" if side < 0 else "buy", abs(pos), px)
+        self.orders.place(ts, side, px, abs(pos), post_only=False, check_risk=False)
+        self._flat_next_ns = ts + self.flat_backoff_ns
+
+    # --- bad data and recovery ---
+    def _pause(self, ts: int, reason: str) -> None:
+        if not self.paused:
+            log.warning("quoting paused at %d: %s; cancelling all orders", ts, reason)
+            self.counters["pauses"] += 1
+            self.paused = True
+            self.pause_reason = reason
+            self.orders.cancel_all(ts)
+            self.last_bid = self.last_ask = 0
+
+    def _book_outcome(self, rc: int, ev) -> None:
+        if rc == GAP:
+            self.counters["gaps"] += 1
+            log.warning("sequence gap at depth U=%d u=%d pu=%d (book was at %d): resync needed",
+                        ev.first_update_id, ev.final_update_id, ev.prev_final_update_id,
+                        self.book.last_update_id)
+            self._pause(ev.ts_local_ns, "sequence gap, awaiting snapshot")
+
+    def _check_ticker(self, tk: BookTicker) -> None:
+        """Compare a bookTicker with the reconstructed top of book at the same update id."""
+        self._ticker = None
+        b = self.book
+        if (tk.bid_px, tk.bid_qty, tk.ask_px, tk.ask_qty) == (b.best_bid_px(), b.best_bid_qty(),
+                                                              b.best_ask_px(), b.best_ask_qty()):
+            self.counters["bbo_checks_ok"] += 1
+        else:
+            self.counters["bbo_mismatches"] += 1
+            log.warning("bookTicker u=%d disagrees with the book (%d x %d / %d x %d)", tk.update_id,
+                        b.best_bid_px(), b.best_bid_qty(), b.best_ask_px(), b.best_ask_qty())
+
+    # --- execution reports ---
+    def on_report(self, rep) -> None:
+        """Apply an execution report from the exchange (fills update the portfolio)."""
+        o = self.orders.on_report(rep)
+        if o is not None:                 # a new (non-duplicate) fill
+            pf = self.portfolio
+            pf.on_fill(rep.side, rep.price, rep.qty, rep.fee)
+            self.fills.append(rep)
+            self.journal.record_position(rep.ts_ns, pf.position, pf.cash_tl, pf.fees)
+            self.update_pnl(rep.ts_ns)

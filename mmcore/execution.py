@@ -1,0 +1,76 @@
+"""Execution reports: what an exchange (simulated or real) tells the engine about its orders.
+
+Names are past tense (events), prices in ticks, quantities in lots, times in ns since the epoch.
+The same types come from the simulated exchange and, later, from the venue adapters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+BUY = 1
+SELL = -1
+
+#: ``OrderRejected.code`` of a post-only order that would have taken liquidity (Binance spot LIMIT_MAKER
+#: -2010 "Order would immediately match and take."; USDⓈ-M GTX -5022).
+POST_ONLY_REJECT = "POST_ONLY_WOULD_MATCH"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    """The order rests on the book (ack). ``ts_ns``: exchange time of acceptance."""
+
+    ts_ns: int
+    client_order_id: str
+    venue_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    """The order was refused. ``reason``: exchange text; ``code``: machine-readable (``POST_ONLY_REJECT``...)."""
+
+    ts_ns: int
+    client_order_id: str
+    reason: str
+    code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    """A (partial) fill. ``price`` ticks, ``qty`` lots, ``fee`` quote currency (negative = rebate)."""
+
+    ts_ns: int
+    client_order_id: str
+    trade_id: int
+    side: int
+    price: int
+    qty: int
+    fee: Decimal
+    is_maker: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCanceled:
+    """The cancel took effect; ``remaining`` lots were left unfilled."""
+
+    ts_ns: int
+    client_order_id: str
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelRejected:
+    """The cancel was refused (unknown order: already filled, canceled, or not yet arrived)."""
+
+    ts_ns: int
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderExpired:
+    """An immediate-or-cancel order's unfilled ``remaining`` lots expired (no resting)."""
+
+    ts_ns: int
+    client_order_id: str
+    remaining: int

@@ -1,0 +1,249 @@
+"""Order manager: reconcile desired quotes with live orders through the risk gate and the order state machine.
+
+Per side: keep the working order while its price is within tolerance (``tolerance_ticks``, or
+``tolerance_bps`` of its price, whichever allows more) and it is younger than ``ttl_ns``; otherwise cancel it
+and place a new one (cancel/replace). Never more than ``max_orders_per_side`` live orders on a side (orders
+whose cancel is in flight count: they can still fill); with ``wait_for_cancel_ack`` no new order goes out on
+a side until its pending cancels are confirmed. Every new order passes :class:`mmcore_ext.risk.RiskGate`
+(refusals are counted per reason by the gate); every cancel passes the gate's cancel-rate limit except
+risk-driven cancel-all. A post-only reject (the price would have taken liquidity) re-prices one tick away
+from the mid, once.
+
+Every order lives in a compiled :class:`mmcore_ext.orders.Order`; illegal transitions are logged with both
+states named and counted, and the order is left unchanged. Duplicate execution reports (same trade id) are
+ignored and counted. Order lifecycle and fills go to the journal (off the hot path: a queue put).
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected,
+                              OrderExpired, OrderFilled, OrderRejected)
+from mmcore_ext import orders as om
+from mmcore_ext.risk import PASS, REASON_NAMES
+
+log = logging.getLogger("mmcore.orders")
+
+_STATE = om.STATE_NAMES
+_TERMINAL = frozenset(om.TERMINAL_STATES)
+
+
+class OrderManager:
+    """Tracks our orders and turns desired quotes into submit/cancel requests.
+
+    Parameters
+    ----------
+    exec_client
+        ``submit(ts_ns, coid, side, price_ticks, qty_lots, post_only=True)`` and ``cancel(ts_ns, coid)``.
+    gate : RiskGate
+        Pre-trade risk gate (also told about every open/closed order and fill).
+    coids : ClientOrderIdGenerator
+        Client order ids, unique across restarts (its counter is journaled).
+    journal : Journal or NullJournal
+    tolerance_ticks, tolerance_bps : int, float
+        Price tolerance for keeping a working order (ticks; bps of the order's price).
+    ttl_ns : int
+        Maximum age of a working order (ns) before it is replaced.
+    max_orders_per_side : int
+    wait_for_cancel_ack : bool
+    reprice_post_only : bool
+    """
+
+    def __init__(self, exec_client, gate, coids, journal, tolerance_ticks: int, tolerance_bps: float,
+                 ttl_ns: int, max_orders_per_side: int = 1, wait_for_cancel_ack: bool = False,
+                 reprice_post_only: bool = True):
+        self.exec = exec_client
+        self.gate = gate
+        self.coids = coids
+        self.journal = journal
+        self.tolerance = tolerance_ticks
+        self.tolerance_frac = tolerance_bps / 10_000.0
+        self.ttl_ns = ttl_ns
+        self.max_per_side = max_orders_per_side
+        self.wait_cancel_ack = wait_for_cancel_ack
+        self.reprice_post_only = reprice_post_only
+        self.orders: dict[str, om.Order] = {}        # every non-terminal order
+        self.working = {BUY: None, SELL: None}       # the order that stands for our quote on a side
+        self.live_count = {BUY: 0, SELL: 0}
+        self.cancel_pending = {BUY: set(), SELL: set()}
+        self._repriced: set[str] = set()
+        self.final_states = Counter()
+        self.counters = Counter()
+        self.placed = self.cancels = self.rejects = self.cancel_rejects = 0
+
+    # --- desired quotes -> actions (hot path) ---
+    def reconcile(self, ts_ns: int, bid_px: int, ask_px: int, qty: int) -> None:
+        """Make the working orders match ``bid_px``/``ask_px`` (ticks; 0 = none) of ``qty`` lots."""
+        if bid_px and ask_px and self.gate.check_spread(bid_px, ask_px) != PASS:
+            bid_px = ask_px = 0
+        self._side(ts_ns, BUY, bid_px, qty)
+        self._side(ts_ns, SELL, ask_px, qty)
+
+    def _side(self, ts_ns: int, side: int, px: int, qty: int) -> None:
+        o = self.working[side]
+        if o is not None:
+            if px and ts_ns - o.ts_created_ns < self.ttl_ns:
+                d = abs(o.price - px)
+                if d <= self.tolerance or d <= o.price * self.tolerance_frac:
+                    return
+            if self.gate.check_cancel(ts_ns) != PASS:
+                return                          # cancel-rate limit: keep the order for now
+            self._cancel(ts_ns, o)
+        if px:
+            self.place(ts_ns, side, px, qty)
+
+    def place(self, ts_ns: int, side: int, px: int, qty: int, post_only: bool = True,
+              check_risk: bool = True) -> om.Order | None:
+        """Send one order if the side has room and the risk gate passes it; return it (or None)."""
+        if self.live_count[side] >= self.max_per_side and post_only:
+            self.counters["side_full"] += 1
+            return None
+        if self.wait_cancel_ack and self.cancel_pending[side] and post_only:
+            self.counters["waiting_cancel_ack"] += 1
+            return None
+        gate = self.gate
+        if check_risk and gate.check_order(side, px, qty, ts_ns) != PASS:
+            return None
+        coid = self.coids.next_id()
+        o = om.Order(coid, side, px, qty, ts_ns)
+        o.apply(om.SUBMIT, ts_ns)
+        self.orders[coid] = o
+        if post_only:
+            self.working[side] = o
+        self.live_count[side] += 1
+        self.placed += 1
+        gate.on_order_open(side, px, qty)
+        gate.note_order_sent(ts_ns)
+        self.journal.record_order(ts_ns, coid, side, px, qty, "SUBMITTED")
+        self.journal.set_kv("coid_counter", self.coids.counter)
+        self.exec.submit(ts_ns, coid, side, px, qty, post_only)
+        return o
+
+    def _cancel(self, ts_ns: int, o) -> bool:
+        old = o.state
+        if o.apply(om.CANCEL_REQUEST, ts_ns) != om.OK:
+            self._illegal(o, om.CANCEL_REQUEST, old)
+            return False
+        side = o.side
+        if self.working[side] is o:
+            self.working[side] = None
+        self.cancel_pending[side].add(o.client_order_id)
+        self.cancels += 1
+        self.gate.note_cancel_sent(ts_ns, side)
+        self.journal.record_event(ts_ns, o.client_order_id, "CANCEL_REQUEST", _STATE[old], _STATE[o.state])
+        self.exec.cancel(ts_ns, o.client_order_id)
+        return True
+
+    def cancel_all(self, ts_ns: int) -> int:
+        """Cancel every live order whose cancel is not already in flight (risk-driven: not rate limited)."""
+        n = 0
+        for o in list(self.orders.values()):
+            if o.state != om.PENDING_CANCEL and o.state != om.PENDING_REPLACE:
+                n += self._cancel(ts_ns, o)
+        return n
+
+    # --- execution reports ---
+    def on_report(self, rep):
+        """Apply an execution report; return the order for a new (non-duplicate) fill, else None."""
+        coid = rep.client_order_id
+        o = self.orders.get(coid)
+        t = type(rep)
+        if o is None:
+            # Normal races: a cancel reject for an order that filled meanwhile. Anything else is logged.
+            self.counters["reports_for_closed_orders"] += 1
+            if t is not OrderCancelRejected:
+                log.warning("report for unknown or closed order %s: %r", coid, rep)
+            return None
+        ts = rep.ts_ns
+        old = o.state
+        if t is OrderFilled:
+            rc = o.fill(rep.trade_id, rep.price, rep.qty, ts)
+            if rc == om.DUPLICATE:
+                self.counters["duplicate_fills"] += 1
+                log.info("duplicate execution report ignored: %s trade %d", coid, rep.trade_id)
+                return None
+            if rc != om.OK:
+                self._illegal(o, om.FILL, old, rc)
+                return None
+            self.gate.on_fill(o.side, rep.price, rep.qty)
+            self.journal.record_fill(ts, coid, rep.trade_id, o.side, rep.price, rep.qty, rep.fee)
+            self.journal.record_event(ts, coid, "FILL", _STATE[old], _STATE[o.state], str(rep.trade_id))
+            if o.state in _TERMINAL:
+                self._close(o)
+            return o
+        if t is OrderAccepted:
+            rc = o.ack(rep.venue_order_id, ts)
+            event = om.ACK
+            self.journal.record_order(ts, coid, o.side, o.price, o.qty, _STATE[o.state], rep.venue_order_id)
+        elif t is OrderCanceled:
+            rc = o.apply(om.CANCEL_ACK, ts)
+            event = om.CANCEL_ACK
+        elif t is OrderExpired:
+            rc = o.apply(om.EXPIRE, ts)
+            event = om.EXPIRE
+        elif t is OrderRejected:
+            rc = o.apply(om.REJECT, ts)
+            event = om.REJECT
+            self.rejects += 1
+        elif t is OrderCancelRejected:
+            rc = o.apply(om.CANCEL_REJECT, ts)
+            event = om.CANCEL_REJECT
+            self.cancel_rejects += 1
+            self.cancel_pending[o.side].discard(coid)
+        else:
+            raise TypeError(f"not an execution report: {rep!r}")
+        if rc != om.OK:
+            self._illegal(o, event, old, rc)
+            return None
+        self.journal.record_event(ts, coid, om.EVENT_NAMES[event], _STATE[old], _STATE[o.state],
+                                  getattr(rep, "reason", None))
+        if o.state in _TERMINAL:
+            self._close(o)
+            if t is OrderRejected and rep.code == POST_ONLY_REJECT:
+                self._reprice(o, ts)
+        elif t is OrderCancelRejected and self.working[o.side] is None:
+            self.working[o.side] = o        # still live: it stands for our quote again
+        return None
+
+    def _reprice(self, o, ts_ns: int) -> None:
+        """A post-only order would have taken liquidity: try once more one tick further from the mid."""
+        if not self.reprice_post_only or o.client_order_id in self._repriced:
+            return
+        px = o.price - 1 if o.side == BUY else o.price + 1
+        new = self.place(ts_ns, o.side, px, o.qty) if px > 0 else None
+        if new is not None:
+            self._repriced.add(new.client_order_id)
+            self.counters["post_only_repriced"] += 1
+
+    def _close(self, o) -> None:
+        coid = o.client_order_id
+        self.orders.pop(coid, None)
+        side = o.side
+        self.live_count[side] -= 1
+        self.cancel_pending[side].discard(coid)
+        self._repriced.discard(coid)
+        if self.working[side] is o:
+            self.working[side] = None
+        self.gate.on_order_closed(side, o.price, o.remaining)
+        self.final_states[_STATE[o.state]] += 1
+
+    def _illegal(self, o, event: int, old: int, rc: int = om.ILLEGAL) -> None:
+        self.counters["illegal_transitions"] += 1
+        log.error("order %s: %s (result %d); order unchanged", o.client_order_id,
+                  om.transition_error(old, event), rc)
+
+    # --- reports ---
+    def state_counts(self) -> dict:
+        """Orders per state: final states of closed orders plus the current state of live ones."""
+        c = Counter(self.final_states)
+        for o in self.orders.values():
+            c[_STATE[o.state]] += 1
+        return dict(sorted(c.items()))
+
+    def refusal_counts(self) -> dict:
+        """Risk refusals per reason name (non-zero only)."""
+        return {k: v for k, v in self.gate.refusals().items() if v}
+
+
+__all__ = ["OrderManager", "REASON_NAMES"]

@@ -1,0 +1,93 @@
+"""Backtest outputs: ``report.json`` (numbers in the units named in the keys) and ``report.png``
+(mid and our quotes, inventory, mark-to-market PnL over time), plus the terminal summary table."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def write_json(summary: dict, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.json"
+    path.write_text(json.dumps(summary, indent=2))
+    return path
+
+
+def write_plot(series, summary: dict, out_dir: Path) -> Path:
+    """Three stacked panels against event time (s from the first sample)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.png"
+    t0 = series.ts_ns[0] if series.ts_ns else 0
+    t = [(x - t0) / 1e9 for x in series.ts_ns]
+    fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1.3, 1.3]})
+    ax = axes[0]
+    ax.plot(t, series.mid, color="black", lw=0.8, label="mid")
+    ax.plot(t, series.bid, color="tab:green", lw=0.6, label="our bid")
+    ax.plot(t, series.ask, color="tab:red", lw=0.6, label="our ask")
+    buys = [f for f in summary["fills"] if f["side"] == "buy"]
+    sells = [f for f in summary["fills"] if f["side"] == "sell"]
+    ax.scatter([(f["ts_ns"] - t0) / 1e9 for f in buys], [float(f["price"]) for f in buys], marker="^",
+               color="tab:green", s=18, label="buy fill", zorder=3)
+    ax.scatter([(f["ts_ns"] - t0) / 1e9 for f in sells], [float(f["price"]) for f in sells], marker="v",
+               color="tab:red", s=18, label="sell fill", zorder=3)
+    ax.set_ylabel("price (quote)")
+    ax.legend(loc="upper right", fontsize=8, ncol=5)
+    ax.set_title(f"{summary['market']} {summary['symbol']}: {summary['events']} events, "
+                 f"{summary['fill_count']} fills, mtm PnL {float(summary['mtm_pnl']):.4f}")
+    axes[1].step(t, series.inventory, where="post", color="tab:blue", lw=0.9)
+    axes[1].axhline(0, color="grey", lw=0.5)
+    axes[1].set_ylabel("inventory (base)")
+    axes[2].plot(t, series.pnl, color="tab:purple", lw=0.9)
+    axes[2].axhline(0, color="grey", lw=0.5)
+    axes[2].set_ylabel("mtm PnL (quote)")
+    axes[2].set_xlabel("event time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def print_summary(summary: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    lat, latp = summary["latency_us"], summary["latency_with_parse_us"]
+    t = Table(title=f"mmcore replay: {summary['market']} {summary['symbol']}", show_header=False)
+    t.add_column("metric", style="bold")
+    t.add_column("value", justify="right")
+    rows = [
+        ("events processed", f"{summary['events']:,} ({summary['lines']:,} lines)"),
+        ("wall time", f"{summary['wall_s']:.3f} s"),
+        ("events/s", f"{summary['events_per_s']:,}"),
+        ("orders placed", f"{summary['orders_placed']:,}"),
+        ("cancels", f"{summary['cancels']:,}"),
+        ("rejects (post-only)", f"{summary['rejects']:,}"),
+        ("fills (buy / sell)", f"{summary['fill_count']} ({summary['buy_fills']} / {summary['sell_fills']})"),
+        ("volume buy / sell (base)", f"{summary['buy_volume']} / {summary['sell_volume']}"),
+        ("final inventory (base)", summary["final_inventory"]),
+        ("max |inventory| (base)", summary["max_abs_inventory"]),
+        ("realised PnL (quote)", summary["realized_pnl"]),
+        ("mark-to-market PnL (quote)", summary["mtm_pnl"]),
+        ("fees (quote)", summary["fees"]),
+        ("hot path p50 / p99 / max (µs)", f"{lat['p50']} / {lat['p99']} / {lat['max']}"),
+        ("incl. JSON parse p50 / p99 / max (µs)", f"{latp['p50']} / {latp['p99']} / {latp['max']}"),
+        ("sequence gaps / crossed / malformed", f"{summary['gaps']} / {summary['crossed_book_events']} / "
+                                                f"{summary['malformed_lines']}"),
+        ("bookTicker checks ok / mismatches", f"{summary['bbo_checks_ok']} / {summary['bbo_mismatches']}"),
+    ]
+    refusals = ", ".join(f"{k} {v}" for k, v in summary["risk_refusals"].items()) or "none"
+    states = ", ".join(f"{c['from']}->{c['to']}" for c in summary["trading_state_changes"]) or "none"
+    rows += [
+        ("risk refusals", refusals),
+        ("trading state (changes)", f"{summary['trading_state']} ({states})"),
+        ("orders by final state", ", ".join(f"{k} {v}" for k, v in summary["orders"].items())),
+        ("shutdown clean", str(summary["shutdown_clean"])),
+    ]
+    for k, v in rows:
+        t.add_row(k, str(v))
+    console.print(t)

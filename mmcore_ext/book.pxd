@@ -1,0 +1,88 @@
+# L2 order book: integer ticks/lots in contiguous sorted C arrays, Binance snapshot+diff synchronisation.
+from libc.stdint cimport int64_t
+from mmcore_ext.events cimport Depth, DepthSnapshot, DepthDiff
+
+# Sequence rules (constructor argument).
+cpdef enum:
+    SYNC_SPOT = 0          # Binance spot: U/u chaining (U == previous u + 1)
+    SYNC_USDM = 1          # Binance USDⓈ-M futures: pu chaining (pu == previous u)
+
+# Book states.
+cpdef enum:
+    AWAITING_SNAPSHOT = 0  # no valid book: diffs are buffered until load_snapshot
+    SYNCED = 1             # levels valid as of last_update_id
+
+# Outcome codes of apply_diff.
+cpdef enum:
+    APPLIED = 0            # levels applied, last_update_id = u
+    BUFFERED = 1           # no snapshot yet: kept for replay at the next load_snapshot
+    STALE = 2              # dropped: already covered by the snapshot / book (u too old)
+    GAP = 3                # sequence gap: not applied, book cleared, state -> AWAITING_SNAPSHOT
+
+# Sides.
+cpdef enum:
+    BID = 1
+    ASK = -1
+
+# One price level.
+cdef struct Level:
+    int64_t px             # price (ticks)
+    int64_t qty            # quantity (lots), always > 0 inside the book
+
+# One side: lv[0..n) sorted so that sign*px is strictly ascending, best level at lv[n-1].
+cdef struct Side:
+    Level* lv
+    Py_ssize_t n
+    Py_ssize_t cap
+    int64_t sign           # +1 bids (prices ascending), -1 asks (prices descending)
+
+
+cdef class L2Book:
+    cdef Side _bids
+    cdef Side _asks
+    cdef object _pending            # collections.deque of DepthDiff (pre-snapshot / post-gap buffer)
+    cdef bint _await_first          # snapshot loaded, first straddling event not yet applied
+
+    cdef readonly int sync_rule
+    """SYNC_SPOT or SYNC_USDM: which Binance sequence rule is applied."""
+    cdef readonly int state
+    """AWAITING_SNAPSHOT or SYNCED."""
+    cdef readonly int64_t last_update_id
+    """Update id the levels reflect: snapshot ``lastUpdateId``, then ``u`` of each applied diff (-1 before any)."""
+    cdef readonly int64_t ts_local_ns
+    """Local receive time (ns) of the last applied snapshot or diff (0 before any)."""
+    cdef readonly int64_t applied
+    """Diffs applied (including buffered diffs replayed at snapshot load)."""
+    cdef readonly int64_t buffered
+    """Diffs buffered while awaiting a snapshot."""
+    cdef readonly int64_t stale
+    """Diffs dropped as already covered by the snapshot or the book."""
+    cdef readonly int64_t gaps
+    """Sequence gaps detected (each clears the book and requires a new snapshot)."""
+    cdef readonly int64_t crossed
+    """Applied diffs after which best bid >= best ask."""
+    cdef readonly int64_t buffer_dropped
+    """Buffered diffs discarded (oldest first) because the buffer held max_pending diffs."""
+    cdef readonly Py_ssize_t max_pending
+    """Capacity of the pre-snapshot buffer (diffs)."""
+
+    cdef int _reserve(self, Side* s, Py_ssize_t extra) except -1
+    cdef Side* _side(self, int side) except NULL
+    cdef int _process(self, DepthDiff d) except -1
+    cdef void _apply_levels(self, DepthDiff d) noexcept
+    cdef void _to_awaiting(self) noexcept
+    cdef int _buffer(self, DepthDiff d) except -1
+
+    cpdef int load_snapshot(self, DepthSnapshot s) except -1
+    cpdef int apply_diff(self, DepthDiff d) except -1
+    cpdef int64_t best_bid_px(self) noexcept
+    cpdef int64_t best_bid_qty(self) noexcept
+    cpdef int64_t best_ask_px(self) noexcept
+    cpdef int64_t best_ask_qty(self) noexcept
+    cpdef int64_t mid_x2(self) noexcept
+    cpdef int64_t spread(self) noexcept
+    cpdef double microprice(self) noexcept
+    cpdef bint is_crossed(self) noexcept
+    cpdef int64_t qty_at(self, int side, int64_t price) except -1
+    cpdef int64_t depth_qty(self, int side, Py_ssize_t n_levels) except -1
+    cpdef Py_ssize_t n_levels(self, int side) except -1
