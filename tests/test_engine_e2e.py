@@ -1,0 +1,131 @@
+"""End to end on the real recordings: backtest both files; accounting identities; every maker fill at its
+order's price (checked through the SQLite journal); report keys; tight limits visibly change the run."""
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+from mmcore.config import load_config
+from mmcore.replay import build_session, run_session, summarize
+
+from conftest import ROOT, SPOT_FILE, USDM_FILE
+
+REPORT_KEYS = {"events", "wall_s", "fills", "buy_fills", "sell_fills", "buy_volume", "sell_volume",
+               "final_inventory", "max_abs_inventory", "cash", "fees", "last_mid", "realized_pnl", "mtm_pnl",
+               "latency_us", "gaps", "malformed_lines", "risk_refusals", "trading_state_changes", "orders"}
+
+
+def _backtest(data, tmp_path, *overrides, journal=True):
+    cfg = load_config(overrides=list(overrides))
+    s = build_session(cfg, str(data), journal=str(tmp_path / "j.db") if journal else None)
+    asyncio.run(run_session(s))
+    return s, summarize(s)
+
+
+@pytest.fixture(scope="module", params=[USDM_FILE, SPOT_FILE], ids=["usdm", "spot"])
+def run(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.node.callspec.id if hasattr(request.node, "callspec") else "bt")
+    s, summary = _backtest(request.param, tmp)
+    return s, summary, tmp / "j.db"
+
+
+def test_backtest_quotes_and_fills_on_both_sides_with_a_clean_book(run):
+    s, summary, _ = run
+    assert summary["events"] == s.reader.lines          # every line is an event in these files
+    assert summary["buy_fills"] > 0 and summary["sell_fills"] > 0
+    assert summary["gaps"] == 0 and summary["crossed_book_events"] == 0 and summary["malformed_lines"] == 0
+    assert summary["bbo_mismatches"] == 0 and summary["bbo_checks_ok"] > 300
+    assert summary["shutdown_clean"] is True
+
+
+def test_accounting_identities_hold(run):
+    s, summary, _ = run
+    inst = s.instrument
+    signed = sum((1 if f["side"] == "buy" else -1) * Decimal(f["qty"]) for f in summary["fills"])
+    assert Decimal(summary["final_inventory"]) == signed
+    assert Decimal(summary["buy_volume"]) - Decimal(summary["sell_volume"]) == signed
+    mid = Decimal(summary["last_mid"])
+    assert Decimal(summary["cash"]) + Decimal(summary["final_inventory"]) * mid == Decimal(summary["mtm_pnl"])
+    cash = sum((-1 if f["side"] == "buy" else 1) * Decimal(f["price"]) * Decimal(f["qty"]) for f in summary["fills"])
+    fees = sum(Decimal(f["fee"]) for f in summary["fills"])
+    assert Decimal(summary["fees"]) == fees
+    assert Decimal(summary["cash"]) == cash - fees
+    assert s.portfolio.position * inst.lot_size == signed
+
+
+def test_every_maker_fill_is_at_its_orders_price_and_journaled_once(run):
+    s, summary, db = run
+    con = sqlite3.connect(db)
+    price = dict(con.execute("SELECT client_order_id, price_ticks FROM orders"))
+    rows = con.execute("SELECT client_order_id, trade_id, price_ticks, qty_lots FROM fills").fetchall()
+    assert len(rows) == len(summary["fills"]) == len({(r[0], r[1]) for r in rows})
+    for f in s.engine.fills:
+        if f.is_maker:
+            assert f.price == price[f.client_order_id]
+    for coid, _, px, _ in rows:
+        assert px == price[coid]
+    n_orders = con.execute("SELECT count(*) FROM orders").fetchone()[0]
+    assert n_orders == summary["orders_placed"] == sum(summary["orders"].values())
+    assert con.execute("SELECT count(DISTINCT client_order_id) FROM orders").fetchone()[0] == n_orders
+
+
+def test_latency_is_measured_per_event(run):
+    s, summary, _ = run
+    lat = summary["latency_us"]
+    assert len(s.hot_ns) == summary["events"]
+    assert 0 < lat["p50"] <= lat["p99"] <= lat["max"]
+    assert summary["latency_with_parse_us"]["p50"] > lat["p50"]
+
+
+def test_position_limit_below_one_order_size_stops_all_orders(tmp_path):
+    _, summary = _backtest(USDM_FILE, tmp_path, "risk.net_max=0.001", journal=False)
+    assert summary["orders_placed"] == 0 and summary["fill_count"] == 0
+    assert summary["risk_refusals"]["MAX_POSITION"] > 1000
+
+
+def test_tight_daily_loss_moves_trading_state_and_counts_refusals(tmp_path):
+    _, base = _backtest(USDM_FILE, tmp_path, journal=False)
+    _, tight = _backtest(USDM_FILE, tmp_path, "risk.max_daily_loss_usdt=0.5", journal=False)
+    assert [c["to"] for c in tight["trading_state_changes"]] == ["REDUCING"]
+    assert tight["trading_state_changes"][0]["ts_ns"] > 0 and "daily loss" in tight["trading_state_changes"][0]["reason"]
+    assert tight["risk_refusals"]["TRADING_REDUCING"] > 0
+    assert tight["orders_placed"] < base["orders_placed"] / 2
+
+
+def test_halt_cancels_everything_and_flattens_the_position(tmp_path):
+    _, summary = _backtest(USDM_FILE, tmp_path, "risk.reduce_at_fraction=null", "risk.max_daily_loss_usdt=0.3",
+                           journal=False)
+    assert [c["to"] for c in summary["trading_state_changes"]] == ["HALTED"]
+    halt_ts = summary["trading_state_changes"][0]["ts_ns"]
+    assert all(f["ts_ns"] <= halt_ts + 10**9 for f in summary["fills"])   # nothing trades after the halt
+    assert summary["final_inventory"] == "0.000"
+    assert summary["shutdown_clean"] is True
+
+
+def test_backtest_cli_writes_report_json_and_png(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mmcore", "backtest", "--data", str(USDM_FILE), "--out",
+                        str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert REPORT_KEYS <= set(report)
+    assert set(report["latency_us"]) == {"p50", "p99", "max"}
+    assert all(set(f) >= {"ts_ns", "side", "price", "qty"} for f in report["fills"])
+    png = (tmp_path / "report.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_book_cli_exports_top_of_book_after_every_applied_depth_event(tmp_path):
+    out = tmp_path / "book.csv"
+    r = subprocess.run([sys.executable, "-m", "mmcore", "book", "--data", str(SPOT_FILE), "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0] == "local_ts_ns,update_id,bid_px,bid_qty,ask_px,ask_qty"
+    assert len(lines) - 1 == 3449                     # applied depth events (data/README.md)
+    ts, u, bid, bq, ask, aq = lines[1].split(",")
+    assert bid.endswith("000000") and len(bid.split(".")[1]) == 8   # spot writes 8 decimals
+    assert Decimal(bid) < Decimal(ask)
