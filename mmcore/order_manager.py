@@ -26,6 +26,8 @@ from mmcore_ext.risk import PASS, REASON_NAMES
 log = logging.getLogger("mmcore.orders")
 
 _STATE = om.STATE_NAMES
+#: Client order ids reserved in the journal at a time (key ``coid_counter``).
+COID_BLOCK = 256
 _TERMINAL = frozenset(om.TERMINAL_STATES)
 
 
@@ -69,6 +71,7 @@ class OrderManager:
         self.cancel_pending = {BUY: set(), SELL: set()}
         self._repriced: set[str] = set()
         self.final_states = Counter()
+        self._coid_reserved = 0
         self.counters = Counter()
         self.placed = self.cancels = self.rejects = self.cancel_rejects = 0
 
@@ -116,7 +119,11 @@ class OrderManager:
         gate.on_order_open(side, px, qty)
         gate.note_order_sent(ts_ns)
         self.journal.record_order(ts_ns, coid, side, px, qty, "SUBMITTED")
-        self.journal.set_kv("coid_counter", self.coids.counter)
+        if self.coids.counter >= self._coid_reserved:
+            # Reserve the next block of ids in the journal: a restart continues after the reservation, so
+            # an id is never reused even if the last writes before a crash were lost.
+            self._coid_reserved = self.coids.counter + COID_BLOCK
+            self.journal.set_kv("coid_counter", self._coid_reserved)
         self.exec.submit(ts_ns, coid, side, px, qty, post_only)
         return o
 

@@ -75,8 +75,11 @@ class Session:
 
 
 def build_session(config: Config, data: str | None = None, market: str | None = None,
-                  journal: str | None = None) -> Session:
+                  journal: str | None = None, book_cls=L2Book) -> Session:
     """Wire instrument, book, quoter, simulated exchange and engine from a validated config.
+
+    ``journal`` overrides ``journal.path``; ``book_cls`` lets benchmarks swap in the pure-Python reference
+    book (same API) to compare the hot path in the same run.
 
     Raises ValueError (with the path) when the data file's market or symbol cannot be determined or is
     not in the instrument table.
@@ -98,7 +101,7 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
                          f"step size {instrument.step_size} of {instrument.symbol}")
     max_inv = int(config.get("strategy.max_inventory") / instrument.lot_size)
     reader = ReplayReader(path, instrument=instrument)
-    book = L2Book(sync_rule_for_market(market))
+    book = book_cls(sync_rule_for_market(market))
     quoter = AvellanedaStoikov(config.get("strategy.gamma"), config.get("strategy.kappa"),
                                config.get("strategy.horizon_s"), config.get("strategy.min_spread_bps"),
                                config.get("strategy.max_spread_bps"), float(instrument.tick_size))
