@@ -206,8 +206,9 @@ class OrderManager:
         self.journal.record_event(ts, coid, om.EVENT_NAMES[event], _STATE[old], _STATE[o.state],
                                   getattr(rep, "reason", None))
         if o.state in _TERMINAL:
+            was_repriced = coid in self._repriced
             self._close(o)
-            if t is OrderRejected and rep.code == POST_ONLY_REJECT:
+            if t is OrderRejected and rep.code == POST_ONLY_REJECT and not was_repriced:
                 self._reprice(o, ts)
         elif t is OrderCancelRejected and self.working[o.side] is None:
             self.working[o.side] = o        # still live: it stands for our quote again
@@ -215,7 +216,7 @@ class OrderManager:
 
     def _reprice(self, o, ts_ns: int) -> None:
         """A post-only order would have taken liquidity: try once more one tick further from the mid."""
-        if not self.reprice_post_only or o.client_order_id in self._repriced:
+        if not self.reprice_post_only:
             return
         px = o.price - 1 if o.side == BUY else o.price + 1
         new = self.place(ts_ns, o.side, px, o.qty) if px > 0 else None

@@ -133,8 +133,10 @@ def classify(status: int, error_code: int | None, is_order_request: bool, *,
     if status in (418, 403):
         return Outcome.BANNED
     unknown = Outcome.UNKNOWN_STATUS if is_order_request else Outcome.TRANSIENT
-    if error_code in UNKNOWN_STATUS_CODES or status in (408, 409):
-        return unknown if (status != 409 or is_order_request) else Outcome.BUSINESS_REJECT
+    if status == 409:               # cancelReplace: cancel failed but the new order was placed (or vice versa)
+        return Outcome.UNKNOWN_STATUS if is_order_request else Outcome.BUSINESS_REJECT
+    if error_code in UNKNOWN_STATUS_CODES or status == 408:
+        return unknown
     if 400 <= status < 500:
         return Outcome.BUSINESS_REJECT
     if status == 503 and message and message.strip().lower().startswith(FAILED_503_MESSAGES):
@@ -501,34 +503,34 @@ class RateLimiter:
     # -- limits
 
     def _set_limits(self, limits: Iterable[LimitSpec]) -> None:
-        windows: dict[tuple[str, str], _Window] = {}
+        specs: dict[tuple[str, str], tuple[LimitSpec, int]] = {}
         for spec in limits:
             budget = math.floor(spec.limit * self.margin)
             if budget < 1:
                 raise ValueError(f"{self.venue.venue}: {spec.kind} {spec.interval} limit {spec.limit} x margin "
                                  f"{self.margin} leaves no budget")
-            key = (spec.kind, spec.interval)
+            specs[(spec.kind, spec.interval)] = (spec, budget)
+        units_of = {"REQUEST_WEIGHT": lambda ep: ep.weight, "ORDERS": lambda ep: ep.orders,
+                    "RAW_REQUESTS": lambda ep: 1}
+        for name, ep in self.venue.endpoints.items():          # validate before changing any state
+            for (kind, interval), (spec, budget) in specs.items():
+                if units_of[kind](ep) > budget:
+                    raise ValueError(f"{self.venue.venue}: endpoint {name} costs {units_of[kind](ep)} but the "
+                                     f"{kind} {interval} budget is {budget}")
+        windows: dict[tuple[str, str], _Window] = {}
+        for key, (spec, budget) in specs.items():
             old = self._windows.get(key)
-            if old is not None and old.interval_ns == spec.interval_ns:
+            if old is not None:
                 old.spec, old.budget = spec, budget      # keep the usage already counted
                 windows[key] = old
             else:
                 windows[key] = _Window(spec, budget, self._n_buckets, self._skew_ns)
         self._windows = windows
-        costs: dict[str, tuple[tuple[_Window, int], ...]] = {}
-        for name, ep in self.venue.endpoints.items():
-            row = []
-            for w in windows.values():
-                units = {"REQUEST_WEIGHT": ep.weight, "ORDERS": ep.orders, "RAW_REQUESTS": 1}[w.spec.kind]
-                if units > w.budget:
-                    raise ValueError(f"{self.venue.venue}: endpoint {name} costs {units} but the "
-                                     f"{w.spec.kind} {w.spec.interval} budget is {w.budget}")
-                if units:
-                    row.append((w, units))
-            costs[name] = tuple(row)
-        self._costs = costs
-        self._order_costs = costs[self.venue.order_endpoint]
-        self._places_orders = {name for name, ep in self.venue.endpoints.items() if ep.orders > 0}
+        self._costs = {name: tuple((w, units_of[w.spec.kind](ep)) for w in windows.values()
+                                   if units_of[w.spec.kind](ep) > 0)
+                       for name, ep in self.venue.endpoints.items()}
+        self._order_costs = self._costs[self.venue.order_endpoint]
+        self._places_orders = frozenset(name for name, ep in self.venue.endpoints.items() if ep.orders > 0)
 
     def set_limits_from_exchange_info(self, rate_limits: Iterable[Mapping[str, Any]]) -> None:
         """Replace the limits with exchangeInfo's ``rateLimits`` array (the exchange's authoritative values).
@@ -661,10 +663,8 @@ class RateLimiter:
         until = ts_ns + int(delay_s * NS_PER_S)
         if orders_only:
             self._block_orders_until = max(self._block_orders_until, until)
-        elif until > self._block_all_until or self._block_all_reason != "banned":
-            if until >= self._block_all_until:
-                self._block_all_until, self._block_all_reason = until, "rate_limited"
-        return until
+            return until
+        return self._block_all(ts_ns, until, "rate_limited")
 
     def on_banned(self, ts_ns: int, retry_after: float | None, banned_until_ms: int | None = None, *,
                   waf: bool = False) -> int:
@@ -680,12 +680,16 @@ class RateLimiter:
             candidates.append(int(banned_until_ms) * 1_000_000)
         if not candidates:
             candidates.append(ts_ns + int((self.waf_block_s if waf else self.default_ban_s) * NS_PER_S))
-        until = max(candidates)
-        if until >= self._block_all_until or self._block_all_reason != "banned":
-            self._block_all_until = max(until, self._block_all_until) if self._block_all_reason == "banned" \
-                else until
-            self._block_all_reason = "banned"
-        return self._block_all_until
+        return self._block_all(ts_ns, max(candidates), "banned")
+
+    def _block_all(self, ts_ns: int, until: int, reason: str) -> int:
+        """Extend the venue-wide block to ``until``; a ban dominates a rate-limit block it overlaps."""
+        if ts_ns < self._block_all_until:
+            until = max(until, self._block_all_until)
+            if self._block_all_reason == "banned":
+                reason = "banned"
+        self._block_all_until, self._block_all_reason = until, reason
+        return until
 
 
 # ----------------------------------------------------------------------------------------------- errors
@@ -844,6 +848,7 @@ async def call_with_retries(fn: Callable[[], Awaitable[Response]], *, endpoint: 
         code: int | None = None
         headers: Mapping[str, str] | None = None
         body: Any = None
+        msg_raw: str | None = None
         try:
             status, headers, body = await fn()
         except Exception as exc:      # noqa: BLE001 - classified below, re-raised if not a transport error
@@ -855,7 +860,6 @@ async def call_with_retries(fn: Callable[[], Awaitable[Response]], *, endpoint: 
         else:
             now = clock()
             limiter.update_from_headers(headers, now)
-            msg_raw = None
             if not 200 <= status < 300:
                 code, msg_raw = parse_error_body(body)
             outcome = classify(status, code, is_order_request, message=msg_raw)
@@ -880,7 +884,7 @@ async def call_with_retries(fn: Callable[[], Awaitable[Response]], *, endpoint: 
 
         if outcome is Outcome.BANNED:
             now = clock()
-            m = _BANNED_UNTIL.search(msg_raw or "") if cause is None else None
+            m = _BANNED_UNTIL.search(msg_raw or "")
             banned_ms = None
             if m:
                 v = int(m.group(1))

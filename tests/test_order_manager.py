@@ -1,0 +1,166 @@
+"""Order manager: keep/replace by tolerance and TTL, orders per side, waiting for cancel acks, post-only
+re-price once, cancel reject restoring the order, duplicate fills, risk refusals and cancel-rate limits.
+
+Uses the compiled risk gate and order state machine with a recording execution client (no exchange)."""
+from decimal import Decimal
+
+import pytest
+
+from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected,
+                              OrderFilled, OrderRejected)
+from mmcore.journal import NullJournal
+from mmcore.order_manager import OrderManager
+from mmcore.risk_config import RiskConfig
+from mmcore_ext import orders as om
+from mmcore_ext.orders import ClientOrderIdGenerator
+from mmcore_ext.risk import RiskGate
+
+TICK, LOT = Decimal("0.1"), Decimal("0.001")
+MID_X2 = 2 * 618000          # mid 61800.0
+S = 1_000_000_000
+
+
+class RecordingClient:
+    def __init__(self):
+        self.sent = []
+
+    def submit(self, ts, coid, side, px, qty, post_only=True):
+        self.sent.append(("submit", coid, side, px, qty, post_only))
+
+    def cancel(self, ts, coid):
+        self.sent.append(("cancel", coid))
+
+    def kinds(self):
+        return [x[0] for x in self.sent]
+
+
+def make(tol=3, ttl_s=10, per_side=1, wait_ack=False, **risk):
+    cfg = RiskConfig(**{"max_single_trade_usdt": 500, "max_symbol_notional_usdt": 5000,
+                        "max_global_notional_usdt": 10000, "min_spread_frac": 0.0, **risk})
+    gate = RiskGate(cfg, TICK, LOT, "BTCUSDT")
+    gate.on_market(0, MID_X2, True)
+    client = RecordingClient()
+    mgr = OrderManager(client, gate, ClientOrderIdGenerator("t-"), NullJournal(), tol, 0.0, ttl_s * S, per_side,
+                       wait_ack)
+    return mgr, client, gate
+
+
+def test_places_both_sides_then_keeps_them_within_tolerance_and_ttl():
+    mgr, c, _ = make()
+    mgr.reconcile(1, 617990, 618010, 2)
+    assert [(k, side, px) for k, _, side, px, *_ in c.sent] == [("submit", BUY, 617990), ("submit", SELL, 618010)]
+    mgr.reconcile(2, 617993, 618007, 2)           # moved 3 ticks: within tolerance
+    assert len(c.sent) == 2
+
+
+def test_price_moved_beyond_tolerance_cancels_and_replaces():
+    mgr, c, _ = make(per_side=2)
+    mgr.reconcile(1, 617990, 0, 2)
+    mgr.reconcile(2, 617986, 0, 2)                # 4 ticks > 3
+    assert c.kinds() == ["submit", "cancel", "submit"]
+    assert c.sent[2][3] == 617986
+
+
+def test_order_older_than_ttl_is_replaced_at_the_same_price():
+    mgr, c, _ = make(ttl_s=10, per_side=2)
+    mgr.reconcile(0, 617990, 0, 2)
+    mgr.reconcile(10 * S - 1, 617990, 0, 2)
+    assert c.kinds() == ["submit"]
+    mgr.reconcile(10 * S, 617990, 0, 2)
+    assert c.kinds() == ["submit", "cancel", "submit"]
+
+
+def test_never_more_than_the_configured_orders_per_side():
+    mgr, c, _ = make(per_side=1)
+    mgr.reconcile(1, 617990, 0, 2)
+    mgr.reconcile(2, 617980, 0, 2)                # cancel sent, but the old order still counts (can fill)
+    assert c.kinds() == ["submit", "cancel"]
+    coid = c.sent[0][1]
+    mgr.on_report(OrderCanceled(3, coid, 2))
+    mgr.reconcile(4, 617980, 0, 2)
+    assert c.kinds() == ["submit", "cancel", "submit"]
+
+
+def test_wait_for_cancel_ack_holds_new_orders_on_that_side():
+    mgr, c, _ = make(per_side=2, wait_ack=True)
+    mgr.reconcile(1, 617990, 0, 2)
+    mgr.reconcile(2, 617980, 0, 2)
+    assert c.kinds() == ["submit", "cancel"]
+    mgr.on_report(OrderCanceled(3, c.sent[0][1], 2))
+    mgr.reconcile(4, 617980, 0, 2)
+    assert c.kinds() == ["submit", "cancel", "submit"]
+
+
+def test_post_only_reject_reprices_one_tick_away_only_once():
+    mgr, c, _ = make()
+    mgr.reconcile(1, 617999, 0, 2)
+    first = c.sent[0][1]
+    mgr.on_report(OrderRejected(2, first, "would match", POST_ONLY_REJECT))
+    assert c.sent[-1][:4] == ("submit", c.sent[-1][1], BUY, 617998)
+    second = c.sent[-1][1]
+    mgr.on_report(OrderRejected(3, second, "would match", POST_ONLY_REJECT))
+    assert len(c.sent) == 2                       # not re-priced a second time
+    assert mgr.counters["post_only_repriced"] == 1
+    assert mgr.state_counts() == {"REJECTED": 2}
+
+
+def test_cancel_reject_restores_the_order_and_it_is_tracked_again():
+    mgr, c, _ = make()
+    mgr.reconcile(1, 617990, 0, 2)
+    coid = c.sent[0][1]
+    mgr.on_report(OrderAccepted(2, coid, "v1"))
+    mgr.reconcile(3, 617970, 0, 2)                # replace: cancel goes out; new order waits (1 per side)
+    assert mgr.orders[coid].state == om.PENDING_CANCEL
+    mgr.on_report(OrderCancelRejected(4, coid, "unknown order"))
+    assert mgr.orders[coid].state == om.ACCEPTED
+    assert mgr.working[BUY] is mgr.orders[coid]
+
+
+def test_fill_after_cancel_request_and_duplicate_report_is_ignored():
+    mgr, c, gate = make()
+    mgr.reconcile(1, 617990, 0, 2)
+    coid = c.sent[0][1]
+    mgr.on_report(OrderAccepted(2, coid, "v1"))
+    mgr.cancel_all(3)
+    fill = OrderFilled(4, coid, 77, BUY, 617990, 1, Decimal("0"))
+    assert mgr.on_report(fill) is not None
+    assert mgr.on_report(fill) is None            # same trade id again
+    assert mgr.counters["duplicate_fills"] == 1
+    assert gate.position_lots == 1
+    mgr.on_report(OrderCanceled(5, coid, 1))
+    assert mgr.state_counts() == {"CANCELED": 1} and not mgr.orders
+
+
+def test_risk_refusal_places_nothing_and_is_counted():
+    mgr, c, _ = make(max_single_trade_usdt=100)   # 2 lots * 61799 = 123.6 USDT > 100
+    mgr.reconcile(1, 617990, 618010, 2)
+    assert c.sent == []
+    assert mgr.refusal_counts() == {"MAX_ORDER_NOTIONAL": 2}
+
+
+def test_cancel_rate_limit_keeps_the_order_instead_of_replacing():
+    mgr, c, _ = make(cancels_per_window=1, window_s=10.0)
+    mgr.reconcile(1, 617990, 0, 2)
+    mgr.reconcile(2, 617900, 0, 2)                # first replace: cancel allowed
+    mgr.on_report(OrderCanceled(3, c.sent[0][1], 2))
+    mgr.reconcile(4, 617900, 0, 2)
+    n = len(c.sent)
+    mgr.reconcile(5, 617800, 0, 2)                # second cancel within the window: refused, order kept
+    assert len(c.sent) == n
+    assert mgr.refusal_counts().get("CANCEL_RATE") == 1
+
+
+def test_illegal_report_is_logged_counted_and_leaves_the_order_unchanged(caplog):
+    mgr, c, _ = make()
+    mgr.reconcile(1, 617990, 0, 2)
+    coid = c.sent[0][1]
+    mgr.on_report(OrderAccepted(2, coid, "v1"))
+    mgr.on_report(OrderFilled(3, coid, 1, BUY, 617990, 2, Decimal("0")))    # filled and closed
+    mgr.reconcile(4, 617990, 0, 2)
+    new = c.sent[-1][1]
+    mgr.on_report(OrderAccepted(5, new, "v2"))
+    before = mgr.orders[new].state
+    mgr.on_report(OrderFilled(6, new, 2, BUY, 617990, 5, Decimal("0")))     # overfill: 5 > 2
+    assert mgr.orders[new].state == before and mgr.orders[new].filled == 0
+    assert mgr.counters["illegal_transitions"] == 1
+    assert "order " + new in caplog.text
