@@ -62,12 +62,21 @@ def test_price_moved_beyond_tolerance_cancels_and_replaces():
 
 
 def test_order_older_than_ttl_is_replaced_at_the_same_price():
-    mgr, c, _ = make(ttl_s=10, per_side=2)
+    mgr, c, gate = make(ttl_s=10, per_side=2)
     mgr.reconcile(0, 617990, 0, 2)
+    gate.on_market(10 * S - 1, MID_X2, True)
     mgr.reconcile(10 * S - 1, 617990, 0, 2)
     assert c.kinds() == ["submit"]
     mgr.reconcile(10 * S, 617990, 0, 2)
     assert c.kinds() == ["submit", "cancel", "submit"]
+
+
+def test_stale_market_data_refuses_the_replacement():
+    mgr, c, _ = make(ttl_s=10, per_side=2)        # stale_after_s defaults to 5 s
+    mgr.reconcile(0, 617990, 0, 2)
+    mgr.reconcile(10 * S, 617990, 0, 2)           # no market update for 10 s
+    assert c.kinds() == ["submit", "cancel"]
+    assert mgr.refusal_counts() == {"STALE_DATA": 1}
 
 
 def test_never_more_than_the_configured_orders_per_side():
