@@ -12,7 +12,7 @@ import pytest
 from mmcore.config import load_config
 from mmcore.replay import build_session, run_session, summarize
 
-from conftest import ROOT, SPOT_FILE, USDM_FILE
+from datafiles import ROOT, SPOT_FILE, USDM_FILE
 
 REPORT_KEYS = {"events", "wall_s", "fills", "buy_fills", "sell_fills", "buy_volume", "sell_volume",
                "final_inventory", "max_abs_inventory", "cash", "fees", "last_mid", "realized_pnl", "mtm_pnl",

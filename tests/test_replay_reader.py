@@ -7,7 +7,7 @@ import pytest
 from mmcore.venues.binance.replay import BinanceDecoder, MalformedLine, ReplayReader, detect_market
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 
-from conftest import SHARED_2023, SPOT_FILE, USDM_FILE
+from datafiles import SHARED_2023, SPOT_FILE, USDM_FILE
 
 
 @pytest.mark.parametrize("text, ns", [(b"1723161255030314667", 1723161255030314667),
