@@ -1,8 +1,10 @@
 """Build the compiled core: every ``mmcore_ext/*.pyx`` is cythonized with its ``.pxd`` declarations.
 
 ``pip install -e .`` builds everything (build requirements are declared in ``pyproject.toml``).
-Bounds checks and negative-index wraparound are off module-wide: every index in ``mmcore_ext`` is
-computed from a length checked in the same function (see each module's comments).
+Compiler directives that change semantics (``boundscheck``, ``wraparound``, ``cdivision``) are set in each
+module's ``# cython:`` header, not here, so a module compiled alone (``cythonize -i``) behaves exactly as in
+the package build: they are off only in the modules whose indices are proven in range (book, quoting, risk;
+see their header comments).
 """
 import glob
 import os
@@ -28,11 +30,6 @@ setup(
     ext_modules=cythonize(
         extensions,
         language_level=3,
-        compiler_directives={
-            "boundscheck": False,
-            "wraparound": False,
-            "initializedcheck": False,
-            "embedsignature": True,
-        },
+        compiler_directives={"embedsignature": True},
     ),
 )
