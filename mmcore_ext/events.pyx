@@ -1,8 +1,8 @@
 # cython: language_level=3
 """Typed market-data events built straight from the exchange's decimal strings.
 
-The venue adapter parses a frame with orjson and hands the fields here; from this point on there are no
-dicts and no floats: prices are int64 ticks, quantities int64 lots, times int64 ns. Depth levels live in
+The venue codec (e.g. :mod:`mmcore_ext.binance_codec`) parses a frame with orjson and fills these objects
+through their C-level fields; from this point on there are no dicts and no floats: prices are int64 ticks, quantities int64 lots, times int64 ns. Depth levels live in
 one malloc'd C block per event, so the book applies them without touching Python objects.
 """
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -107,17 +107,6 @@ cdef class DepthSnapshot(Depth):
         return f"DepthSnapshot(last_update_id={self.last_update_id}, bids={self.n_bids}, asks={self.n_asks})"
 
     @staticmethod
-    def from_strings(InstrumentGrid grid, int64_t ts_local_ns, int64_t ts_event_ns, int64_t last_update_id,
-                     list bids, list asks):
-        """Build from the exchange's ``[[price_str, qty_str], ...]`` lists. Raises ValueError if malformed."""
-        cdef DepthSnapshot s = DepthSnapshot.__new__(DepthSnapshot)
-        s.ts_local_ns = ts_local_ns
-        s.ts_event_ns = ts_event_ns
-        s.last_update_id = last_update_id
-        s._fill(grid, bids, asks)
-        return s
-
-    @staticmethod
     def from_ticks(int64_t last_update_id, bids, asks, int64_t ts_local_ns=0, int64_t ts_event_ns=0):
         """Build from ``[(price_ticks, qty_lots), ...]`` sequences (tests, synthetic data)."""
         cdef DepthSnapshot s = DepthSnapshot.__new__(DepthSnapshot)
@@ -134,22 +123,6 @@ cdef class DepthDiff(Depth):
     def __repr__(self):
         return (f"DepthDiff(U={self.first_update_id}, u={self.final_update_id}, pu={self.prev_final_update_id}, "
                 f"bids={self.n_bids}, asks={self.n_asks})")
-
-    @staticmethod
-    def from_strings(InstrumentGrid grid, int64_t ts_local_ns, int64_t ts_event_ns, int64_t first_update_id,
-                     int64_t final_update_id, int64_t prev_final_update_id, list bids, list asks):
-        """Build from the exchange's level lists; ``prev_final_update_id`` is -1 when the venue has no ``pu``.
-
-        Raises ValueError if a level is malformed or off the grid.
-        """
-        cdef DepthDiff d = DepthDiff.__new__(DepthDiff)
-        d.ts_local_ns = ts_local_ns
-        d.ts_event_ns = ts_event_ns
-        d.first_update_id = first_update_id
-        d.final_update_id = final_update_id
-        d.prev_final_update_id = prev_final_update_id
-        d._fill(grid, bids, asks)
-        return d
 
     @staticmethod
     def from_ticks(int64_t first_update_id, int64_t final_update_id, bids, asks,
@@ -185,20 +158,6 @@ cdef class Trade:
     def __repr__(self):
         return f"Trade(id={self.trade_id}, price={self.price}, qty={self.qty}, side={self.side})"
 
-    @staticmethod
-    def from_strings(InstrumentGrid grid, int64_t ts_local_ns, int64_t ts_event_ns, int64_t trade_id,
-                     str price, str qty, bint buyer_is_maker):
-        """Build from Binance fields ``p``, ``q`` and ``m`` (``m`` true: the seller was the aggressor)."""
-        cdef Trade t = Trade.__new__(Trade)
-        t.ts_local_ns = ts_local_ns
-        t.ts_event_ns = ts_event_ns
-        t.trade_id = trade_id
-        t.price = units_from_str(price, grid.price)
-        t.qty = units_from_str(qty, grid.qty)
-        if t.price <= 0 or t.qty <= 0:
-            raise ValueError(f"trade {trade_id}: price and quantity must be > 0")
-        t.side = -1 if buyer_is_maker else 1
-        return t
 
 
 cdef class BookTicker:
@@ -217,17 +176,3 @@ cdef class BookTicker:
     def __repr__(self):
         return (f"BookTicker(u={self.update_id}, bid={self.bid_px}x{self.bid_qty}, "
                 f"ask={self.ask_px}x{self.ask_qty})")
-
-    @staticmethod
-    def from_strings(InstrumentGrid grid, int64_t ts_local_ns, int64_t ts_event_ns, int64_t update_id,
-                     str bid_px, str bid_qty, str ask_px, str ask_qty):
-        """Build from Binance fields ``b``, ``B``, ``a``, ``A``. Raises ValueError if malformed."""
-        cdef BookTicker t = BookTicker.__new__(BookTicker)
-        t.ts_local_ns = ts_local_ns
-        t.ts_event_ns = ts_event_ns
-        t.update_id = update_id
-        t.bid_px = units_from_str(bid_px, grid.price)
-        t.bid_qty = units_from_str(bid_qty, grid.qty)
-        t.ask_px = units_from_str(ask_px, grid.price)
-        t.ask_qty = units_from_str(ask_qty, grid.qty)
-        return t
