@@ -79,6 +79,28 @@ class Portfolio:
         if abs(self.position) > self.max_abs_position:
             self.max_abs_position = abs(self.position)
 
+    def restore(self, fills) -> None:
+        """Rebuild the state from the complete fill history (restart from the journal).
+
+        Every field (position, cash, fees, average cost, realised PnL, counts) comes out exactly as if the
+        fills had been booked live; a position snapshot alone could not restore the cost basis.
+
+        Parameters
+        ----------
+        fills : iterable
+            In booking order, each with ``side`` (+1/-1), ``price_ticks`` (ticks), ``qty_lots`` (lots) and
+            ``fee`` (Decimal, quote currency), e.g. :class:`mmcore.journal.FillRow`.
+
+        Raises
+        ------
+        ValueError
+            This portfolio has already booked fills, or a fill quantity is not > 0.
+        """
+        if self.buy_count or self.sell_count:
+            raise ValueError("restore() needs a portfolio that has booked no fill")
+        for f in fills:
+            self.on_fill(f.side, f.price_ticks, f.qty_lots, f.fee)
+
     # --- reports in quote currency (exact Decimal) ---
     def cash(self) -> Decimal:
         """Cash in quote currency, net of fees."""

@@ -26,7 +26,7 @@ from mmcore_ext.risk import PASS, REASON_NAMES
 log = logging.getLogger("mmcore.orders")
 
 _STATE = om.STATE_NAMES
-#: Client order ids reserved in the journal at a time (key ``coid_counter``).
+#: Client order ids reserved durably in the journal at a time (key ``coid_counter``).
 COID_BLOCK = 256
 _TERMINAL = frozenset(om.TERMINAL_STATES)
 
@@ -108,6 +108,8 @@ class OrderManager:
         gate = self.gate
         if check_risk and gate.check_order(side, px, qty, ts_ns) != PASS:
             return None
+        if self.coids.counter >= self._coid_reserved:
+            self._reserve_coids()
         coid = self.coids.next_id()
         o = om.Order(coid, side, px, qty, ts_ns)
         o.apply(om.SUBMIT, ts_ns)
@@ -119,13 +121,18 @@ class OrderManager:
         gate.on_order_open(side, px, qty)
         gate.note_order_sent(ts_ns)
         self.journal.record_order(ts_ns, coid, side, px, qty, "SUBMITTED")
-        if self.coids.counter >= self._coid_reserved:
-            # Reserve the next block of ids in the journal: a restart continues after the reservation, so
-            # an id is never reused even if the last writes before a crash were lost.
-            self._coid_reserved = self.coids.counter + COID_BLOCK
-            self.journal.set_kv("coid_counter", self._coid_reserved)
         self.exec.submit(ts_ns, coid, side, px, qty, post_only)
         return o
+
+    def _reserve_coids(self) -> None:
+        # Durably reserve the next block of client order ids before any of them is sent: a restart continues
+        # after the reservation (journal key ``coid_counter``), so an id is never reused even when the last
+        # journal writes before a crash were lost. One flush per COID_BLOCK orders; raises JournalError if
+        # the reservation cannot be written (the order is then not sent).
+        self._coid_reserved = self.coids.counter + COID_BLOCK
+        self.journal.set_kv("coid_counter", self._coid_reserved)
+        self.journal.flush()
+        self.counters["coid_reservations"] += 1
 
     def _cancel(self, ts_ns: int, o) -> bool:
         old = o.state
@@ -240,6 +247,103 @@ class OrderManager:
         self.counters["illegal_transitions"] += 1
         log.error("order %s: %s (result %d); order unchanged", o.client_order_id,
                   om.transition_error(old, event), rc)
+
+    # --- recovery (restart / reconnect: mmcore.recovery; not the hot path) ---
+    def adopt(self, ts_ns: int, coid: str, side: int, price: int, qty: int, ts_created_ns: int,
+              venue_order_id: str | None = None, fills=(), acked: bool = True) -> om.Order:
+        """Track an order found open at the venue that this manager does not know (after a restart).
+
+        The order gets the state machine's path SUBMIT (+ ACK if ``acked``) + one FILL per already booked
+        fill, so later duplicate reports of those fills are recognised by trade id. It becomes the working
+        order of its side if that side has none (the quoter then keeps or replaces it like any other), is
+        counted live, opened at the risk gate with its remaining quantity, and journaled (upsert + event
+        ``ADOPT``). The fills are *not* booked again (portfolio, gate position, journal fills): they must
+        already be.
+
+        Parameters
+        ----------
+        ts_ns : int
+            Adoption time (ns); time of the ACK.
+        coid, side, price, qty, ts_created_ns
+            Client order id, +1/-1, limit price (ticks), original quantity (lots), creation time (ns).
+        venue_order_id : str, optional
+        fills : iterable of (trade_id, price_ticks, qty_lots, ts_ns)
+            Fills of this order already booked (from the journal).
+        acked : bool
+            False if the venue has not accepted the order yet (it stays SUBMITTED).
+
+        Returns
+        -------
+        Order
+
+        Raises
+        ------
+        ValueError
+            ``coid`` is already tracked, a fill is refused (e.g. more than ``qty``), or the fills complete
+            the order (nothing left to adopt). Nothing is changed then.
+        """
+        if coid in self.orders:
+            raise ValueError(f"order {coid} is already tracked")
+        o = om.Order(coid, side, price, qty, ts_created_ns)
+        o.apply(om.SUBMIT, ts_created_ns)
+        if acked:
+            o.ack(venue_order_id, ts_ns)
+        for trade_id, px, q, ts in fills:
+            if o.fill(trade_id, px, q, ts) not in (om.OK, om.DUPLICATE):
+                raise ValueError(f"cannot adopt {coid}: {o.last_error}")
+        if o.state in _TERMINAL:
+            raise ValueError(f"cannot adopt {coid}: its fills complete it ({o.filled}/{qty} lots)")
+        self.orders[coid] = o
+        self.live_count[side] += 1
+        if self.working[side] is None:
+            self.working[side] = o
+        self.gate.on_order_open(side, price, o.remaining)
+        self.counters["adopted"] += 1
+        self.journal.record_order(ts_created_ns, coid, side, price, qty, _STATE[o.state], venue_order_id,
+                                  o.filled)
+        self.journal.record_event(ts_ns, coid, "ADOPT", None, _STATE[o.state], venue_order_id)
+        return o
+
+    def cancel_order(self, ts_ns: int, coid: str) -> bool:
+        """Request the cancel of one tracked order (not rate limited, like ``cancel_all``).
+
+        Returns False (nothing sent) if ``coid`` is not tracked or its cancel is already in flight.
+        """
+        o = self.orders.get(coid)
+        if o is None or o.state == om.PENDING_CANCEL:
+            return False
+        return self._cancel(ts_ns, o)
+
+    def close_missing(self, ts_ns: int, coid: str, detail: str | None = None) -> bool:
+        """Close a tracked order that the venue no longer lists as open and whose fills do not complete it.
+
+        Its remainder is taken as canceled (CANCEL_ACK: the venue ended it while we were not listening);
+        journaled as event ``RECONCILE_CLOSED``. Returns False if ``coid`` is not tracked or the
+        transition is illegal (logged and counted; the order is then left unchanged).
+        """
+        o = self.orders.get(coid)
+        if o is None:
+            return False
+        old = o.state
+        if o.apply(om.CANCEL_ACK, ts_ns) != om.OK:
+            self._illegal(o, om.CANCEL_ACK, old)
+            return False
+        self.counters["closed_missing"] += 1
+        self.journal.record_event(ts_ns, coid, "RECONCILE_CLOSED", _STATE[old], _STATE[o.state], detail)
+        self._close(o)
+        return True
+
+    def restore_coid_counter(self, start: int) -> bool:
+        """Continue client order ids at counter ``start`` (from the journal) unless already past it.
+
+        Replaces ``coids`` with a generator of the same prefix and venue starting at ``start``; never moves
+        the counter back (an id is never issued twice). Returns True if the counter moved. Raises ValueError
+        (from the generator) if ``start`` does not fit the venue's id length.
+        """
+        if start <= self.coids.counter:
+            return False
+        self.coids = om.ClientOrderIdGenerator(self.coids.prefix, start, self.coids.venue)
+        return True
 
     # --- reports ---
     def state_counts(self) -> dict:

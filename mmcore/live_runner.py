@@ -1,0 +1,299 @@
+"""Run the engine against a connected venue (the loopback exchange emulator), with crash recovery.
+
+``python -m mmcore.live_runner --connect 127.0.0.1:PORT --account NAME --journal FILE
+[--market M --symbol S] [--config FILE] [--set KEY=VALUE ...] [--unknown-orders cancel|adopt] [-v]``
+
+The engine is wired as in :func:`mmcore.replay.build_session`, but market data and execution come from one
+:class:`mmcore.venues.loopback.LoopbackClient` and the journal is a real SQLite :class:`mmcore.journal.Journal`.
+At every connection - the first one of the process (restart: portfolio and ids from the journal) and every
+reconnection - :func:`mmcore.recovery.recover` runs before any market event or report of that connection
+reaches the engine; then quoting resumes. After a reconnection the engine's book is stale, so market
+events other than depth updates are held back from the engine until the fresh depth snapshot arrives.
+
+SIGTERM / SIGINT: stop quoting, cancel every order, confirm with ``open_orders`` that none of ours is
+left, reconcile once more (fills that raced the cancels), write a final position snapshot, close the
+journal. Exit codes: 0 stopped clean; 3 stopped but orders may be left open; 2 bad arguments or config;
+1 runtime failure. One JSON line per recovery (``{"event": "recovery", ...}``) and one at the end
+(``{"event": "stopped", ...}``) go to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import orjson
+
+from mmcore.accounting import Portfolio
+from mmcore.config import DEFAULT_CONFIG, ConfigError, load_config
+from mmcore.engine import Engine
+from mmcore.execution import OrderFilled
+from mmcore.instruments import Instrument, load_instrument
+from mmcore.journal import Journal
+from mmcore.order_manager import OrderManager
+from mmcore.recovery import book_untracked_fill, recover
+from mmcore.venues.binance.replay import BinanceDecoder, detect_market, detect_symbol
+from mmcore.venues.loopback import LoopbackClient, QueryError
+from mmcore_ext.book import L2Book, sync_rule_for_market
+from mmcore_ext.events import DepthDiff, DepthSnapshot
+from mmcore_ext.orders import ClientOrderIdGenerator
+from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
+from mmcore_ext.risk import RiskGate
+
+log = logging.getLogger("mmcore.live")
+
+#: Seconds the stop sequence waits for the venue to confirm that no order of ours is open.
+STOP_TIMEOUT_S = 10.0
+#: Seconds between repeated cancels of an order still open during the stop sequence.
+RECANCEL_S = 1.0
+_MS = 1_000_000
+
+
+class VenueMismatch(RuntimeError):
+    """The venue serves another market or symbol than the engine trades (fatal)."""
+
+
+def _emit(event: str, **fields) -> None:
+    sys.stdout.buffer.write(orjson.dumps({"event": event, **fields}, option=orjson.OPT_APPEND_NEWLINE))
+    sys.stdout.flush()
+
+
+class LiveRunner:
+    """One engine on one instrument of a connected venue.
+
+    Parameters
+    ----------
+    config : Config
+    instrument : Instrument
+    host, port, account : str, int, str
+        The loopback exchange and the account to trade.
+    journal_path : str
+        SQLite journal (created if missing; reused to restart).
+    unknown_policy : {"cancel", "adopt"}
+        :func:`mmcore.recovery.reconcile` policy for our orders open at the venue but not in the journal.
+
+    Raises
+    ------
+    ValueError
+        ``strategy.order_qty`` off the step grid. BlockingIOError: the journal is in use by another process.
+    """
+
+    def __init__(self, config, instrument: Instrument, host: str, port: int, account: str, journal_path: str,
+                 unknown_policy: str = "cancel"):
+        self.config = config
+        self.instrument = instrument
+        self.unknown_policy = unknown_policy
+        self.journal = Journal(journal_path, config.get("journal.synchronous"))
+        self.client = LoopbackClient(host, port, account, BinanceDecoder(instrument).decode, self._on_market,
+                                     self._on_report, self._on_connect, self._on_disconnect)
+        self.exec = self.client
+        self.engine = self._build_engine()
+        self.orders: OrderManager = self.engine.orders
+        self.portfolio: Portfolio = self.engine.portfolio
+        self.restarted = False            # the restart reconciliation has been done
+        self.stopping = False
+        self.resync = False               # hold non-depth events from the engine until a fresh snapshot
+        self.last_ts = 0
+        self.server_ts = 0
+        self.last_report_ts = 0
+        self.recoveries = []
+        self.late_fills = 0
+        self._stop = asyncio.Event()
+
+    def _build_engine(self) -> Engine:
+        c, inst = self.config, self.instrument
+        order_qty = inst.qty_to_lots(c.get("strategy.order_qty"))
+        if order_qty % inst.step_lots:
+            raise ValueError(f"strategy.order_qty = {c.get('strategy.order_qty')}: not a multiple of the step "
+                             f"size {inst.step_size} of {inst.symbol}")
+        max_inv = int(c.get("strategy.max_inventory") / inst.lot_size)
+        book = L2Book(sync_rule_for_market(inst.market))
+        quoter = AvellanedaStoikov(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.horizon_s"),
+                                   c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"),
+                                   float(inst.tick_size))
+        vol = EwmaVolatility(c.get("strategy.sigma_half_life_s"), c.get("strategy.sigma_sample_ms") * _MS,
+                             c.get("strategy.sigma_seed"))
+        gate = RiskGate(c.risk, inst.tick_size, inst.lot_size, inst.symbol)
+        coids = ClientOrderIdGenerator(c.get("execution.client_order_id_prefix"), 0, "all")
+        orders = OrderManager(self.exec, gate, coids, self.journal, c.get("execution.price_tolerance_ticks"),
+                              c.get("execution.order_price_deviation_bps"),
+                              int(c.get("execution.order_ttl_seconds") * 1e9), c.get("execution.max_orders_per_side"),
+                              c.get("execution.wait_for_cancel_ack"), c.get("execution.reprice_post_only"))
+        return Engine(inst, book, quoter, vol, orders, Portfolio(inst), order_qty, max_inv,
+                      c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9))
+
+    def now(self) -> int:
+        """Best estimate of exchange time (ns): the latest market event, report or welcome time seen."""
+        return max(self.last_ts, self.server_ts, self.last_report_ts)
+
+    # --- venue callbacks ---
+    def _on_market(self, ev) -> None:
+        self.last_ts = ev.ts_local_ns
+        if self.stopping:
+            return
+        t = type(ev)
+        if self.resync:                   # the book is stale or empty: only depth goes in, until a snapshot
+            if t is DepthSnapshot:
+                self.resync = False
+            elif t is not DepthDiff:
+                return
+        eng = self.engine
+        eng.on_event(ev)
+        if t is DepthDiff and eng.paused and not self.resync and eng.pause_reason.startswith("sequence gap"):
+            self.client.request_snapshot()
+            self.resync = True
+
+    def _on_report(self, rep) -> None:
+        if rep.ts_ns > self.last_report_ts:
+            self.last_report_ts = rep.ts_ns
+        if type(rep) is OrderFilled and rep.client_order_id not in self.orders.orders:
+            if book_untracked_fill(rep, self.orders, self.portfolio):
+                self.late_fills += 1
+                self.engine.fills.append(rep)
+            return
+        self.engine.on_report(rep)
+
+    async def _on_connect(self, welcome: dict) -> None:
+        inst = self.instrument
+        if (welcome.get("market"), welcome.get("symbol")) != (inst.market, inst.symbol):
+            raise VenueMismatch(f"the venue serves {welcome.get('market')} {welcome.get('symbol')}, "
+                                f"not {inst.market} {inst.symbol}")
+        self.server_ts = welcome.get("now_ns", 0)
+        await self._recover()
+        self.resync = True
+
+    def _on_disconnect(self) -> None:
+        log.warning("venue connection lost: quoting stops until reconnected and reconciled")
+
+    async def _recover(self):
+        restart = not self.restarted
+        rep = await recover(self.client, self.journal, self.orders, self.portfolio, self.now(),
+                            restart=restart, unknown_policy=self.unknown_policy)
+        self.restarted = True
+        self.recoveries.append(rep)
+        self.engine.fills.extend(rep.fills_booked)
+        _emit("recovery", **rep.summary())
+        return rep
+
+    # --- run / stop ---
+    async def run(self) -> int:
+        """Trade until SIGTERM/SIGINT, then stop (see the module docstring). Returns the exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        task = loop.create_task(self.client.run())
+        stop = loop.create_task(self._stop.wait())
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():                   # the client gave up (fatal recovery error)
+            stop.cancel()
+            self.journal.close()
+            task.result()
+            return 1
+        clean = await self.stop()
+        self.client.close()
+        try:
+            await asyncio.wait_for(task, 2.0)
+        except (asyncio.TimeoutError, Exception) as exc:   # noqa: BLE001 - stopping anyway
+            log.warning("client task ended with %r", exc)
+        return 0 if clean else 3
+
+    async def stop(self) -> bool:
+        """Cancel everything and confirm; reconcile once more; close the journal. Returns True if clean."""
+        loop = asyncio.get_running_loop()
+        self.stopping = True
+        self.orders.cancel_all(self.now())
+        prefix = self.orders.coids.prefix
+        deadline = loop.time() + STOP_TIMEOUT_S
+        last_cancel: dict[str, float] = {}
+        clean = False
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            if not self.client.connected or not self.restarted:
+                continue
+            try:
+                ours = [o for o in await self.client.open_orders() if o.client_order_id.startswith(prefix)]
+                if not ours:
+                    await self._recover()         # books fills that raced the cancels, closes what ended
+                    ours = [o for o in await self.client.open_orders() if o.client_order_id.startswith(prefix)]
+                    if not ours and not self.orders.orders:
+                        clean = True
+                        break
+            except (ConnectionError, asyncio.TimeoutError, QueryError) as exc:
+                log.warning("stop: %r", exc)
+                continue
+            t = loop.time()
+            for o in ours:
+                coid = o.client_order_id
+                if t - last_cancel.get(coid, -1e9) < RECANCEL_S:
+                    continue
+                last_cancel[coid] = t
+                if not self.orders.cancel_order(self.now(), coid) and coid not in self.orders.orders:
+                    self.client.cancel(self.now(), coid)
+        pf = self.portfolio
+        # After every snapshot written so far (recoveries write theirs at or after their own time).
+        last = max([r.snapshot_ts_ns for r in self.recoveries] + [f.ts_ns for f in self.engine.fills] + [0])
+        self.journal.record_position(max(self.now(), last) + 1, pf.position, pf.cash_tl, pf.fees)
+        self.journal.close()
+        _emit("stopped", clean=clean, position_lots=pf.position, fills=len(self.engine.fills),
+              late_fills=self.late_fills, orders_placed=self.orders.placed, coid_counter=self.orders.coids.counter,
+              reservations=self.orders.counters["coid_reservations"], connects=self.client.connects)
+        if not clean:
+            log.error("stop not clean: orders of ours may be left open at the venue")
+        return clean
+
+
+def _instrument(config, market: str | None, symbol: str | None) -> Instrument:
+    if market is None or symbol is None:
+        path = config.resolve_path(config.get("data.path"))
+        market = market or detect_market(path)
+        symbol = symbol or detect_symbol(path)
+    try:
+        return load_instrument(market, symbol, config.resolve_path(config.get("data.instruments")))
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mmcore.live_runner", description=__doc__.split("\n")[0])
+    p.add_argument("--connect", required=True, metavar="HOST:PORT", help="the loopback exchange")
+    p.add_argument("--account", required=True, help="exchange account name")
+    p.add_argument("--journal", required=True, help="SQLite journal file (restart state)")
+    p.add_argument("--market", choices=("binance_spot", "binance_usdm"),
+                   help="default: detected from the config's data.path")
+    p.add_argument("--symbol", help="default: detected from the config's data.path")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG))
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
+    p.add_argument("--unknown-orders", choices=("cancel", "adopt"), default="cancel",
+                   help="our orders open at the venue but not in the journal (default: %(default)s)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s engine %(name)s: %(message)s", stream=sys.stderr)
+    host, _, port = args.connect.rpartition(":")
+    try:
+        config = load_config(args.config, list(args.set or []))
+        runner_args = (config, _instrument(config, args.market, args.symbol), host or "127.0.0.1", int(port),
+                       args.account, args.journal, args.unknown_orders)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"config error: {line}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def _main() -> int:
+        return await LiveRunner(*runner_args).run()
+
+    import uvloop
+    try:
+        return uvloop.run(_main())
+    except (VenueMismatch, BlockingIOError) as exc:     # BlockingIOError: the journal is in use
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+"""Restart and reconnect recovery: make the engine's view agree with the journal and the venue.
+
+The same code serves every venue (the loopback emulator now, Binance/MEXC later). It needs only a small
+execution-venue interface (:class:`ExecutionVenue`): ``submit``/``cancel`` for requests, and two queries,
+``open_orders()`` (:class:`VenueOrder` list) and ``fills_since(ts_ns)`` (:class:`mmcore.execution.OrderFilled`
+list) - plus the journal. :func:`reconcile` itself takes and returns plain data, so it is unit-tested without
+any venue.
+
+What :func:`reconcile` does (each action logged on ``mmcore.recovery`` and counted in the
+:class:`RecoveryReport`):
+
+1. Restart only: the portfolio is rebuilt from the journal's complete fill history (exact cost basis) and
+   the risk gate's position set from it.
+2. The client-order-id counter continues past every id that may have been used: on a restart the
+   journal's ``coid_counter`` (the order manager's durable reservation mark: it is flushed before any id
+   of the block is sent), and always past the highest own id seen in the journal or at the venue. The
+   counter never moves back and reconcile never writes ``coid_counter`` (the order manager owns it).
+3. Orders open in the journal (or tracked in memory, after a reconnect) and open at the venue: adopted
+   (state ACCEPTED / PARTIALLY_FILLED with their fills; SUBMITTED if the venue has not accepted them yet).
+   One whose cancel was in flight (PENDING_CANCEL) is cancelled again.
+4. Orders open in the journal but not at the venue: closed - FILLED if the fills (journal + venue) cover
+   their quantity, else CANCELED.
+5. Orders open at the venue that the journal does not know: if they carry our client-order-id prefix they
+   are ours (sent just before a crash, before the journal committed them) and are adopted, then cancelled
+   (``unknown_policy="cancel"``, default: their quote is stale and the quoter will place fresh ones) or
+   kept as the side's working order (``"adopt"``). Orders of another prefix belong to someone else (a
+   manual order, another strategy on the account) and are left alone and listed (``cancel_foreign``
+   to cancel them).
+6. Venue fills with our prefix that the journal does not have, keyed by ``(client_order_id, trade_id)``,
+   are booked exactly once - portfolio, risk gate, journal - also when the venue lists one twice.
+   A fill of a tracked order goes through the order state machine like a live report.
+
+After reconciling, execution reports that arrive late for orders already closed (a fill that raced the
+reconnect) are booked by :func:`book_untracked_fill`, which the journal de-duplicates.
+
+Venue adapters must list as open every order the venue has received, including one not yet accepted
+(``status="PENDING_NEW"``); an order sent but not received at all is reported neither open nor filled and
+is closed as CANCELED, which is what it is.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+from mmcore.execution import OrderAccepted, OrderFilled
+from mmcore.journal import JournalState
+from mmcore_ext import orders as om
+
+log = logging.getLogger("mmcore.recovery")
+
+#: Journal order states after which an order is closed (the order state machine's terminal states).
+TERMINAL_STATE_NAMES = frozenset(om.STATE_NAMES[s] for s in om.TERMINAL_STATES)
+#: Venue status of an order received but not yet accepted (still in the venue's pipeline).
+PENDING_NEW = "PENDING_NEW"
+#: ``fills_since`` looks this far (ns) before the earliest time a fill can be missing from the journal.
+FILLS_LOOKBACK_NS = 60_000_000_000
+#: Default size of a client-order-id reservation block (ids made durable ahead of use).
+_B36 = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """An order the venue lists as open (venue-neutral).
+
+    Attributes
+    ----------
+    client_order_id : str
+    side : int
+        +1 buy, -1 sell.
+    price : int
+        Limit price (ticks).
+    qty : int
+        Original quantity (lots).
+    filled : int
+        Executed quantity (lots).
+    status : str
+        ``"PENDING_NEW"`` (received, not accepted yet), ``"NEW"`` or ``"PARTIALLY_FILLED"``.
+    venue_order_id : str or None
+    ts_created_ns : int
+        When the venue received it (ns; 0 if unknown).
+    """
+
+    client_order_id: str
+    side: int
+    price: int
+    qty: int
+    filled: int
+    status: str
+    venue_order_id: str | None = None
+    ts_created_ns: int = 0
+
+
+class ExecutionVenue(Protocol):
+    """What recovery needs from a venue connection (prices ticks, quantities lots, times ns)."""
+
+    def submit(self, ts_ns: int, coid: str, side: int, price: int, qty: int, post_only: bool = True) -> None: ...
+
+    def cancel(self, ts_ns: int, coid: str) -> None: ...
+
+    async def open_orders(self) -> list[VenueOrder]: ...
+
+    async def fills_since(self, ts_ns: int) -> list[OrderFilled]: ...
+
+
+@dataclass
+class RecoveryReport:
+    """What one reconciliation did. Lists hold client order ids (fills: the booked ``OrderFilled``).
+
+    ``mismatches`` lists real disagreements (the venue counts more filled than our fills, an order that
+    could not be adopted, a fill its order refused); ``snapshot_lagged`` only says that the journal's last
+    position snapshot was older than its last fill (a crash between the two writes).
+    """
+
+    ts_ns: int
+    restart: bool
+    adopted: list = field(default_factory=list)
+    closed_filled: list = field(default_factory=list)
+    closed_canceled: list = field(default_factory=list)
+    unknown_adopted: list = field(default_factory=list)
+    unknown_canceled: list = field(default_factory=list)
+    foreign_orders: list = field(default_factory=list)
+    cancels_sent: list = field(default_factory=list)
+    fills_booked: list = field(default_factory=list)
+    fills_known: int = 0
+    fills_duplicate: int = 0
+    fills_foreign: int = 0
+    fills_restored: int = 0
+    snapshot_lagged: bool = False
+    mismatches: list = field(default_factory=list)
+    coid_counter_before: int = 0
+    coid_counter_after: int = 0
+    position_lots: int = 0
+    snapshot_ts_ns: int = 0
+
+    def summary(self) -> dict:
+        """Counts (and the mismatch messages) as a JSON-able dict."""
+        out = {"ts_ns": self.ts_ns, "restart": self.restart}
+        for k in ("adopted", "closed_filled", "closed_canceled", "unknown_adopted", "unknown_canceled",
+                  "foreign_orders", "cancels_sent", "fills_booked"):
+            out[k] = len(getattr(self, k))
+        out.update(fills_known=self.fills_known, fills_duplicate=self.fills_duplicate,
+                   fills_foreign=self.fills_foreign, fills_restored=self.fills_restored,
+                   snapshot_lagged=self.snapshot_lagged,
+                   coid_counter_before=self.coid_counter_before, coid_counter_after=self.coid_counter_after,
+                   position_lots=self.position_lots, mismatches=list(self.mismatches))
+        return out
+
+
+def coid_counter(coid: str, prefix: str) -> int | None:
+    """The counter of an id ``prefix + base36(counter)``, or None if ``coid`` is not of that form."""
+    if not coid.startswith(prefix):
+        return None
+    digits = coid[len(prefix):]
+    if not digits or not set(digits) <= _B36:
+        return None
+    return int(digits, 36)
+
+
+def fills_query_start(state: JournalState, lookback_ns: int = FILLS_LOOKBACK_NS) -> int:
+    """Earliest time (ns) from which the venue's fills must be fetched to find every fill the journal lacks.
+
+    A fill missing from the journal happened after the last journaled fill or belongs to an order open in
+    the journal (journal writes are committed in order), so: the earlier of the two, minus ``lookback_ns``
+    (clock offsets, same-time events). 0 (everything) for an empty journal.
+    """
+    times = [o.ts_created_ns for o in state.open_orders]
+    if state.fills:
+        times.append(max(f.ts_ns for f in state.fills))
+    if not times:
+        return 0
+    return max(0, min(times) - lookback_ns)
+
+
+def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fills: Iterable[OrderFilled],
+              orders, portfolio, ts_ns: int, *, restart: bool, unknown_policy: str = "cancel",
+              cancel_foreign: bool = False) -> RecoveryReport:
+    """Bring the order manager, portfolio, risk gate and journal in line with the venue (module docstring).
+
+    Parameters
+    ----------
+    state : JournalState
+        ``Journal.load(TERMINAL_STATE_NAMES)``, read after the last write of the previous run/connection.
+    venue_orders : iterable of VenueOrder
+        The venue's open orders (all of the account's on this instrument).
+    venue_fills : iterable of OrderFilled
+        The venue's fills since :func:`fills_query_start` (or earlier); duplicates are tolerated.
+    orders : OrderManager
+        Its ``exec`` (the venue), ``gate``, ``journal`` and ``coids`` (prefix) are used.
+    portfolio : Portfolio
+    ts_ns : int
+        Time of the reconciliation (ns): journal events, cancels, the position snapshot.
+    restart : bool
+        True on a process start (``orders`` must track nothing and ``portfolio`` must be fresh: both are
+        rebuilt from ``state``); False after a reconnect (in-memory state is kept and completed).
+    unknown_policy : {"cancel", "adopt"}
+        What to do with our own orders that are open at the venue but unknown to the journal.
+    cancel_foreign : bool
+        Also cancel open orders that do not carry our prefix.
+
+    Returns
+    -------
+    RecoveryReport
+
+    Raises
+    ------
+    ValueError
+        Bad ``unknown_policy``; ``restart`` with a non-empty order manager or portfolio.
+    """
+    if unknown_policy not in ("cancel", "adopt"):
+        raise ValueError(f"unknown_policy must be 'cancel' or 'adopt', got {unknown_policy!r}")
+    journal, gate = orders.journal, orders.gate
+    prefix = orders.coids.prefix
+    rep = RecoveryReport(ts_ns, restart, coid_counter_before=orders.coids.counter)
+
+    # Fills: what the journal has, what the venue says (ours, de-duplicated).
+    known = {(f.client_order_id, f.trade_id) for f in state.fills}
+    jfills_by_coid: dict[str, list] = {}
+    for f in state.fills:
+        jfills_by_coid.setdefault(f.client_order_id, []).append(f)
+    new_fills: list[OrderFilled] = []
+    seen = set()
+    for f in venue_fills:
+        key = (f.client_order_id, f.trade_id)
+        if not f.client_order_id.startswith(prefix):
+            rep.fills_foreign += 1
+        elif key in seen:
+            rep.fills_duplicate += 1
+        elif key in known:
+            seen.add(key)
+            rep.fills_known += 1
+        else:
+            seen.add(key)
+            new_fills.append(f)
+    new_fills.sort(key=lambda f: f.ts_ns)
+
+    # 1. Restart: portfolio and gate position from the journal.
+    if restart:
+        if orders.orders:
+            raise ValueError("restart reconciliation needs an order manager that tracks no order")
+        portfolio.restore(state.fills)
+        gate.set_position(portfolio.position)
+        rep.fills_restored = len(state.fills)
+        snap = state.position
+        if snap is not None and snap.position_lots != portfolio.position:
+            # Normal after a crash between a fill's write and its snapshot's: the fills are the record.
+            rep.snapshot_lagged = True
+            log.warning("journal position snapshot %d lots at %d != %d lots from its fills; using the fills",
+                        snap.position_lots, snap.ts_ns, portfolio.position)
+
+    # 2. Client-order-id counter.
+    # The journal's marks cover ids a dead process may have used; after a reconnect the counter in memory
+    # is authoritative (and only ids seen at the venue could be ahead of it).
+    start = 0
+    if restart:
+        start = int(state.kv.get("coid_counter", 0))
+    venue_orders = list(venue_orders)
+    for coid in [o.client_order_id for o in state.open_orders] + [f.client_order_id for f in state.fills] + \
+            [o.client_order_id for o in venue_orders] + [f.client_order_id for f in new_fills]:
+        n = coid_counter(coid, prefix)
+        if n is not None and n + 1 > start:
+            start = n + 1
+    if orders.restore_coid_counter(start):
+        log.info("client order ids continue at counter %d (was %d)", start, rep.coid_counter_before)
+
+    # 3./5. Orders open at the venue.
+    venue_by_coid = {}
+    for v in venue_orders:
+        if v.client_order_id.startswith(prefix):
+            venue_by_coid[v.client_order_id] = v
+        else:
+            rep.foreign_orders.append(v.client_order_id)
+            log.warning("open order %s at the venue is not ours (prefix %r): %s", v.client_order_id, prefix,
+                        "cancelling it" if cancel_foreign else "left alone")
+            if cancel_foreign:
+                orders.exec.cancel(ts_ns, v.client_order_id)
+                rep.cancels_sent.append(v.client_order_id)
+    journal_open = {r.client_order_id: r for r in state.open_orders}
+    for coid, v in venue_by_coid.items():
+        o = orders.orders.get(coid)
+        if o is not None:                                  # reconnect: we track it already
+            if o.state == om.SUBMITTED and v.status != PENDING_NEW:
+                orders.on_report(OrderAccepted(ts_ns, coid, v.venue_order_id))
+            elif o.state == om.PENDING_CANCEL:             # the cancel may have died with the connection
+                orders.exec.cancel(ts_ns, coid)
+                rep.cancels_sent.append(coid)
+                log.info("order %s: cancel sent again after the reconnect", coid)
+            continue
+        row = journal_open.get(coid)
+        side, price, qty, created = ((row.side, row.price_ticks, row.qty_lots, row.ts_created_ns) if row else
+                                     (v.side, v.price, v.qty, v.ts_created_ns or ts_ns))
+        jf = [(f.trade_id, f.price_ticks, f.qty_lots, f.ts_ns) for f in jfills_by_coid.get(coid, ())]
+        try:
+            o = orders.adopt(ts_ns, coid, side, price, qty, created, v.venue_order_id, jf,
+                             acked=v.status != PENDING_NEW)
+        except ValueError as exc:
+            _mismatch(rep, f"order {coid} open at the venue could not be adopted ({exc}); cancelling it")
+            orders.exec.cancel(ts_ns, coid)
+            rep.cancels_sent.append(coid)
+            continue
+        if row is not None:
+            rep.adopted.append(coid)
+            log.info("adopted %s (%s, %d/%d lots filled)", coid, om.STATE_NAMES[o.state], o.filled, qty)
+            cancel = row.state == "PENDING_CANCEL" or orders.working[side] is not o
+        else:
+            rep.unknown_adopted.append(coid)
+            cancel = unknown_policy == "cancel" or orders.working[side] is not o
+            log.warning("order %s open at the venue was not in the journal: adopted%s", coid,
+                        ", cancelling it" if cancel else "")
+            if cancel:
+                rep.unknown_canceled.append(coid)
+        if cancel and orders.cancel_order(ts_ns, coid):
+            rep.cancels_sent.append(coid)
+
+    # 6. Fills the journal lacks: exactly once each.
+    tracked = set(orders.orders)
+    for f in new_fills:
+        if f.client_order_id in orders.orders:
+            if orders.on_report(f) is not None:            # through the order state machine
+                portfolio.on_fill(f.side, f.price, f.qty, f.fee)
+            else:
+                _mismatch(rep, f"fill {f.client_order_id}/{f.trade_id} refused by its order; booked anyway "
+                               "(the venue's fills are the truth for the position)")
+                _book_direct(f, gate, portfolio, journal)
+        else:
+            _book_direct(f, gate, portfolio, journal)
+        rep.fills_booked.append(f)
+        log.info("booked fill %s/%d missing from the journal: %+d lots at %d ticks", f.client_order_id,
+                 f.trade_id, f.side * f.qty, f.price)
+    for coid, v in venue_by_coid.items():
+        o = orders.orders.get(coid)
+        if o is not None and o.filled < v.filled:
+            _mismatch(rep, f"order {coid}: {o.filled} lots filled by our fills, {v.filled} by the venue")
+
+    # 4. Open in the journal or tracked, not open at the venue: ended while we were away.
+    for coid in sorted(tracked - set(venue_by_coid)):
+        o = orders.orders.get(coid)
+        if o is None:                                      # its fills completed it (FILLED) just above
+            rep.closed_filled.append(coid)
+            log.info("order %s closed as FILLED by fills booked now", coid)
+            continue
+        detail = f"not open at the venue; {o.filled}/{o.qty} lots filled"
+        if orders.close_missing(ts_ns, coid, detail):
+            rep.closed_canceled.append(coid)
+            log.info("order %s closed as CANCELED: %s", coid, detail)
+    filled_by_coid = Counter()
+    for f in state.fills:
+        filled_by_coid[f.client_order_id] += f.qty_lots
+    for f in new_fills:
+        filled_by_coid[f.client_order_id] += f.qty
+    for coid, row in journal_open.items():
+        if coid in venue_by_coid or coid in tracked:
+            continue
+        filled = filled_by_coid[coid]
+        new = "FILLED" if filled >= row.qty_lots else "CANCELED"
+        (rep.closed_filled if new == "FILLED" else rep.closed_canceled).append(coid)
+        detail = f"not open at the venue; {filled}/{row.qty_lots} lots filled"
+        journal.record_event(ts_ns, coid, "RECONCILE_CLOSED", row.state, new, detail)
+        log.info("order %s closed as %s: %s", coid, new, detail)
+
+    # Snapshot and counter, after everything booked.
+    snap_ts = ts_ns
+    if state.position is not None:
+        snap_ts = max(snap_ts, state.position.ts_ns + 1)
+    if new_fills:
+        snap_ts = max(snap_ts, new_fills[-1].ts_ns)
+    journal.record_position(snap_ts, portfolio.position, portfolio.cash_tl, portfolio.fees)
+    rep.coid_counter_after = orders.coids.counter
+    rep.position_lots = portfolio.position
+    rep.snapshot_ts_ns = snap_ts
+    log.warning("reconciled (%s): %s", "restart" if restart else "reconnect", rep.summary())
+    return rep
+
+
+async def recover(venue: ExecutionVenue, journal, orders, portfolio, ts_ns: int, *, restart: bool,
+                  lookback_ns: int = FILLS_LOOKBACK_NS, **kw) -> RecoveryReport:
+    """Load the journal, query the venue (open orders first, then fills), :func:`reconcile`.
+
+    Parameters are those of :func:`reconcile` (``kw``: ``unknown_policy``, ``cancel_foreign``); ``journal``
+    is the open :class:`mmcore.journal.Journal` (flushed by its ``load``). Open orders are queried before
+    fills so that an order that fills between the two queries is seen filled, never lost.
+
+    Raises
+    ------
+    ConnectionError, TimeoutError
+        A venue query failed (nothing was changed).
+    JournalError
+        Journal writes failed.
+    """
+    state = journal.load(TERMINAL_STATE_NAMES)
+    venue_orders = await venue.open_orders()
+    venue_fills = await venue.fills_since(fills_query_start(state, lookback_ns))
+    return reconcile(state, venue_orders, venue_fills, orders, portfolio, ts_ns, restart=restart, **kw)
+
+
+def book_untracked_fill(rep: OrderFilled, orders, portfolio) -> bool:
+    """Book a live fill report of one of our orders that the order manager no longer tracks.
+
+    Such a fill raced a reconciliation (the order was closed as canceled, or cancelled as unknown, and
+    traded meanwhile). De-duplicated by the journal on ``(client_order_id, trade_id)``: returns True if
+    booked, False if the journal already had it (with a :class:`mmcore.journal.NullJournal` every call
+    books). Fills of other prefixes are ignored (False).
+    """
+    if not rep.client_order_id.startswith(orders.coids.prefix):
+        return False
+    if not _book_direct(rep, orders.gate, portfolio, orders.journal):
+        return False
+    orders.journal.record_position(rep.ts_ns, portfolio.position, portfolio.cash_tl, portfolio.fees)
+    log.warning("late fill %s/%d of an untracked order booked: %+d lots at %d ticks", rep.client_order_id,
+                rep.trade_id, rep.side * rep.qty, rep.price)
+    return True
+
+
+def _book_direct(f: OrderFilled, gate, portfolio, journal) -> bool:
+    """Book a fill of an order nobody tracks: journal (de-duplicating), portfolio, gate position."""
+    if not journal.record_fill(f.ts_ns, f.client_order_id, f.trade_id, f.side, f.price, f.qty, f.fee):
+        return False
+    journal.record_event(f.ts_ns, f.client_order_id, "FILL", None, None, str(f.trade_id))
+    portfolio.on_fill(f.side, f.price, f.qty, f.fee)
+    gate.set_position(gate.position_lots + f.side * f.qty)
+    return True
+
+
+def _mismatch(rep: RecoveryReport, msg: str) -> None:
+    rep.mismatches.append(msg)
+    log.error("reconcile: %s", msg)
+
+

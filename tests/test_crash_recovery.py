@@ -1,0 +1,289 @@
+"""Crash test: the engine is SIGKILLed mid-run against the loopback exchange and restarts from its journal.
+
+The exchange emulator (``mmcore.sim.server``) serves the real recording ``data/usdm_btcusdt_20240808.gz`` at
+20x real time from a child process, so it outlives the engine: the market goes on and resting orders
+keep filling while the engine is dead. The engine (``mmcore.live_runner``) runs as a second child process
+with a journal in ``tmp_path``; it is killed twice mid-run and restarted from the same journal, then
+stopped with SIGTERM. Then the exchange's record and the journal must agree: no lost fill, no duplicate
+fill, no client order id used twice, the same inventory, cash and fees, no order of ours left open.
+Loopback only (127.0.0.1, port chosen by the OS), bounded in time, children always killed.
+"""
+import asyncio
+import os
+import select
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from mmcore.config import DEFAULT_CONFIG, load_config
+from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired,
+                              OrderFilled, OrderRejected)
+from mmcore.live_runner import LiveRunner
+from mmcore.sim.server import build_server
+from mmcore.venues.loopback import LoopbackClient, decode_report, encode_report
+
+from datafiles import ROOT, USDM_FILE
+
+SPEED = 20                       # event time per wall time
+ACCOUNT = "crash-test"
+KILLS = 2
+FILLS_PER_RUN = 5                # journaled fills a run must reach before it is killed / stopped
+# Tight quotes so that fills come within seconds of event time (the default config is quieter).
+ACTIVE = ["strategy.min_spread_bps=0.1", "strategy.gamma=0.01", "strategy.max_spread_bps=2",
+          "risk.min_spread_frac=0.00001"]
+PY = sys.executable
+ENV = dict(os.environ, PYTHONUNBUFFERED="1")
+
+
+def _start_server(procs, log_dir):
+    err = open(log_dir / "server.err", "wb")
+    p = subprocess.Popen([PY, "-m", "mmcore.sim.server", "--data", str(USDM_FILE), "--port", "0",
+                          "--speed", str(SPEED)], stdout=subprocess.PIPE, stderr=err, cwd=ROOT, env=ENV)
+    procs.append(p)
+    ready, _, _ = select.select([p.stdout], [], [], 15)
+    line = p.stdout.readline().decode() if ready else ""
+    assert line.startswith("listening 127.0.0.1:"), f"server did not start: {line!r}"
+    return int(line.rsplit(":", 1)[1])
+
+
+def _start_engine(procs, port, journal, log_dir, n):
+    cmd = [PY, "-m", "mmcore.live_runner", "--connect", f"127.0.0.1:{port}", "--account", ACCOUNT,
+           "--journal", str(journal), "--market", "binance_usdm", "--symbol", "BTCUSDT"]
+    for kv in ACTIVE:
+        cmd += ["--set", kv]
+    p = subprocess.Popen(cmd, stdout=open(log_dir / f"engine{n}.out", "wb"),
+                         stderr=open(log_dir / f"engine{n}.err", "wb"), cwd=ROOT, env=ENV)
+    procs.append(p)
+    return p
+
+
+def _journal(path, sql):
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:          # schema not created yet
+        return []
+    finally:
+        conn.close()
+
+
+def _journal_fills(path) -> int:
+    rows = _journal(path, "SELECT count(*) FROM fills")
+    return rows[0][0] if rows else 0
+
+
+def _exchange(port) -> dict:
+    """The exchange's record of the account, through an observer connection."""
+    async def q():
+        c = LoopbackClient("127.0.0.1", port, ACCOUNT, role="observer", timeout_s=5)
+        await c.connect()
+        try:
+            return await c.account_state()
+        finally:
+            c.close()
+    return asyncio.run(q())
+
+
+def _wait(cond, timeout, what, alive=()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        for p in alive:
+            assert p.poll() is None, f"{what}: a child exited early with {p.returncode}"
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout} s waiting for: {what}")
+
+
+def _events(path, event):
+    return [m for m in map(orjson.loads, path.read_bytes().splitlines()) if m.get("event") == event]
+
+
+def test_sigkilled_engine_restarts_from_journal_without_lost_fill_or_reused_id(tmp_path):
+    t0 = time.monotonic()
+    journal = tmp_path / "engine.db"
+    procs = []
+    try:
+        port = _start_server(procs, tmp_path)
+        downtime_fills = 0
+        for n in range(KILLS + 1):
+            before = _journal_fills(journal)
+            eng = _start_engine(procs, port, journal, tmp_path, n)
+            _wait(lambda: _journal_fills(journal) >= before + FILLS_PER_RUN, 20,
+                  f"run {n}: {FILLS_PER_RUN} new journaled fills", (procs[0], eng))
+            if n == KILLS:
+                break
+            eng.send_signal(signal.SIGKILL)
+            assert eng.wait(5) == -signal.SIGKILL
+            at_kill = _exchange(port)
+            # While the engine is down the market runs on; wait (bounded) for a resting order to fill.
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline and len(_exchange(port)["fills"]) == len(at_kill["fills"]):
+                time.sleep(0.1)
+            downtime_fills += len(_exchange(port)["fills"]) - len(at_kill["fills"])
+        eng.send_signal(signal.SIGTERM)
+        assert eng.wait(20) == 0, (tmp_path / f"engine{KILLS}.err").read_text()[-3000:]
+        ex = _exchange(port)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(5)
+
+    # Every restart reconciled from the journal: orders left by the dead engine were adopted or closed,
+    # and the fills made while it was down were booked.
+    restarts = [r for n in range(1, KILLS + 1) for r in _events(tmp_path / f"engine{n}.out", "recovery")
+                if r["restart"]]
+    assert len(restarts) == KILLS
+    assert all(not r["mismatches"] for r in restarts), restarts
+    assert sum(r["adopted"] + r["unknown_adopted"] + r["closed_filled"] + r["closed_canceled"]
+               for r in restarts) > 0
+    assert sum(r["fills_booked"] for r in restarts) >= downtime_fills
+    stopped = _events(tmp_path / f"engine{KILLS}.out", "stopped")
+    assert stopped and stopped[0]["clean"] is True
+    assert len(ex["fills"]) >= (KILLS + 1) * FILLS_PER_RUN
+    _assert_journal_is_the_exchange(journal, ex)
+    assert time.monotonic() - t0 < 60
+
+
+def _assert_journal_is_the_exchange(journal, ex):
+    """No lost or duplicate fill, no reused id, same inventory/cash/fees, nothing left open."""
+    ex_fills = {(f["coid"], f["trade_id"]): f for f in ex["fills"]}
+    assert len(ex_fills) == len(ex["fills"])
+    rows = _journal(journal, "SELECT client_order_id, trade_id, side, price_ticks, qty_lots, fee FROM fills")
+    assert len(rows) == len(ex_fills)
+    assert {(c, t) for c, t, *_ in rows} == set(ex_fills)
+    for c, t, side, px, qty, fee in rows:
+        f = ex_fills[(c, t)]
+        assert (side, px, qty, Decimal(fee)) == (f["side"], f["price"], f["qty"], Decimal(f["fee"]))
+
+    # No client order id sent twice. A journaled order the exchange never received (killed between the
+    # journal write and the socket write) must have been closed as CANCELED by a reconciliation.
+    assert ex["duplicate_coids"] == []
+    assert set(ex["coids_received"].values()) == {1}
+    states = dict(_journal(journal, "SELECT client_order_id, state FROM orders"))
+    assert all(states[c] == "CANCELED" for c in set(states) - set(ex["coids_received"]))
+
+    # The journal's inventory, cash and fees are the exchange's.
+    assert sum(side * qty for _, _, side, _, qty, _ in rows) == ex["position"]
+    (pos, cash, fees), = _journal(journal, "SELECT position_lots, cash_tl, fees FROM positions "
+                                           "ORDER BY ts_ns DESC LIMIT 1")
+    assert pos == ex["position"]
+    assert cash == -sum(f["side"] * f["price"] * f["qty"] for f in ex["fills"])
+    assert Decimal(fees) == sum(Decimal(f["fee"]) for f in ex["fills"])
+
+    # Clean stop: nothing of ours open at the exchange, nothing open in the journal.
+    assert ex["open_orders"] == []
+    assert _journal(journal, "SELECT client_order_id, state FROM orders WHERE state NOT IN "
+                             "('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED')") == []
+
+
+async def _until(cond, timeout, what):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _serve(speed):
+    server = build_server(USDM_FILE, load_config(DEFAULT_CONFIG), speed)
+    srv = await server.serve(0)
+    return server, srv, srv.sockets[0].getsockname()[1]
+
+
+async def _shut(server, srv):
+    srv.close()
+    for task in (server.replay_task, server.clock_task):
+        if task is not None:
+            task.cancel()
+    for s in list(server.market_sessions):
+        s.close()
+
+
+def test_dropped_connection_is_reconciled_again_and_trading_resumes(tmp_path):
+    """In one process: the exchange drops the engine's connection mid-run; the client reconnects with
+    backoff, recovery runs again (not as a restart), quoting resumes, and the books still agree."""
+    journal = tmp_path / "engine.db"
+
+    async def scenario():
+        server, srv, port = await _serve(SPEED)
+        runner = LiveRunner(load_config(DEFAULT_CONFIG, ACTIVE), server.instrument, "127.0.0.1", port, ACCOUNT,
+                            str(journal))
+        task = asyncio.get_running_loop().create_task(runner.run())
+        try:
+            acc = lambda: server.accounts.get(ACCOUNT)
+            await _until(lambda: acc() is not None and len(acc().fills) >= 3, 15, "3 fills")
+            acc().session.close()                          # as a network failure would
+            await _until(lambda: len(runner.recoveries) >= 2, 10, "recovery after the reconnect")
+            n = len(acc().fills)
+            await _until(lambda: len(acc().fills) >= n + 3, 15, "3 more fills after the reconnect")
+            runner._stop.set()
+            rc = await asyncio.wait_for(task, 20)
+            return rc, runner, acc().state()
+        finally:
+            task.cancel()
+            await _shut(server, srv)
+
+    rc, runner, ex = asyncio.run(asyncio.wait_for(scenario(), 55))
+    assert rc == 0
+    assert [r.restart for r in runner.recoveries[:2]] == [True, False]
+    assert runner.client.connects >= 2 and runner.client.disconnects >= 1
+    assert all(not r.mismatches for r in runner.recoveries)
+    _assert_journal_is_the_exchange(journal, ex)
+
+
+def test_exchange_keeps_orders_across_disconnects_and_refuses_a_reused_id():
+    async def scenario():
+        server, srv, port = await _serve(1.0)
+        reports = []
+        try:
+            c = LoopbackClient("127.0.0.1", port, "proto", decode=None, on_report=reports.append)
+            welcome = await c.connect()
+            c.release()
+            assert (welcome["market"], welcome["symbol"]) == ("binance_usdm", "BTCUSDT")
+            await _until(lambda: server.book.synced, 10, "the exchange's book")
+            far = server.book.best_bid_px() - 5000           # 500 USDT below the market: rests, never fills
+            c.submit(0, "p-1", BUY, far, 2)
+            await _until(lambda: any(type(r) is OrderAccepted for r in reports), 5, "ack")
+            c.close()
+            await _until(lambda: not c.connected, 5, "disconnect")
+            # A new session of the same account finds the order; the id cannot be used again.
+            c2 = LoopbackClient("127.0.0.1", port, "proto", on_report=reports.append)
+            await c2.connect()
+            c2.release()
+            (o,) = await c2.open_orders()
+            assert (o.client_order_id, o.side, o.price, o.qty, o.filled, o.status) == ("p-1", BUY, far, 2, 0, "NEW")
+            c2.submit(0, "p-1", BUY, far, 2)
+            await _until(lambda: any(type(r) is OrderRejected for r in reports), 5, "duplicate reject")
+            assert await c2.cancel_all() == 1
+            await _until(lambda: any(type(r) is OrderCanceled for r in reports), 5, "cancel")
+            assert await c2.open_orders() == [] and await c2.fills_since(0) == []
+            st = await c2.account_state()
+            c2.close()
+            return reports, st
+        finally:
+            await _shut(server, srv)
+
+    reports, st = asyncio.run(asyncio.wait_for(scenario(), 30))
+    rej = [r for r in reports if type(r) is OrderRejected]
+    assert [(r.client_order_id, r.code) for r in rej] == [("p-1", "DUPLICATE_CLIENT_ORDER_ID")]
+    assert st["duplicate_coids"] == ["p-1"] and st["position"] == 0
+
+
+def test_report_wire_codec_round_trips():
+    reps = [OrderAccepted(1, "a", "7"), OrderRejected(2, "a", "post-only", "POST_ONLY_WOULD_MATCH"),
+            OrderFilled(3, "a", 99, SELL, 618000, 2, Decimal("-0.0001"), False), OrderCanceled(4, "a", 1),
+            OrderExpired(5, "a", 1), OrderCancelRejected(6, "a", "unknown")]
+    for r in reps:
+        assert decode_report(orjson.loads(orjson.dumps(encode_report(r)))) == r
+    with pytest.raises(TypeError):
+        encode_report("not a report")
