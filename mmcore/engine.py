@@ -17,13 +17,13 @@ import logging
 from collections import Counter
 
 from mmcore.accounting import Portfolio
-from mmcore.execution import BUY, SELL, OrderFilled
+from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument
 from mmcore.order_manager import OrderManager
 from mmcore_ext.book import APPLIED, GAP, L2Book
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
-from mmcore_ext.risk import ACTIVE, HALTED, REDUCING, STATE_NAMES as TRADING_STATES
+from mmcore_ext.risk import ACTIVE, HALTED, STATE_NAMES as TRADING_STATES
 
 PNL_EVERY_NS = 1_000_000_000
 #: Limit price of a flattening IOC order: this fraction beyond the best opposite price.

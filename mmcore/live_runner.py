@@ -36,11 +36,8 @@ from mmcore.order_manager import OrderManager
 from mmcore.recovery import book_untracked_fill, recover
 from mmcore.venues.binance.replay import BinanceDecoder, detect_market, detect_symbol
 from mmcore.venues.loopback import LoopbackClient, QueryError
-from mmcore_ext.book import L2Book, sync_rule_for_market
+from mmcore.wiring import build_engine
 from mmcore_ext.events import DepthDiff, DepthSnapshot
-from mmcore_ext.orders import ClientOrderIdGenerator
-from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
-from mmcore_ext.risk import RiskGate
 
 log = logging.getLogger("mmcore.live")
 
@@ -103,26 +100,7 @@ class LiveRunner:
         self._stop = asyncio.Event()
 
     def _build_engine(self) -> Engine:
-        c, inst = self.config, self.instrument
-        order_qty = inst.qty_to_lots(c.get("strategy.order_qty"))
-        if order_qty % inst.step_lots:
-            raise ValueError(f"strategy.order_qty = {c.get('strategy.order_qty')}: not a multiple of the step "
-                             f"size {inst.step_size} of {inst.symbol}")
-        max_inv = int(c.get("strategy.max_inventory") / inst.lot_size)
-        book = L2Book(sync_rule_for_market(inst.market))
-        quoter = AvellanedaStoikov(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.horizon_s"),
-                                   c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"),
-                                   float(inst.tick_size))
-        vol = EwmaVolatility(c.get("strategy.sigma_half_life_s"), c.get("strategy.sigma_sample_ms") * _MS,
-                             c.get("strategy.sigma_seed"))
-        gate = RiskGate(c.risk, inst.tick_size, inst.lot_size, inst.symbol)
-        coids = ClientOrderIdGenerator(c.get("execution.client_order_id_prefix"), 0, "all")
-        orders = OrderManager(self.exec, gate, coids, self.journal, c.get("execution.price_tolerance_ticks"),
-                              c.get("execution.order_price_deviation_bps"),
-                              int(c.get("execution.order_ttl_seconds") * 1e9), c.get("execution.max_orders_per_side"),
-                              c.get("execution.wait_for_cancel_ack"), c.get("execution.reprice_post_only"))
-        return Engine(inst, book, quoter, vol, orders, Portfolio(inst), order_qty, max_inv,
-                      c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9))
+        return build_engine(self.config, self.instrument, self.exec, self.journal)
 
     def now(self) -> int:
         """Best estimate of exchange time (ns): the latest market event, report or welcome time seen."""

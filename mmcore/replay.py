@@ -24,16 +24,14 @@ from mmcore.accounting import Portfolio
 from mmcore.config import Config
 from mmcore.engine import Engine
 from mmcore.instruments import Instrument, load_instrument
-from mmcore.order_manager import OrderManager
-from mmcore.sim.exchange import SimExchange
-from mmcore.sim.models import ConservativeQueue, ConstantLatency, MakerFee
-from mmcore.venues.binance.replay import BinanceDecoder, MalformedLine, ReplayReader, detect_market, detect_symbol
-from mmcore_ext.book import L2Book, sync_rule_for_market
-from mmcore_ext.events import DepthDiff, Trade
-from mmcore_ext.orders import ClientOrderIdGenerator
-from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
-from mmcore_ext.risk import STATE_NAMES as TRADING_STATES, RiskGate
 from mmcore.journal import Journal, NullJournal
+from mmcore.sim.exchange import SimExchange
+from mmcore.sim.models import ConservativeQueue
+from mmcore.venues.binance.replay import MalformedLine, ReplayReader, detect_market, detect_symbol
+from mmcore.wiring import build_engine, sim_models
+from mmcore_ext.book import L2Book, sync_rule_for_market
+from mmcore_ext.events import Trade
+from mmcore_ext.risk import STATE_NAMES as TRADING_STATES
 
 log = logging.getLogger("mmcore.replay")
 YIELD_EVERY = 4096
@@ -95,43 +93,18 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
         instrument = load_instrument(market, detect_symbol(path), table)
     except KeyError as exc:
         raise ValueError(str(exc.args[0])) from None
-    order_qty = instrument.qty_to_lots(config.get("strategy.order_qty"))
-    if order_qty % instrument.step_lots:
-        raise ValueError(f"strategy.order_qty = {config.get('strategy.order_qty')}: not a multiple of the "
-                         f"step size {instrument.step_size} of {instrument.symbol}")
-    max_inv = int(config.get("strategy.max_inventory") / instrument.lot_size)
     reader = ReplayReader(path, instrument=instrument)
     book = book_cls(sync_rule_for_market(market))
-    quoter = AvellanedaStoikov(config.get("strategy.gamma"), config.get("strategy.kappa"),
-                               config.get("strategy.horizon_s"), config.get("strategy.min_spread_bps"),
-                               config.get("strategy.max_spread_bps"), float(instrument.tick_size))
-    vol = EwmaVolatility(config.get("strategy.sigma_half_life_s"), config.get("strategy.sigma_sample_ms") * _MS,
-                         config.get("strategy.sigma_seed"))
-    portfolio = Portfolio(instrument)
     engine_box = []
-    unit = instrument.tick_size * instrument.lot_size
-    sim = SimExchange(book,
-                      ConstantLatency(int(config.get("sim.entry_latency_ms") * _MS),
-                                      int(config.get("sim.cancel_latency_ms") * _MS)),
-                      MakerFee(Decimal(str(config.get("sim.maker_fee_bps"))), unit),
-                      lambda rep: engine_box[0].on_report(rep),
-                      ConservativeQueue(),
-                      taker_fees=MakerFee(Decimal(str(config.get("sim.taker_fee_bps"))), unit))
-    gate = RiskGate(config.risk, instrument.tick_size, instrument.lot_size, instrument.symbol)
+    latency, maker, taker = sim_models(config, instrument)
+    sim = SimExchange(book, latency, maker, lambda rep: engine_box[0].on_report(rep), ConservativeQueue(),
+                      taker_fees=taker)
     journal_path = journal if journal is not None else config.get("journal.path")
     jr = (Journal(config.resolve_path(journal_path), config.get("journal.synchronous"))
           if journal_path else NullJournal())
-    coids = ClientOrderIdGenerator(config.get("execution.client_order_id_prefix"), 0, "all")
-    orders = OrderManager(sim, gate, coids, jr, config.get("execution.price_tolerance_ticks"),
-                          config.get("execution.order_price_deviation_bps"),
-                          int(config.get("execution.order_ttl_seconds") * 1e9),
-                          config.get("execution.max_orders_per_side"),
-                          config.get("execution.wait_for_cancel_ack"),
-                          config.get("execution.reprice_post_only"))
-    engine = Engine(instrument, book, quoter, vol, orders, portfolio, order_qty, max_inv,
-                    config.get("execution.flat_retries"), int(config.get("execution.flat_retry_backoff") * 1e9))
+    engine = build_engine(config, instrument, sim, jr, book)
     engine_box.append(engine)
-    return Session(config, path, instrument, reader, engine, sim, portfolio, journal=jr)
+    return Session(config, path, instrument, reader, engine, sim, engine.portfolio, journal=jr)
 
 
 async def run_session(s: Session, progress: Callable[[int, int], None] | None = None) -> Session:

@@ -4,7 +4,6 @@ re-price once, cancel reject restoring the order, duplicate fills, risk refusals
 Uses the compiled risk gate and order state machine with a recording execution client (no exchange)."""
 from decimal import Decimal
 
-import pytest
 
 from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected,
                               OrderFilled, OrderRejected)

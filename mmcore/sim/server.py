@@ -25,7 +25,6 @@ import logging
 import signal
 import sys
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -35,6 +34,7 @@ from mmcore.execution import (OrderAccepted, OrderCanceled, OrderExpired, OrderF
 from mmcore.instruments import Instrument, load_instrument
 from mmcore.sim.exchange import SimExchange
 from mmcore.sim.models import ConservativeQueue, ConstantLatency, MakerFee
+from mmcore.wiring import sim_models
 from mmcore.venues.binance.replay import BinanceDecoder, MalformedLine, detect_market, detect_symbol, open_recording
 from mmcore.venues.loopback import PROTOCOL_VERSION, encode_report, fill_to_wire
 from mmcore_ext.book import ASK, BID, GAP, L2Book, SYNC_SPOT, sync_rule_for_market
@@ -400,11 +400,7 @@ def build_server(data: str | Path, config, speed: float) -> ExchangeServer:
                                config.resolve_path(config.get("data.instruments")))
     except KeyError as exc:
         raise ValueError(str(exc.args[0])) from None
-    unit = inst.tick_size * inst.lot_size
-    latency = ConstantLatency(int(config.get("sim.entry_latency_ms") * _MS),
-                              int(config.get("sim.cancel_latency_ms") * _MS))
-    return ExchangeServer(path, inst, speed, latency, MakerFee(Decimal(str(config.get("sim.maker_fee_bps"))), unit),
-                          MakerFee(Decimal(str(config.get("sim.taker_fee_bps"))), unit))
+    return ExchangeServer(path, inst, speed, *sim_models(config, inst))
 
 
 async def _serve(server: ExchangeServer, port: int) -> int:
