@@ -1,6 +1,6 @@
 # L2 order book: integer ticks/lots in contiguous sorted C arrays, Binance snapshot+diff synchronisation.
 from libc.stdint cimport int64_t
-from mmcore_ext.events cimport Depth, DepthSnapshot, DepthDiff
+from mmcore_ext.events cimport DepthSnapshot, DepthDiff
 
 # Sequence rules (constructor argument).
 cpdef enum:
@@ -27,13 +27,18 @@ cpdef enum:
 # One price level.
 cdef struct Level:
     int64_t px             # price (ticks)
-    int64_t qty            # quantity (lots), always > 0 inside the book
+    int64_t qty            # quantity (lots); 0 marks a hole (a deleted level awaiting reuse or compaction)
 
-# One side: lv[0..n) sorted so that sign*px is strictly ascending, best level at lv[n-1].
+# One side: lv[0..n) sorted so that sign*px is strictly ascending, best level at lv[n-1] (always live).
+# A deleted level below the top stays in place as a hole (qty 0) until reused or compacted.
+# lv = buf + off: the free slots below lv[0] let an insert deep in the book shift the (few) deeper levels down.
 cdef struct Side:
-    Level* lv
-    Py_ssize_t n
-    Py_ssize_t cap
+    Level* buf             # allocation of cap slots
+    Level* lv              # first used slot (buf + off)
+    Py_ssize_t off         # free slots below lv[0]
+    Py_ssize_t n           # used slots (live levels + holes)
+    Py_ssize_t live        # live levels (qty > 0)
+    Py_ssize_t cap         # allocated slots
     int64_t sign           # +1 bids (prices ascending), -1 asks (prices descending)
 
 
@@ -66,6 +71,7 @@ cdef class L2Book:
     cdef readonly Py_ssize_t max_pending
     """Capacity of the pre-snapshot buffer (diffs)."""
 
+    cdef int _grow(self, Side* s, Py_ssize_t cap) except -1
     cdef int _reserve(self, Side* s, Py_ssize_t extra) except -1
     cdef Side* _side(self, int side) except NULL
     cdef int _process(self, DepthDiff d) except -1

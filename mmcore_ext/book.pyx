@@ -1,16 +1,25 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-# Bounds/wraparound checks are off: every C-array index below is derived from a side's level count ``n`` and
-# stays in [0, n) (or [0, n] for memmove end pointers, with a byte count of 0); the only Python indexing is
-# ``self._pending[0]`` on a non-empty deque.
+# Bounds/wraparound checks are off: every C-array index below is derived from a side's slot count ``n`` and
+# stays in [0, n) (or [0, n] for memmove end pointers, with a byte count of 0; ``lv - 1`` only when the front
+# room ``off`` > 0); the only Python indexing is ``self._pending[0]`` on a non-empty deque.
 """L2 order book for one instrument: integer ticks/lots, Binance snapshot + diff synchronisation.
 
 Layout
 ------
 Each side is one contiguous C array of ``Level {px, qty}`` sorted with the **best level at the end**: bids by
 ascending price, asks by descending price. Market activity concentrates at the top of book, so inserting or
-deleting there moves few bytes (``memmove`` of the levels behind it). Lookup is a binary search; the arrays
-grow with ``PyMem_Realloc`` and capacity is reserved *before* a diff is applied, so an applied diff never
-fails half-way. No Python object is created per level on the apply path.
+deleting there moves few bytes (``memmove`` of the levels above it). Lookup is a (branch-free) binary search;
+the arrays grow with ``PyMem_Realloc`` and capacity is reserved *before* a diff is applied, so an applied diff
+never fails half-way. No Python object is created per level on the apply path.
+
+Deletion is lazy below the top: the slot keeps its price with quantity 0 (a *hole*), so removing a deep level
+costs no memmove; an insert reuses an adjacent hole or one within ``HOLE_REACH`` slots (moving only the levels
+in between), and a side is compacted when its holes outnumber its live levels by more than ``HOLE_SLACK``. The
+top slot is always live (holes are trimmed off the top), so best-level reads stay O(1). The array also keeps
+free room *below* its deepest level, so an insert deep in the book shifts the few levels below it down rather
+than every level above it up. Why: on the real USDⓈ-M recording (books grow to ~5000 levels a side; depth@0ms
+diffs carry ~70 levels each, anywhere in the depth) a strictly dense array spent most of its time in memmove;
+with holes and the front room the time is dominated by the binary search.
 
 Synchronisation (Binance "How to manage a local order book correctly")
 ---------------------------------------------------------------------
@@ -39,12 +48,18 @@ from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdint cimport int64_t
 from libc.string cimport memmove
 
-from mmcore_ext.events cimport Depth, DepthDiff, DepthSnapshot
+from mmcore_ext.events cimport DepthDiff, DepthSnapshot
 
 #: Default bound of the pre-snapshot buffer (diffs); the oldest are dropped (and counted) beyond it.
 DEFAULT_MAX_PENDING = 100_000
 
 _MARKET_RULES = {"binance_spot": SYNC_SPOT, "binance_usdm": SYNC_USDM}
+
+cdef enum:
+    # A side is compacted when its holes outnumber its live levels by more than this (bounds search and scans).
+    HOLE_SLACK = 8
+    # How far (slots, each way) an insert looks for a hole before shifting a whole part of the array.
+    HOLE_REACH = 8
 
 
 def sync_rule_for_market(str market):
@@ -71,36 +86,127 @@ def sync_rule_for_market(str market):
         raise ValueError(f"no book sync rule for market {market!r}; known: {sorted(_MARKET_RULES)}") from None
 
 
-cdef inline Py_ssize_t _lower_bound(const Level* lv, Py_ssize_t n, int64_t key, int64_t sign) noexcept nogil:
-    """First index ``i`` in ``[0, n]`` with ``sign * lv[i].px >= key`` (``n`` if none)."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if sign * lv[mid].px < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+cdef inline Py_ssize_t _find(const Side* s, int64_t px) noexcept nogil:
+    """Lower bound of ``px`` on side ``s``: the first index ``i`` in ``[0, n]`` whose price is not better than
+    ``px`` (``lv[i].px >= px`` for bids, stored ascending; ``lv[i].px <= px`` for asks, stored descending).
+
+    Branch-free binary search (the comparison compiles to a conditional move), one loop per side so that no
+    sign multiply sits on the load-compare chain.
+    """
+    cdef const Level* lv = s.lv
+    cdef Py_ssize_t n = s.n, base = 0, half
+    if n == 0:
+        return 0
+    if s.sign > 0:
+        while n > 1:
+            half = n >> 1
+            if lv[base + half].px < px:
+                base += half
+            n -= half
+        return base + (lv[base].px < px)
+    while n > 1:
+        half = n >> 1
+        if lv[base + half].px > px:
+            base += half
+        n -= half
+    return base + (lv[base].px > px)
 
 
-cdef inline void _set_level(Side* s, int64_t px, int64_t qty) noexcept nogil:
-    """Set the quantity at ``px`` (lots; 0 removes). The caller has reserved room for one more level."""
-    cdef Py_ssize_t i = _lower_bound(s.lv, s.n, s.sign * px, s.sign)
-    if i < s.n and s.lv[i].px == px:
-        if qty == 0:
-            memmove(&s.lv[i], &s.lv[i + 1], <size_t>(s.n - i - 1) * sizeof(Level))
-            s.n -= 1
-        else:
-            s.lv[i].qty = qty
-    elif qty != 0:
-        memmove(&s.lv[i + 1], &s.lv[i], <size_t>(s.n - i) * sizeof(Level))
-        s.lv[i].px = px
-        s.lv[i].qty = qty
-        s.n += 1
+cdef void _compact(Side* s) noexcept nogil:
+    """Squeeze the holes out of a side (order kept)."""
+    cdef Py_ssize_t i, j = 0
+    for i in range(s.n):
+        if s.lv[i].qty != 0:
+            if i != j:
+                s.lv[j] = s.lv[i]
+            j += 1
+    s.n = j
+
+
+cdef inline void _put(Level* slot, int64_t px, int64_t qty) noexcept nogil:
+    slot.px = px
+    slot.qty = qty
+
+
+cdef void _set_at(Side* s, Py_ssize_t i, int64_t px, int64_t qty) noexcept nogil:
+    """Set the quantity at ``px`` (lots; 0 removes), ``i`` being the lower bound of ``px`` (see ``_find``).
+
+    The caller has reserved room for one more slot above the levels. Deleting a level below the top leaves a
+    hole (no memmove); holes are trimmed off the top so ``lv[n-1]`` stays the best live level, and compacted
+    away when they outnumber the live levels by more than HOLE_SLACK. A new level reuses an adjacent hole, else
+    a hole within HOLE_REACH (shifting the levels in between), else shifts whichever part of the array is
+    shorter: the levels below it down into the front room, or the levels above it up.
+    """
+    cdef Level* lv = s.lv
+    cdef Py_ssize_t n = s.n
+    cdef Py_ssize_t up, dn, holes, lim
+    if i < n and lv[i].px == px:                      # present (live or hole)
+        if qty != 0:
+            if lv[i].qty == 0:
+                s.live += 1
+            lv[i].qty = qty
+        elif lv[i].qty != 0:
+            lv[i].qty = 0
+            s.live -= 1
+            if i == n - 1:                            # removed the best: trim holes off the top
+                while n > 0 and lv[n - 1].qty == 0:
+                    n -= 1
+                s.n = n
+            if n - s.live > s.live + HOLE_SLACK:
+                _compact(s)
+        return
+    if qty == 0:                                      # removing an absent level: nothing to do
+        return
+    holes = n - s.live
+    s.live += 1
+    if i == n:                                        # new best level: append
+        _put(&lv[n], px, qty)
+        s.n = n + 1
+        return
+    if i > 0 and lv[i - 1].qty == 0:                  # hole just below: lv[i-2] < hole < px < lv[i]
+        _put(&lv[i - 1], px, qty)
+        return
+    if lv[i].qty == 0:                                # hole just above: lv[i-1] < px < hole < lv[i+1]
+        _put(&lv[i], px, qty)
+        return
+    if holes > 0:                                     # a hole within HOLE_REACH: shift the levels between
+        up = i + 1
+        dn = i - 2
+        lim = i + HOLE_REACH if i + HOLE_REACH < n else n
+        while up < lim:
+            if lv[up].qty == 0:
+                memmove(&lv[i + 1], &lv[i], <size_t>(up - i) * sizeof(Level))
+                _put(&lv[i], px, qty)
+                return
+            up += 1
+            if dn >= 0:
+                if lv[dn].qty == 0:
+                    memmove(&lv[dn], &lv[dn + 1], <size_t>(i - 1 - dn) * sizeof(Level))
+                    _put(&lv[i - 1], px, qty)
+                    return
+                dn -= 1
+    if i < n - i and s.off > 0:                       # fewer levels below: shift them down into the front room
+        memmove(lv - 1, lv, <size_t>i * sizeof(Level))
+        s.lv = lv - 1
+        s.off -= 1
+        _put(&s.lv[i], px, qty)
+    else:                                             # shift the levels above up (room reserved by the caller)
+        memmove(&lv[i + 1], &lv[i], <size_t>(n - i) * sizeof(Level))
+        _put(&lv[i], px, qty)
+    s.n = n + 1
+
+
+cdef void _apply_side(Side* s, const int64_t* px, const int64_t* qty, Py_ssize_t m) noexcept nogil:
+    """Set ``m`` levels on side ``s`` in order (room for ``m`` more slots reserved by the caller)."""
+    cdef Py_ssize_t k
+    for k in range(m):
+        _set_at(s, _find(s, px[k]), px[k], qty[k])
 
 
 cdef void _load_side(Side* s, const int64_t* px, const int64_t* qty, Py_ssize_t n) noexcept nogil:
-    """Replace a side's levels with ``n`` snapshot levels (capacity >= n reserved by the caller).
+    """Replace a side's levels with ``n`` snapshot levels (the caller made ``cap >= n``).
+
+    A quarter of the free room goes below the levels, the rest above (enough for the slow path below).
 
     Fast path: Binance sends levels best-first, so read backwards they are already in storage order; they
     are copied if strictly ordered with positive quantities. Otherwise (unordered, duplicate prices, zero
@@ -109,6 +215,11 @@ cdef void _load_side(Side* s, const int64_t* px, const int64_t* qty, Py_ssize_t 
     cdef Py_ssize_t i, j
     cdef int64_t key, prev = 0
     s.n = 0
+    s.live = 0
+    if s.buf == NULL:                   # nothing allocated: an empty side (n == 0)
+        return
+    s.off = (s.cap - n) // 4
+    s.lv = s.buf + s.off
     for j in range(n):
         i = n - 1 - j
         key = s.sign * px[i]
@@ -119,18 +230,22 @@ cdef void _load_side(Side* s, const int64_t* px, const int64_t* qty, Py_ssize_t 
         prev = key
     else:
         s.n = n
+        s.live = n
         return
     s.n = 0
-    for i in range(n):
-        _set_level(s, px[i], qty[i])
+    _apply_side(s, px, qty, n)
 
 
 cdef int _check_levels(const int64_t* px, const int64_t* qty, Py_ssize_t n, str what) except -1:
     """Raise ValueError unless every price is > 0 ticks and every quantity >= 0 lots."""
     cdef Py_ssize_t i
-    for i in range(n):
-        if px[i] <= 0 or qty[i] < 0:
-            raise ValueError(f"{what} level ({px[i]}, {qty[i]}): price must be > 0 and quantity >= 0")
+    cdef int bad = 0
+    for i in range(n):                  # branch-free pass (vectorisable); locate the culprit only on failure
+        bad |= (px[i] <= 0) | (qty[i] < 0)
+    if bad:
+        for i in range(n):
+            if px[i] <= 0 or qty[i] < 0:
+                raise ValueError(f"{what} level ({px[i]}, {qty[i]}): price must be > 0 and quantity >= 0")
     return 0
 
 
@@ -154,13 +269,11 @@ cdef class L2Book:
     """
 
     def __cinit__(self):
-        self._bids.lv = NULL
-        self._bids.n = 0
-        self._bids.cap = 0
+        self._bids.buf = self._bids.lv = NULL
+        self._bids.off = self._bids.n = self._bids.live = self._bids.cap = 0
         self._bids.sign = 1
-        self._asks.lv = NULL
-        self._asks.n = 0
-        self._asks.cap = 0
+        self._asks.buf = self._asks.lv = NULL
+        self._asks.off = self._asks.n = self._asks.live = self._asks.cap = 0
         self._asks.sign = -1
 
     def __init__(self, int sync_rule, Py_ssize_t max_pending=DEFAULT_MAX_PENDING):
@@ -177,32 +290,51 @@ cdef class L2Book:
         self.ts_local_ns = 0
 
     def __dealloc__(self):
-        PyMem_Free(self._bids.lv)
-        PyMem_Free(self._asks.lv)
+        PyMem_Free(self._bids.buf)
+        PyMem_Free(self._asks.buf)
 
     def __repr__(self):
         return (f"L2Book(rule={'usdm' if self.sync_rule == SYNC_USDM else 'spot'}, "
                 f"state={'SYNCED' if self.state == SYNCED else 'AWAITING_SNAPSHOT'}, "
-                f"last_update_id={self.last_update_id}, bids={self._bids.n}, asks={self._asks.n}, "
+                f"last_update_id={self.last_update_id}, bids={self._bids.live}, asks={self._asks.live}, "
                 f"best={self.best_bid_px()}x{self.best_bid_qty()} / {self.best_ask_px()}x{self.best_ask_qty()})")
 
     # ------------------------------------------------------------------ internals
-    cdef int _reserve(self, Side* s, Py_ssize_t need) except -1:
-        """Make room for ``need`` levels on side ``s`` (amortised doubling). Raises MemoryError."""
-        cdef Py_ssize_t cap
-        cdef Level* lv
-        if need <= s.cap:
+    cdef int _grow(self, Side* s, Py_ssize_t cap) except -1:
+        """Make side ``s``'s allocation at least ``cap`` slots (realloc, at least doubling; the levels keep
+        their offset). Raises MemoryError (side unchanged)."""
+        cdef Level* buf
+        if cap <= s.cap:
             return 0
-        cap = s.cap * 2
-        if cap < need:
-            cap = need
+        if cap < 2 * s.cap:
+            cap = 2 * s.cap
         if cap < 64:
             cap = 64
-        lv = <Level*>PyMem_Realloc(s.lv, <size_t>cap * sizeof(Level))
-        if lv == NULL:
+        buf = <Level*>PyMem_Realloc(s.buf, <size_t>cap * sizeof(Level))
+        if buf == NULL:
             raise MemoryError()
-        s.lv = lv
+        s.buf = buf
+        s.lv = buf + s.off
         s.cap = cap
+        return 0
+
+    cdef int _reserve(self, Side* s, Py_ssize_t extra) except -1:
+        """Room for ``extra`` more slots above side ``s``'s levels, and some below them.
+
+        When the room above is short, or none is left below, the levels are re-centred (a quarter of the free
+        room below), after growing the allocation so that at least a third of it is free: re-centring thus
+        happens at most once per ``n/8`` deep inserts. Raises MemoryError (levels unchanged).
+        """
+        cdef Py_ssize_t need = s.n + extra
+        cdef Py_ssize_t off
+        if s.off + need <= s.cap and (s.off > 0 or s.n == 0):
+            return 0
+        self._grow(s, need + need // 2)
+        off = (s.cap - need) // 4
+        if off != s.off:
+            memmove(s.buf + off, s.lv, <size_t>s.n * sizeof(Level))
+            s.off = off
+            s.lv = s.buf + off
         return 0
 
     cdef Side* _side(self, int side) except NULL:
@@ -215,11 +347,8 @@ cdef class L2Book:
 
     cdef void _apply_levels(self, DepthDiff d) noexcept:
         """Set every level of ``d`` (capacity already reserved)."""
-        cdef Py_ssize_t i
-        for i in range(d.n_bids):
-            _set_level(&self._bids, d.bid_px[i], d.bid_qty[i])
-        for i in range(d.n_asks):
-            _set_level(&self._asks, d.ask_px[i], d.ask_qty[i])
+        _apply_side(&self._bids, d.bid_px, d.bid_qty, d.n_bids)
+        _apply_side(&self._asks, d.ask_px, d.ask_qty, d.n_asks)
 
     cdef void _to_awaiting(self) noexcept:
         """Sequence gap: count it, drop all levels, wait for a new snapshot."""
@@ -227,7 +356,9 @@ cdef class L2Book:
         self.state = AWAITING_SNAPSHOT
         self._await_first = False
         self._bids.n = 0
+        self._bids.live = 0
         self._asks.n = 0
+        self._asks.live = 0
 
     cdef int _buffer(self, DepthDiff d) except -1:
         """Append ``d`` to the pending buffer, dropping (and counting) the oldest when full."""
@@ -269,8 +400,8 @@ cdef class L2Book:
         if not ok:
             self._to_awaiting()
             return GAP
-        self._reserve(&self._bids, self._bids.n + d.n_bids)
-        self._reserve(&self._asks, self._asks.n + d.n_asks)
+        self._reserve(&self._bids, d.n_bids)
+        self._reserve(&self._asks, d.n_asks)
         self._apply_levels(d)
         self._await_first = False
         self.last_update_id = u
@@ -316,8 +447,8 @@ cdef class L2Book:
             raise TypeError("load_snapshot() needs a DepthSnapshot, got None")
         _check_levels(s.bid_px, s.bid_qty, s.n_bids, "snapshot bid")
         _check_levels(s.ask_px, s.ask_qty, s.n_asks, "snapshot ask")
-        self._reserve(&self._bids, s.n_bids)
-        self._reserve(&self._asks, s.n_asks)
+        self._grow(&self._bids, s.n_bids + s.n_bids // 2)
+        self._grow(&self._asks, s.n_asks + s.n_asks // 2)
         _load_side(&self._bids, s.bid_px, s.bid_qty, s.n_bids)
         _load_side(&self._asks, s.ask_px, s.ask_qty, s.n_asks)
         self.state = SYNCED
@@ -434,7 +565,7 @@ cdef class L2Book:
             ``side`` is not +1 or -1.
         """
         cdef Side* s = self._side(side)
-        cdef Py_ssize_t i = _lower_bound(s.lv, s.n, s.sign * price, s.sign)
+        cdef Py_ssize_t i = _find(s, price)
         if i < s.n and s.lv[i].px == price:
             return s.lv[i].qty
         return 0
@@ -445,18 +576,20 @@ cdef class L2Book:
         Fewer levels than asked: the whole side. Raises ValueError for a bad side or ``n_levels < 0``.
         """
         cdef Side* s = self._side(side)
-        cdef Py_ssize_t i, lo
+        cdef Py_ssize_t i = s.n - 1, k = 0
         cdef int64_t total = 0
         if n_levels < 0:
             raise ValueError(f"n_levels must be >= 0, got {n_levels}")
-        lo = s.n - n_levels if n_levels < s.n else 0
-        for i in range(lo, s.n):
-            total += s.lv[i].qty
+        while i >= 0 and k < n_levels:          # best first, skipping holes
+            if s.lv[i].qty != 0:
+                total += s.lv[i].qty
+                k += 1
+            i -= 1
         return total
 
     cpdef Py_ssize_t n_levels(self, int side) except -1:
         """Number of levels on ``side`` (+1 bid, -1 ask). Raises ValueError for a bad side."""
-        return self._side(side).n
+        return self._side(side).live
 
     def levels(self, int side, n=None):
         """Levels of ``side`` (+1 bid, -1 ask) best-first as ``[(price_ticks, qty_lots), ...]``.
@@ -465,13 +598,16 @@ cdef class L2Book:
         Raises ValueError for a bad side or ``n < 0``.
         """
         cdef Side* s = self._side(side)
-        cdef Py_ssize_t k = s.n if n is None else n
-        cdef Py_ssize_t i
+        cdef Py_ssize_t k = s.live if n is None else n
+        cdef Py_ssize_t i = s.n - 1
         if k < 0:
             raise ValueError(f"n must be >= 0, got {k}")
-        if k > s.n:
-            k = s.n
-        return [(s.lv[s.n - 1 - i].px, s.lv[s.n - 1 - i].qty) for i in range(k)]
+        out = []
+        while i >= 0 and len(out) < k:
+            if s.lv[i].qty != 0:
+                out.append((s.lv[i].px, s.lv[i].qty))
+            i -= 1
+        return out
 
     @property
     def synced(self):

@@ -104,7 +104,12 @@ def test_random_snapshot_and_diff_sequences_match_reference(data, rule, max_pend
                 u = U + data.draw(st.integers(0, 5))
                 pu = U - data.draw(st.integers(1, 3))
             cur = max(cur, u)
-            d = diff(U, u, data.draw(levels_st), data.draw(levels_st), pu, ts)
+            sides = []
+            for side in (BID, ASK):                        # random levels + removals of levels near the top
+                near_top = [p for p, _ in reference.levels(side, 3)]
+                removed = data.draw(st.lists(st.sampled_from(near_top), max_size=2)) if near_top else []
+                sides.append(data.draw(levels_st) + [(p, 0) for p in removed])
+            d = diff(U, u, sides[0], sides[1], pu, ts)
             outcome = book.apply_diff(d)
             assert outcome in (APPLIED, BUFFERED, STALE, GAP)
             assert outcome == reference.apply_diff(d)
@@ -116,6 +121,37 @@ def test_random_snapshot_and_diff_sequences_match_reference(data, rule, max_pend
         assert [p for p, _ in asks] == sorted({p for p, _ in asks})
         if book.state == AWAITING_SNAPSHOT:
             assert bids == [] and asks == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), rule=st.sampled_from(RULES))
+def test_large_books_with_deep_inserts_and_deletes_match_reference(data, rule):
+    """Hundreds of levels a side and wide diffs: exercises holes, hole reuse, compaction, both shift directions
+    and re-centring / growth of the level arrays."""
+    book, reference = L2Book(rule), ref.ReferenceL2Book(rule)
+    px = st.integers(1, 3000)
+    bids = data.draw(st.dictionaries(px, st.integers(1, 50), max_size=400))
+    asks = data.draw(st.dictionaries(px, st.integers(1, 50), max_size=400))
+    s = snap(1_000, sorted(bids.items(), reverse=True), sorted(asks.items()))
+    assert book.load_snapshot(s) == reference.load_snapshot(s) == SYNCED
+    last = 1_000
+    zeros = data.draw(st.integers(1, 12))           # delete-heavy streams drain the book (holes, compaction)
+    wide = st.lists(st.tuples(px, st.sampled_from([0] * zeros + [1, 5, 9])), max_size=60)
+    for k in range(data.draw(st.integers(1, 25))):
+        U = last if k == 0 else last + 1            # straddles on the first event, then chains (both rules)
+        side_levels = []
+        for side in (BID, ASK):                     # random levels plus deletions of levels that exist
+            present = [p for p, _ in reference.levels(side)]
+            dels = data.draw(st.lists(st.sampled_from(present), max_size=40)) if present else []
+            side_levels.append(data.draw(wide) + [(p, 0) for p in dels])
+        d = diff(U, U + 1, side_levels[0], side_levels[1], pu=last if k else last - 1)
+        assert book.apply_diff(d) == reference.apply_diff(d) == APPLIED
+        last = U + 1
+        assert book.levels(BID) == reference.levels(BID) and book.levels(ASK) == reference.levels(ASK)
+        assert (book.n_levels(BID), book.n_levels(ASK)) == (reference.n_levels(BID), reference.n_levels(ASK))
+        assert [book.depth_qty(BID, n) for n in (1, 7, 100)] == [reference.depth_qty(BID, n) for n in (1, 7, 100)]
+        assert all(book.qty_at(ASK, p) == reference.qty_at(ASK, p) for p, _ in d.asks)
+        assert all(book.qty_at(BID, p) == reference.qty_at(BID, p) for p, _ in d.bids)
 
 
 # ---------------------------------------------------------------- constants and construction
@@ -306,6 +342,36 @@ def test_many_levels_grow_arrays_and_match_reference():
         last = U + 2
     assert book.levels(BID) == reference.levels(BID) and book.levels(ASK) == reference.levels(ASK)
     assert book.n_levels(BID) > 300
+
+
+def test_deleting_levels_just_below_the_top_then_the_top_exposes_the_next_live_level():
+    book = L2Book(SYNC_SPOT)
+    book.load_snapshot(snap(10, [(100, 1), (99, 2), (98, 3), (97, 4)], [(101, 1), (102, 2), (103, 3), (104, 4)]))
+    book.apply_diff(diff(11, 11, bids=[(99, 0), (98, 0)], asks=[(102, 0)]))
+    book.apply_diff(diff(12, 12, bids=[(100, 0)], asks=[(101, 0)]))
+    assert (book.best_bid_px(), book.best_bid_qty()) == (97, 4) and book.levels(BID) == [(97, 4)]
+    assert (book.best_ask_px(), book.best_ask_qty()) == (103, 3) and book.levels(ASK) == [(103, 3), (104, 4)]
+    assert book.depth_qty(ASK, 1) == 3 and book.n_levels(BID) == 1
+    book.apply_diff(diff(13, 13, bids=[(97, 0)]))
+    assert book.best_bid_px() == 0 and book.n_levels(BID) == 0 and book.mid_x2() == 0
+    book.apply_diff(diff(14, 14, bids=[(98, 6), (96, 1)]))
+    assert book.levels(BID) == [(98, 6), (96, 1)]
+
+
+def test_mass_deletion_below_the_top_then_reinsertion_matches_reference():
+    # deleting most levels below the top leaves more holes than live levels: the side gets compacted
+    book, reference = L2Book(SYNC_SPOT), ref.ReferenceL2Book(SYNC_SPOT)
+    s = snap(10, [(1_000 - i, 1 + i % 7) for i in range(200)], [(1_001 + i, 2) for i in range(200)])
+    book.load_snapshot(s), reference.load_snapshot(s)
+    steps = [
+        diff(11, 11, bids=[(1_000 - i, 0) for i in range(1, 200, 2)] + [(1_000 - i, 0) for i in range(2, 150, 4)]),
+        diff(12, 12, bids=[(1_000 - i, 3) for i in range(1, 200, 3)], asks=[(1_001 + i, 0) for i in range(5, 200)]),
+        diff(13, 13, bids=[(1_000, 0), (999, 0), (998, 0)], asks=[(1_500 - i, 4) for i in range(0, 300, 2)]),
+    ]
+    for d in steps:
+        assert book.apply_diff(d) == reference.apply_diff(d) == APPLIED
+        assert book.levels(BID) == reference.levels(BID) and book.levels(ASK) == reference.levels(ASK)
+        assert book.best_bid_px() == reference.best_bid_px() and book.depth_qty(BID, 10) == reference.depth_qty(BID, 10)
 
 
 def test_snapshot_in_arbitrary_order_with_duplicates_and_zeros_last_one_wins():
