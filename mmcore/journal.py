@@ -80,6 +80,20 @@ CREATE TABLE IF NOT EXISTS positions (
     ts_ns INTEGER PRIMARY KEY, position_lots INTEGER NOT NULL, cash_tl INTEGER NOT NULL,
     fees TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value ANY) STRICT;
+-- Derived order columns are maintained by triggers, so each event or fill is one statement for the writer
+-- (the writer's Python work competes with the hot path for the GIL; see GROUP_COMMIT_S).
+CREATE TRIGGER IF NOT EXISTS order_events_state AFTER INSERT ON order_events WHEN NEW.new_state IS NOT NULL
+BEGIN
+    UPDATE orders SET state = NEW.new_state, ts_updated_ns = NEW.ts_ns,
+        venue_order_id = CASE WHEN NEW.event = 'ACK' AND NEW.detail IS NOT NULL THEN NEW.detail
+                              ELSE venue_order_id END
+    WHERE client_order_id = NEW.client_order_id;
+END;
+CREATE TRIGGER IF NOT EXISTS fills_filled AFTER INSERT ON fills
+BEGIN
+    UPDATE orders SET filled_lots = filled_lots + NEW.qty_lots, ts_updated_ns = NEW.ts_ns
+    WHERE client_order_id = NEW.client_order_id;
+END;
 """
 
 # Queue items are flat tuples (kind, *params).
@@ -92,9 +106,7 @@ _SQL_ORDER = (
     " state = excluded.state, ts_updated_ns = excluded.ts_updated_ns")
 _SQL_EVENT = ("INSERT INTO order_events (client_order_id, ts_ns, event, old_state, new_state, detail)"
               " VALUES (?, ?, ?, ?, ?, ?)")
-_SQL_EVENT_STATE = "UPDATE orders SET state = ?, ts_updated_ns = ? WHERE client_order_id = ?"
 _SQL_FILL = "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?)"
-_SQL_FILL_ORDER = "UPDATE orders SET filled_lots = filled_lots + ?, ts_updated_ns = ? WHERE client_order_id = ?"
 _SQL_POSITION = "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)"
 _SQL_KV = "INSERT OR REPLACE INTO kv VALUES (?, ?)"
 
@@ -273,15 +285,11 @@ class _Writer:
 def _apply(conn: sqlite3.Connection, kind: int, op: tuple) -> None:
     if kind == _FILL:
         _, ts, coid, trade_id, side, px, qty, fee = op
-        if conn.execute(_SQL_FILL, (trade_id, coid, ts, side, px, qty, str(fee))).rowcount:
-            conn.execute(_SQL_FILL_ORDER, (qty, ts, coid))
+        conn.execute(_SQL_FILL, (trade_id, coid, ts, side, px, qty, str(fee)))   # trigger: filled_lots
     elif kind == _ORDER:
         conn.execute(_SQL_ORDER, op[1:])
     elif kind == _EVENT:
-        _, coid, ts, event, old, new, detail = op
-        conn.execute(_SQL_EVENT, op[1:])
-        if new is not None:
-            conn.execute(_SQL_EVENT_STATE, (new, ts, coid))
+        conn.execute(_SQL_EVENT, op[1:])                                        # trigger: state
     elif kind == _POSITION:
         _, ts, pos, cash_tl, fees = op
         conn.execute(_SQL_POSITION, (ts, pos, cash_tl, str(fees)))
@@ -414,7 +422,8 @@ class Journal:
     def record_event(self, ts_ns: int, client_order_id: str, event: str, old_state: str | None,
                      new_state: str | None, detail: str | None = None) -> None:
         """Append an order event; a non-None ``new_state`` also becomes the order's state (same
-        transaction). Raises RuntimeError if the journal is closed."""
+        transaction), and for an ``"ACK"`` event a non-None ``detail`` is the venue order id. Raises
+        RuntimeError if the journal is closed."""
         self._put((_EVENT, client_order_id, ts_ns, event, old_state, new_state, detail))
 
     def record_fill(self, ts_ns: int, client_order_id: str, trade_id: int, side: int, price_ticks: int,

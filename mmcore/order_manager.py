@@ -27,7 +27,7 @@ log = logging.getLogger("mmcore.orders")
 
 _STATE = om.STATE_NAMES
 #: Client order ids reserved durably in the journal at a time (key ``coid_counter``).
-COID_BLOCK = 256
+COID_BLOCK = 4096
 _TERMINAL = frozenset(om.TERMINAL_STATES)
 
 
@@ -189,7 +189,6 @@ class OrderManager:
         if t is OrderAccepted:
             rc = o.ack(rep.venue_order_id, ts)
             event = om.ACK
-            self.journal.record_order(ts, coid, o.side, o.price, o.qty, _STATE[o.state], rep.venue_order_id)
         elif t is OrderCanceled:
             rc = o.apply(om.CANCEL_ACK, ts)
             event = om.CANCEL_ACK
@@ -210,8 +209,8 @@ class OrderManager:
         if rc != om.OK:
             self._illegal(o, event, old, rc)
             return None
-        self.journal.record_event(ts, coid, om.EVENT_NAMES[event], _STATE[old], _STATE[o.state],
-                                  getattr(rep, "reason", None))
+        detail = rep.venue_order_id if t is OrderAccepted else getattr(rep, "reason", None)
+        self.journal.record_event(ts, coid, om.EVENT_NAMES[event], _STATE[old], _STATE[o.state], detail)
         if o.state in _TERMINAL:
             was_repriced = coid in self._repriced
             self._close(o)

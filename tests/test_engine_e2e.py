@@ -71,6 +71,13 @@ def test_every_maker_fill_is_at_its_orders_price_and_journaled_once(run):
     n_orders = con.execute("SELECT count(*) FROM orders").fetchone()[0]
     assert n_orders == summary["orders_placed"] == sum(summary["orders"].values())
     assert con.execute("SELECT count(DISTINCT client_order_id) FROM orders").fetchone()[0] == n_orders
+    # Derived columns kept by the journal's triggers: venue ids of acknowledged orders, filled quantity.
+    assert con.execute("SELECT count(*) FROM orders WHERE venue_order_id IS NULL AND state != 'REJECTED'"
+                       ).fetchone()[0] == 0
+    filled = dict(con.execute("SELECT client_order_id, sum(qty_lots) FROM fills GROUP BY client_order_id"))
+    for coid, lots, state in con.execute("SELECT client_order_id, filled_lots, state FROM orders"):
+        assert lots == filled.get(coid, 0)
+    assert dict(con.execute("SELECT state, count(*) FROM orders GROUP BY state")) == summary["orders"]
 
 
 def test_latency_is_measured_per_event(run):
