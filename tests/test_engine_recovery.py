@@ -1,0 +1,82 @@
+"""The engine's defined recoveries: a sequence gap or a crossed book pauses quoting and cancels everything;
+malformed lines are skipped and counted mid-run; an interrupted replay still shuts down clean.
+
+Inputs are the real USDⓈ-M recording, altered where said (one depth line removed, garbage lines added),
+and small synthetic books (labelled)."""
+import asyncio
+import gzip
+
+from mmcore.config import load_config
+from mmcore.replay import build_session, run_session, summarize
+from mmcore_ext.events import DepthDiff, DepthSnapshot
+
+from datafiles import USDM_FILE
+
+
+def _replay(path, *overrides):
+    s = build_session(load_config(overrides=list(overrides)), str(path), market="binance_usdm")
+    asyncio.run(run_session(s))
+    return s, summarize(s)
+
+
+def _lines():
+    with gzip.open(USDM_FILE, "rb") as fh:
+        return fh.readlines()
+
+
+def _write(tmp_path, lines, name):
+    p = tmp_path / name
+    with gzip.open(p, "wb") as fh:
+        fh.writelines(lines)
+    return p
+
+
+def test_sequence_gap_in_real_data_pauses_quoting_and_cancels_everything(tmp_path):
+    lines = _lines()
+    depth = [i for i, ln in enumerate(lines) if b'"depthUpdate"' in ln]
+    drop = depth[3000]                                   # one diff, long after the snapshot: a gap
+    gap_ts = int(lines[depth[3001]].split(b" ")[0])
+    s, summary = _replay(_write(tmp_path, lines[:drop] + lines[drop + 1:], "gap.gz"))
+    assert summary["gaps"] == 1
+    assert s.engine.counters["pauses"] >= 1 and s.engine.paused
+    assert s.engine.book.synced is False                 # waits for a new snapshot (none in a recording)
+    assert all(f["ts_ns"] <= gap_ts + 10**9 for f in summary["fills"])   # nothing trades after the gap
+    assert summary["shutdown_clean"] is True and summary["buy_fills"] + summary["sell_fills"] > 0
+
+
+def test_malformed_lines_mid_run_are_skipped_and_counted(tmp_path):
+    lines = _lines()
+    bad = lines[:20000] + [b"garbage\n", b"1723161300000000000 {\"stream\": \n"] + lines[20000:]
+    s, summary = _replay(_write(tmp_path, bad, "bad.gz"))
+    assert summary["malformed_lines"] == 2
+    assert summary["events"] == len(lines) and summary["gaps"] == 0
+
+
+def test_interrupted_replay_stops_early_and_still_shuts_down_clean():
+    s = build_session(load_config(), str(USDM_FILE))
+
+    def interrupt(done, total):
+        s.interrupted = True                              # as the SIGINT/SIGTERM handler does
+
+    asyncio.run(run_session(s, interrupt))
+    summary = summarize(s)
+    assert summary["interrupted"] is True and summary["events"] < 10_000
+    assert summary["shutdown_clean"] is True and not s.sim.open_orders()
+
+
+def test_crossed_book_pauses_quoting_until_it_uncrosses():
+    """Synthetic book (labelled): ask drops below the bid, then recovers."""
+    s = build_session(load_config(), str(USDM_FILE))
+    eng, sim = s.engine, s.sim
+    t = 1_723_161_300_000_000_000
+    eng.on_event(DepthSnapshot.from_ticks(100, [(618000, 5000)], [(618010, 5000)], t, t))
+    sim.advance(t + 10**8)
+    assert not eng.paused and eng.orders.placed == 2
+    # USDⓈ-M: the first diff after the snapshot straddles it (U <= 100 <= u), the next chains on pu.
+    eng.on_event(DepthDiff.from_ticks(100, 101, [], [(617990, 10)], 99, t + 10**8, t + 10**8))
+    sim.advance(t + 2 * 10**8)
+    assert eng.book.is_crossed() and eng.paused and eng.pause_reason == "crossed book"
+    assert not eng.orders.orders and not sim.open_orders()          # all cancelled and confirmed
+    eng.on_event(DepthDiff.from_ticks(102, 102, [], [(617990, 0)], 101, t + 3 * 10**8, t + 3 * 10**8))
+    assert eng.book.gaps == 0
+    assert not eng.paused and eng.orders.placed == 4
