@@ -489,3 +489,42 @@ def test_ts_local_ns_follows_last_applied_event_not_dropped_ones():
     book.apply_diff(diff(99, 101, pu=98, ts=2_000))
     book.apply_diff(diff(90, 95, pu=89, ts=3_000))          # stale
     assert book.ts_local_ns == 2_000
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), rule=st.sampled_from(RULES))
+def test_levels_in_ascending_descending_or_random_order_within_an_event_match_reference(data, rule):
+    """Binance lists each side's levels by ascending price; a book may exploit that order (e.g. search each
+    level from the previous one), but must give the same result for any order, duplicates included."""
+    book, reference = L2Book(rule), ref.ReferenceL2Book(rule)
+    px = st.integers(1, 600)
+    bids = data.draw(st.dictionaries(px, st.integers(1, 50), max_size=200))
+    asks = data.draw(st.dictionaries(px, st.integers(1, 50), max_size=200))
+    s = snap(1_000, sorted(bids.items(), reverse=True), sorted(asks.items()))
+    assert book.load_snapshot(s) == reference.load_snapshot(s) == SYNCED
+    last = 1_000
+    lv = st.lists(st.tuples(px, st.sampled_from([0, 0, 1, 4, 9])), max_size=50)
+    for k in range(data.draw(st.integers(1, 12))):
+        side_levels = []
+        for side in (BID, ASK):
+            present = [p for p, _ in reference.levels(side)]
+            levels = data.draw(lv) + ([(p, 0) for p in data.draw(st.lists(st.sampled_from(present), max_size=20))]
+                                      if present else [])
+            order = data.draw(st.sampled_from(["asc", "desc", "random", "asc_unique", "desc_unique"]))
+            if order.endswith("unique"):
+                levels = list(dict(levels).items())     # one entry per price (as Binance sends)
+            if order.startswith("asc"):
+                levels.sort(key=lambda lv_: lv_[0])      # stable: duplicates keep their relative order
+            elif order.startswith("desc"):
+                levels.sort(key=lambda lv_: -lv_[0])
+            else:
+                levels = data.draw(st.permutations(levels))
+            side_levels.append(levels)
+        U = last if k == 0 else last + 1
+        d = diff(U, U + 1, side_levels[0], side_levels[1], pu=last if k else last - 1)
+        assert book.apply_diff(d) == reference.apply_diff(d) == APPLIED
+        last = U + 1
+        assert book.levels(BID) == reference.levels(BID) and book.levels(ASK) == reference.levels(ASK)
+        assert (book.n_levels(BID), book.n_levels(ASK)) == (reference.n_levels(BID), reference.n_levels(ASK))
+        assert all(book.qty_at(BID, p) == reference.qty_at(BID, p) for p, _ in d.bids)
+        assert all(book.qty_at(ASK, p) == reference.qty_at(ASK, p) for p, _ in d.asks)

@@ -209,32 +209,39 @@ class ReferenceL2Book:
 
     # --- queries
     def best_bid_px(self) -> int:
+        """Best bid price (ticks); 0 if no bids."""
         keys = self._bids.keys
         return keys[-1] if keys else 0
 
     def best_bid_qty(self) -> int:
+        """Quantity at the best bid (lots); 0 if no bids."""
         keys = self._bids.keys
         return self._bids.qty[keys[-1]] if keys else 0
 
     def best_ask_px(self) -> int:
+        """Best ask price (ticks); 0 if no asks."""
         keys = self._asks.keys
         return -keys[-1] if keys else 0
 
     def best_ask_qty(self) -> int:
+        """Quantity at the best ask (lots); 0 if no asks."""
         keys = self._asks.keys
         return self._asks.qty[-keys[-1]] if keys else 0
 
     def mid_x2(self) -> int:
+        """Best bid + best ask (ticks); 0 if either side is empty."""
         if not self._bids.keys or not self._asks.keys:
             return 0
         return self._bids.keys[-1] - self._asks.keys[-1]
 
     def spread(self) -> int:
+        """Best ask - best bid (ticks); 0 if either side is empty."""
         if not self._bids.keys or not self._asks.keys:
             return 0
         return -self._asks.keys[-1] - self._bids.keys[-1]
 
     def microprice(self) -> float:
+        """(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty) in ticks; 0.0 if either side is empty."""
         if not self._bids.keys or not self._asks.keys:
             return 0.0
         b = self._bids.keys[-1]
@@ -244,12 +251,15 @@ class ReferenceL2Book:
         return (b * aq + a * bq) / (bq + aq)
 
     def is_crossed(self) -> bool:
+        """True if both sides are non-empty and best bid >= best ask."""
         return bool(self._bids.keys and self._asks.keys and self._bids.keys[-1] >= -self._asks.keys[-1])
 
     def qty_at(self, side: int, price: int) -> int:
+        """Quantity (lots) at ``price`` (ticks) on ``side`` (+1 bid, -1 ask); 0 if absent."""
         return self._side(side).qty.get(price, 0)
 
     def depth_qty(self, side: int, n_levels: int) -> int:
+        """Cumulative quantity (lots) of the best ``n_levels`` levels of ``side``."""
         s = self._side(side)
         if n_levels < 0:
             raise ValueError(f"n_levels must be >= 0, got {n_levels}")
@@ -259,9 +269,11 @@ class ReferenceL2Book:
         return sum(qty[s.sign * k] for k in s.keys[-n_levels:])
 
     def n_levels(self, side: int) -> int:
+        """Number of levels on ``side``."""
         return len(self._side(side).keys)
 
     def levels(self, side: int, n: int | None = None) -> list[tuple[int, int]]:
+        """Levels of ``side`` best-first as ``[(price_ticks, qty_lots), ...]`` (at most ``n``)."""
         s = self._side(side)
         if n is not None and n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
@@ -270,8 +282,10 @@ class ReferenceL2Book:
 
     @property
     def synced(self) -> bool:
+        """True when the book is valid (state SYNCED)."""
         return self.state == SYNCED
 
     @property
     def pending(self) -> int:
+        """Number of diffs buffered for the next snapshot."""
         return len(self._pending)
