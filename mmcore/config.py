@@ -105,6 +105,7 @@ FIELDS: tuple[Field, ...] = (
     Field("execution.client_order_id_prefix", _str,
           lambda v: 2 <= len(v) <= 12 and v[-1] in "-_" and all(c.isalnum() or c in "-_" for c in v),
           "2-12 characters of [A-Za-z0-9_-] ending in '-' or '_'"),
+    Field("execution.flatten_on_shutdown", _bool, lambda v: True, "true or false"),
     Field("execution.flat_retries", _int, lambda v: 0 <= v <= 100, "0 <= retries <= 100"),
     Field("execution.flat_retry_backoff", _num, lambda v: 0 <= v <= 3600, "0 <= seconds <= 3600"),
     Field("journal.path", _opt_str, lambda v: True, "null (off) or a SQLite file path"),

@@ -156,8 +156,23 @@ class Engine:
         self.orders.cancel_all(ts)
         self.last_bid = self.last_ask = 0
         if new == HALTED and self.gate.flatten_on_halt and self.portfolio.position != 0:
-            self._flat_attempts = 0
-            self._flat_next_ns = ts
+            self.start_flatten(ts)
+
+    def start_flatten(self, ts: int) -> None:
+        """Begin closing the position: one IOC now, then (``flat_retries`` attempts in all) one more every
+        ``flat_retry_backoff`` while a position is left; driven by market events or :meth:`flatten_step`."""
+        self._flat_attempts = 0
+        self._flat_next_ns = ts
+        self._flatten(ts)
+
+    @property
+    def flatten_due_ns(self) -> int:
+        """Event time (ns) of the next flatten attempt, or -1 when no flattening is in progress."""
+        return self._flat_next_ns
+
+    def flatten_step(self, ts: int) -> None:
+        """Run the next flatten attempt if one is due at ``ts`` (or stop when flat / out of attempts)."""
+        if 0 <= self._flat_next_ns <= ts:
             self._flatten(ts)
 
     def _flatten(self, ts: int) -> None:

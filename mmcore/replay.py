@@ -171,14 +171,23 @@ SHUTDOWN_GRACE_NS = 10_000_000_000
 
 
 def shutdown(s: Session) -> bool:
-    """Cancel all orders, let the exchange confirm, and check that nothing is left open.
+    """Cancel all orders, let the exchange confirm, flatten if ``execution.flatten_on_shutdown``, and check
+    that nothing is left open.
 
     Returns True (and sets ``s.shutdown_clean``) when the exchange reports no open order of ours and the
     order manager tracks no live order; the journal is flushed and closed either way.
     """
     ts = s.last_ts_ns
-    s.engine.orders.cancel_all(ts)
+    eng = s.engine
+    eng.orders.cancel_all(ts)
     s.sim.advance(ts + SHUTDOWN_GRACE_NS)          # the exchange processes the cancels
+    if s.config.get("execution.flatten_on_shutdown") and s.portfolio.position:
+        eng.start_flatten(ts)                      # IOC against the last book, flat_retries attempts
+        while eng.flatten_due_ns >= 0:
+            ts = max(ts, eng.flatten_due_ns)
+            s.sim.advance(ts + SHUTDOWN_GRACE_NS)
+            eng.flatten_step(ts)
+        s.sim.advance(ts + SHUTDOWN_GRACE_NS)
     left_exchange = s.sim.open_orders()            # confirm by querying open orders
     left_tracked = s.engine.orders.orders
     s.shutdown_clean = not left_exchange and not left_tracked

@@ -80,3 +80,21 @@ def test_crossed_book_pauses_quoting_until_it_uncrosses():
     eng.on_event(DepthDiff.from_ticks(102, 102, [], [(617990, 0)], 101, t + 3 * 10**8, t + 3 * 10**8))
     assert eng.book.gaps == 0
     assert not eng.paused and eng.orders.placed == 4
+
+
+def test_flatten_on_shutdown_closes_the_position_with_ioc_orders():
+    s = build_session(load_config(overrides=["execution.flatten_on_shutdown=true"]), str(USDM_FILE))
+    held = []
+
+    def stop_when_positioned(done, total):        # interrupt (as SIGINT does) while a position is open
+        if s.portfolio.position != 0 and not held:
+            held.append(s.portfolio.position)
+            s.interrupted = True
+
+    asyncio.run(run_session(s, stop_when_positioned))
+    summary = summarize(s)
+    assert summary["interrupted"] is True and held and held[0] != 0
+    assert s.portfolio.position == 0 and summary["shutdown_clean"] is True
+    assert summary["flatten_orders"] >= 1
+    taker = [f for f in s.engine.fills if not f.is_maker]
+    assert sum(f.side * f.qty for f in taker) == -held[0]
