@@ -25,7 +25,7 @@ from mmcore.config import DEFAULT_CONFIG, load_config
 from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired,
                               OrderFilled, OrderRejected)
 from mmcore.live_runner import LiveRunner
-from mmcore.sim.server import build_server
+from mmcore.sim.server import build_server, close_server
 from mmcore.venues.loopback import LoopbackClient, decode_report, encode_report
 
 from datafiles import ROOT, USDM_FILE
@@ -201,12 +201,7 @@ async def _serve(speed):
 
 
 async def _shut(server, srv):
-    srv.close()
-    for task in (server.replay_task, server.clock_task):
-        if task is not None:
-            task.cancel()
-    for s in list(server.market_sessions):
-        s.close()
+    close_server(server, srv)
 
 
 def test_dropped_connection_is_reconciled_again_and_trading_resumes(tmp_path):

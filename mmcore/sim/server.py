@@ -403,6 +403,16 @@ def build_server(data: str | Path, config, speed: float) -> ExchangeServer:
     return ExchangeServer(path, inst, speed, *sim_models(config, inst))
 
 
+def close_server(server: ExchangeServer, srv) -> None:
+    """Stop listening, stop the replay and exchange clock, and close every client session."""
+    srv.close()
+    for task in (server.replay_task, server.clock_task):
+        if task is not None:
+            task.cancel()
+    for session in list(server.market_sessions):
+        session.close()
+
+
 async def _serve(server: ExchangeServer, port: int) -> int:
     srv = await server.serve(port)
     print(f"listening {HOST}:{srv.sockets[0].getsockname()[1]}", flush=True)
@@ -411,12 +421,7 @@ async def _serve(server: ExchangeServer, port: int) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    srv.close()
-    for task in (server.replay_task, server.clock_task):
-        if task is not None:
-            task.cancel()
-    for s in list(server.market_sessions):
-        s.close()
+    close_server(server, srv)
     return 0
 
 
