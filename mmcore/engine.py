@@ -14,7 +14,7 @@ orders (``flat_retries`` attempts, ``flat_retry_backoff`` apart).
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, deque
 
 from mmcore.accounting import Portfolio
 from mmcore.execution import OrderFilled
@@ -76,7 +76,9 @@ class Engine:
         self.counters = Counter()
         self.last_bid = 0             # last desired quotes (ticks; 0 = none)
         self.last_ask = 0
-        self._ticker = None           # latest BookTicker not yet compared with the book
+        # BookTickers ahead of the book, in update-id order: each is compared with the book's top after the
+        # depth event whose final id equals its own (Binance bookTicker u shares the depth id sequence).
+        self._tickers = deque(maxlen=100_000)
         self.fills: list[OrderFilled] = []
 
     # --- hot path ---
@@ -88,17 +90,22 @@ class Engine:
             if rc != APPLIED:
                 self._book_outcome(rc, ev)
                 return
-            tk = self._ticker
-            if tk is not None and tk.update_id == ev.final_update_id:
-                self._check_ticker(tk)
+            pending = self._tickers
+            if pending:
+                u = ev.final_update_id
+                while pending and pending[0].update_id < u:
+                    pending.popleft()
+                if pending and pending[0].update_id == u:
+                    self._check_ticker(pending.popleft())
             self._quote(ev.ts_local_ns)
         elif t is Trade:
             self._quote(ev.ts_local_ns)
         elif t is BookTicker:
-            if ev.update_id == self.book.last_update_id:
+            u = self.book.last_update_id
+            if ev.update_id == u:
                 self._check_ticker(ev)
-            else:
-                self._ticker = ev
+            elif ev.update_id > u:
+                self._tickers.append(ev)      # its depth event has not arrived yet
         elif t is DepthSnapshot:
             self.book.load_snapshot(ev)
             self.counters["snapshots"] += 1
@@ -218,7 +225,6 @@ class Engine:
 
     def _check_ticker(self, tk: BookTicker) -> None:
         """Compare a bookTicker with the reconstructed top of book at the same update id."""
-        self._ticker = None
         b = self.book
         if (tk.bid_px, tk.bid_qty, tk.ask_px, tk.ask_qty) == (b.best_bid_px(), b.best_bid_qty(),
                                                               b.best_ask_px(), b.best_ask_qty()):

@@ -222,7 +222,8 @@ def percentiles_us(values: array) -> dict:
         return {"p50": None, "p99": None, "max": None}
     a = np.frombuffer(values, dtype=np.int64)
     p50, p99 = np.percentile(a, [50, 99])
-    return {"p50": round(p50 / 1000, 2), "p99": round(p99 / 1000, 2), "max": round(int(a.max()) / 1000, 2)}
+    return {"p50": round(float(p50) / 1000, 2), "p99": round(float(p99) / 1000, 2),
+            "max": round(int(a.max()) / 1000, 2)}
 
 
 def summarize(s: Session) -> dict:
