@@ -2,6 +2,7 @@
 order ids, order manager and portfolio are put together (replay, paper and live share it)."""
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 from mmcore.accounting import Portfolio
@@ -16,6 +17,7 @@ from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
 from mmcore_ext.risk import RiskGate
 
 _MS = 1_000_000
+log = logging.getLogger("mmcore.config")
 
 
 def build_engine(config: Config, instrument: Instrument, exec_client, journal, book=None) -> Engine:
@@ -36,6 +38,10 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
         ``strategy.order_qty`` is not a whole multiple of the instrument's step size (the field is named).
     """
     c, inst = config, instrument
+    if c.get("strategy.min_spread_bps") < c.risk.min_spread_frac * 10_000:
+        log.warning("strategy.min_spread_bps = %s is below risk.min_spread_frac = %s (%.2f bps): the risk gate "
+                    "will refuse the narrower quotes (counted as SPREAD_TOO_NARROW)", c.get("strategy.min_spread_bps"),
+                    c.risk.min_spread_frac, c.risk.min_spread_frac * 10_000)
     order_qty = inst.qty_to_lots(c.get("strategy.order_qty"))
     if order_qty % inst.step_lots:
         raise ValueError(f"strategy.order_qty = {c.get('strategy.order_qty')}: not a multiple of the step "
