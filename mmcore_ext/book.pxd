@@ -1,5 +1,6 @@
-# L2 order book: integer ticks/lots in contiguous sorted C arrays, Binance snapshot+diff synchronisation.
-from libc.stdint cimport int64_t
+# L2 order book: integer ticks/lots in a tick-indexed window near the top plus a sorted array for the rest;
+# Binance snapshot+diff synchronisation.
+from libc.stdint cimport int64_t, uint64_t
 from mmcore_ext.events cimport DepthSnapshot, DepthDiff
 
 # Sequence rules (constructor argument).
@@ -24,22 +25,37 @@ cpdef enum:
     BID = 1
     ASK = -1
 
-# One price level.
+# One price level of the sorted store. key = sign * price, so keys ascend towards the best on both sides.
 cdef struct Level:
-    int64_t px             # price (ticks)
+    int64_t key            # sign * price (ticks): price for bids, -price for asks
     int64_t qty            # quantity (lots); 0 marks a hole (a deleted level awaiting reuse or compaction)
 
-# One side: lv[0..n) sorted so that sign*px is strictly ascending, best level at lv[n-1] (always live).
+# Levels outside the window: lv[0..n) sorted by strictly ascending key, best at lv[n-1] (always live).
 # A deleted level below the top stays in place as a hole (qty 0) until reused or compacted.
 # lv = buf + off: the free slots below lv[0] let an insert deep in the book shift the (few) deeper levels down.
-cdef struct Side:
+cdef struct SortedLevels:
     Level* buf             # allocation of cap slots
     Level* lv              # first used slot (buf + off)
     Py_ssize_t off         # free slots below lv[0]
     Py_ssize_t n           # used slots (live levels + holes)
     Py_ssize_t live        # live levels (qty > 0)
     Py_ssize_t cap         # allocated slots
-    int64_t sign           # +1 bids (prices ascending), -1 asks (prices descending)
+
+# Levels inside the window: one slot per tick, slot k holds key base + k.
+cdef struct Ladder:
+    int64_t* qty           # width slots: quantity (lots) at key base + k; 0 = no level
+    uint64_t* bits         # width / 64 words: bit k set <=> qty[k] != 0
+    int64_t base           # key of slot 0
+    int64_t span           # width while the window is placed, 0 before (then no key falls inside)
+    Py_ssize_t width       # slots (a multiple of 64)
+    Py_ssize_t top         # highest occupied slot (the window's best level), -1 if none
+    Py_ssize_t live        # occupied slots
+
+# One side of the book: every level is in exactly one of the two stores (by whether its key is in the window).
+cdef struct Side:
+    Ladder near
+    SortedLevels far
+    int64_t sign           # +1 bids, -1 asks
 
 
 cdef class L2Book:
@@ -70,9 +86,13 @@ cdef class L2Book:
     """Buffered diffs discarded (oldest first) because the buffer held max_pending diffs."""
     cdef readonly Py_ssize_t max_pending
     """Capacity of the pre-snapshot buffer (diffs)."""
+    cdef readonly Py_ssize_t window_ticks
+    """Width (ticks) of each side's tick-indexed window near the top of book."""
+    cdef readonly int64_t recenters
+    """Times a side's window was moved to follow its best level."""
 
-    cdef int _grow(self, Side* s, Py_ssize_t cap) except -1
-    cdef int _reserve(self, Side* s, Py_ssize_t extra) except -1
+    cdef int _grow(self, SortedLevels* s, Py_ssize_t cap) except -1
+    cdef int _reserve(self, SortedLevels* s, Py_ssize_t extra) except -1
     cdef Side* _side(self, int side) except NULL
     cdef int _process(self, DepthDiff d) except -1
     cdef void _apply_levels(self, DepthDiff d) noexcept

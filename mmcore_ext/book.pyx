@@ -1,25 +1,35 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-# Bounds/wraparound checks are off: every C-array index below is derived from a side's slot count ``n`` and
+# Bounds/wraparound checks are off: every sorted-store index below is derived from its slot count ``n`` and
 # stays in [0, n) (or [0, n] for memmove end pointers, with a byte count of 0; ``lv - 1`` only when the front
-# room ``off`` > 0); the only Python indexing is ``self._pending[0]`` on a non-empty deque.
+# room ``off`` > 0); every window index is a slot k in [0, width) (checked by one unsigned compare against
+# ``span``) or a word k >> 6 of such a slot; the only Python indexing is ``self._pending[0]`` on a non-empty deque.
 """L2 order book for one instrument: integer ticks/lots, Binance snapshot + diff synchronisation.
 
 Layout
 ------
-Each side is one contiguous C array of ``Level {px, qty}`` sorted with the **best level at the end**: bids by
-ascending price, asks by descending price. Market activity concentrates at the top of book, so inserting or
-deleting there moves few bytes (``memmove`` of the levels above it). Lookup is a (branch-free) binary search;
-the arrays grow with ``PyMem_Realloc`` and capacity is reserved *before* a diff is applied, so an applied diff
-never fails half-way. No Python object is created per level on the apply path.
+Prices are handled as keys ``key = sign * price`` (``+price`` for bids, ``-price`` for asks), so on both
+sides a larger key is a better level. Each side keeps its levels in two stores, every level in exactly one:
 
-Deletion is lazy below the top: the slot keeps its price with quantity 0 (a *hole*), so removing a deep level
-costs no memmove; an insert reuses an adjacent hole or one within ``HOLE_REACH`` slots (moving only the levels
-in between), and a side is compacted when its holes outnumber its live levels by more than ``HOLE_SLACK``. The
-top slot is always live (holes are trimmed off the top), so best-level reads stay O(1). The array also keeps
-free room *below* its deepest level, so an insert deep in the book shifts the few levels below it down rather
-than every level above it up. Why: on the real USDⓈ-M recording (books grow to ~5000 levels a side; depth@0ms
-diffs carry ~70 levels each, anywhere in the depth) a strictly dense array spent most of its time in memmove;
-with holes and the front room the time is dominated by the binary search.
+- the **window** (``Ladder``): ``window_ticks`` consecutive keys ``[base, base + width)`` near the top of the
+  side, one int64 quantity slot per tick plus an occupancy bitmap. Setting a level there is an index, a store
+  and a bit flip; when the window's best level is deleted the next one is found with a count-leading-zeros
+  scan of the bitmap. This is the layout hftbacktest calls a "ROI vector" market depth, except that nothing
+  outside the region is dropped: it goes to
+- the **sorted store** (``SortedLevels``): one contiguous C array of ``Level {key, qty}`` sorted by ascending
+  key (best at the end), searched by a branch-free binary search. Deletion below its top leaves a *hole*
+  (qty 0) that a later insert nearby reuses (within ``HOLE_REACH`` slots) or that compaction removes (when
+  holes outnumber live levels by more than ``HOLE_SLACK``); free room kept *below* the deepest level lets an
+  insert deep in the book shift the few levels below it rather than every level above it.
+
+After each applied diff (and snapshot) a side whose best level has left the upper part of its window
+(``[base + width/2, base + 7 width/8)``) re-centres it, best at ``base + 3 width/4``: the window's levels are
+merged back into the sorted store and those of the new range taken out (O(levels), counted in
+``recenters``). Why: on the real USDⓈ-M recording the sides grow to ~5000 levels spanning far more ticks than
+any window could cover (bids down to a few hundred USDT), but depth@0ms diffs carry ~70 levels each and about
+85 % of them fall within 2000 ticks of the best level; those now cost a few ns each, and only the rest pay
+for the binary search and memmove of the sorted store. Capacity is reserved *before* a diff is applied
+(including the room a re-centre needs), so an applied diff never fails half-way; no Python object is created
+per level on the apply path.
 
 Synchronisation (Binance "How to manage a local order book correctly")
 ---------------------------------------------------------------------
@@ -44,19 +54,32 @@ book (``U <= last u < u`` but ``U != last u + 1``) is a GAP, following the stric
 """
 from collections import deque
 
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
-from libc.stdint cimport int64_t
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Realloc
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memmove
 
 from mmcore_ext.events cimport DepthDiff, DepthSnapshot
 
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long) nogil
+    int __builtin_ctzll(unsigned long long) nogil
+
+
 #: Default bound of the pre-snapshot buffer (diffs); the oldest are dropped (and counted) beyond it.
 DEFAULT_MAX_PENDING = 100_000
+#: Default width (ticks) of each side's window: 32768 ticks = 3276.8 USDT on USDⓈ-M BTCUSDT (tick 0.1), 327.68
+#: USDT on spot (tick 0.01); 256 KiB of quantities per side, of which only the slots in use are touched.
+#: On the bundled recordings 8192 / 32768 / 65536 ticks gave 950 / 700 / 680 ns per USDⓈ-M event and
+#: 1050 / 620 / 560 ns per spot event (benchmarks/bench_book.py workload).
+DEFAULT_WINDOW_TICKS = 32768
+#: Largest window accepted (ticks).
+MAX_WINDOW_TICKS = 1 << 22
 
 _MARKET_RULES = {"binance_spot": SYNC_SPOT, "binance_usdm": SYNC_USDM}
 
 cdef enum:
-    # A side is compacted when its holes outnumber its live levels by more than this (bounds search and scans).
+    # The sorted store is compacted when its holes outnumber its live levels by more than this.
     HOLE_SLACK = 8
     # How far (slots, each way) an insert looks for a hole before shifting a whole part of the array.
     HOLE_REACH = 8
@@ -86,34 +109,27 @@ def sync_rule_for_market(str market):
         raise ValueError(f"no book sync rule for market {market!r}; known: {sorted(_MARKET_RULES)}") from None
 
 
-cdef inline Py_ssize_t _find(const Side* s, int64_t px) noexcept nogil:
-    """Lower bound of ``px`` on side ``s``: the first index ``i`` in ``[0, n]`` whose price is not better than
-    ``px`` (``lv[i].px >= px`` for bids, stored ascending; ``lv[i].px <= px`` for asks, stored descending).
+# ---------------------------------------------------------------------------------------------- sorted store
 
-    Branch-free binary search (the comparison compiles to a conditional move), one loop per side so that no
-    sign multiply sits on the load-compare chain.
+cdef inline Py_ssize_t _find(const SortedLevels* s, int64_t key) noexcept nogil:
+    """Lower bound of ``key``: the first index ``i`` in ``[0, n]`` with ``lv[i].key >= key``.
+
+    Branch-free binary search (the comparison compiles to a conditional move).
     """
     cdef const Level* lv = s.lv
     cdef Py_ssize_t n = s.n, base = 0, half
     if n == 0:
         return 0
-    if s.sign > 0:
-        while n > 1:
-            half = n >> 1
-            if lv[base + half].px < px:
-                base += half
-            n -= half
-        return base + (lv[base].px < px)
     while n > 1:
         half = n >> 1
-        if lv[base + half].px > px:
+        if lv[base + half].key < key:
             base += half
         n -= half
-    return base + (lv[base].px > px)
+    return base + (lv[base].key < key)
 
 
-cdef void _compact(Side* s) noexcept nogil:
-    """Squeeze the holes out of a side (order kept)."""
+cdef void _compact(SortedLevels* s) noexcept nogil:
+    """Squeeze the holes out of the sorted store (order kept)."""
     cdef Py_ssize_t i, j = 0
     for i in range(s.n):
         if s.lv[i].qty != 0:
@@ -123,13 +139,13 @@ cdef void _compact(Side* s) noexcept nogil:
     s.n = j
 
 
-cdef inline void _put(Level* slot, int64_t px, int64_t qty) noexcept nogil:
-    slot.px = px
+cdef inline void _put(Level* slot, int64_t key, int64_t qty) noexcept nogil:
+    slot.key = key
     slot.qty = qty
 
 
-cdef void _set_at(Side* s, Py_ssize_t i, int64_t px, int64_t qty) noexcept nogil:
-    """Set the quantity at ``px`` (lots; 0 removes), ``i`` being the lower bound of ``px`` (see ``_find``).
+cdef void _sorted_set(SortedLevels* s, int64_t key, int64_t qty) noexcept nogil:
+    """Set the quantity at ``key`` (lots; 0 removes) in the sorted store.
 
     The caller has reserved room for one more slot above the levels. Deleting a level below the top leaves a
     hole (no memmove); holes are trimmed off the top so ``lv[n-1]`` stays the best live level, and compacted
@@ -139,8 +155,9 @@ cdef void _set_at(Side* s, Py_ssize_t i, int64_t px, int64_t qty) noexcept nogil
     """
     cdef Level* lv = s.lv
     cdef Py_ssize_t n = s.n
+    cdef Py_ssize_t i = _find(s, key)
     cdef Py_ssize_t up, dn, holes, lim
-    if i < n and lv[i].px == px:                      # present (live or hole)
+    if i < n and lv[i].key == key:                    # present (live or hole)
         if qty != 0:
             if lv[i].qty == 0:
                 s.live += 1
@@ -160,14 +177,14 @@ cdef void _set_at(Side* s, Py_ssize_t i, int64_t px, int64_t qty) noexcept nogil
     holes = n - s.live
     s.live += 1
     if i == n:                                        # new best level: append
-        _put(&lv[n], px, qty)
+        _put(&lv[n], key, qty)
         s.n = n + 1
         return
-    if i > 0 and lv[i - 1].qty == 0:                  # hole just below: lv[i-2] < hole < px < lv[i]
-        _put(&lv[i - 1], px, qty)
+    if i > 0 and lv[i - 1].qty == 0:                  # hole just below: lv[i-2] < hole < key < lv[i]
+        _put(&lv[i - 1], key, qty)
         return
-    if lv[i].qty == 0:                                # hole just above: lv[i-1] < px < hole < lv[i+1]
-        _put(&lv[i], px, qty)
+    if lv[i].qty == 0:                                # hole just above: lv[i-1] < key < hole < lv[i+1]
+        _put(&lv[i], key, qty)
         return
     if holes > 0:                                     # a hole within HOLE_REACH: shift the levels between
         up = i + 1
@@ -176,64 +193,237 @@ cdef void _set_at(Side* s, Py_ssize_t i, int64_t px, int64_t qty) noexcept nogil
         while up < lim:
             if lv[up].qty == 0:
                 memmove(&lv[i + 1], &lv[i], <size_t>(up - i) * sizeof(Level))
-                _put(&lv[i], px, qty)
+                _put(&lv[i], key, qty)
                 return
             up += 1
             if dn >= 0:
                 if lv[dn].qty == 0:
                     memmove(&lv[dn], &lv[dn + 1], <size_t>(i - 1 - dn) * sizeof(Level))
-                    _put(&lv[i - 1], px, qty)
+                    _put(&lv[i - 1], key, qty)
                     return
                 dn -= 1
     if i < n - i and s.off > 0:                       # fewer levels below: shift them down into the front room
         memmove(lv - 1, lv, <size_t>i * sizeof(Level))
         s.lv = lv - 1
         s.off -= 1
-        _put(&s.lv[i], px, qty)
+        _put(&s.lv[i], key, qty)
     else:                                             # shift the levels above up (room reserved by the caller)
         memmove(&lv[i + 1], &lv[i], <size_t>(n - i) * sizeof(Level))
-        _put(&lv[i], px, qty)
+        _put(&lv[i], key, qty)
     s.n = n + 1
 
 
+# ---------------------------------------------------------------------------------------------- window
+
+cdef inline Py_ssize_t _prev_set(const Ladder* w, Py_ssize_t k) noexcept nogil:
+    """Highest occupied slot ``<= k`` of the window (``k`` in ``[-1, width)``), or -1 if none."""
+    cdef Py_ssize_t i
+    cdef uint64_t word
+    if k < 0:
+        return -1
+    i = k >> 6
+    word = w.bits[i] & ((<uint64_t>2 << (k & 63)) - 1)   # bits 0..k%64 (the shift wraps to 0 for bit 63)
+    while word == 0:
+        i -= 1
+        if i < 0:
+            return -1
+        word = w.bits[i]
+    return (i << 6) + 63 - __builtin_clzll(word)
+
+
+cdef inline void _window_set(Ladder* w, Py_ssize_t k, int64_t qty) noexcept nogil:
+    """Set slot ``k`` (in ``[0, width)``) to ``qty`` lots (0 removes)."""
+    cdef uint64_t bit = <uint64_t>1 << (k & 63)
+    if qty != 0:
+        if w.qty[k] == 0:
+            w.live += 1
+            w.bits[k >> 6] |= bit
+            if k > w.top:
+                w.top = k
+        w.qty[k] = qty
+    elif w.qty[k] != 0:
+        w.qty[k] = 0
+        w.live -= 1
+        w.bits[k >> 6] &= ~bit
+        if k == w.top:
+            w.top = _prev_set(w, k - 1)
+
+
+cdef void _window_clear(Ladder* w) noexcept nogil:
+    """Empty the window and unplace it (touches only occupied slots)."""
+    cdef Py_ssize_t i
+    cdef uint64_t word
+    for i in range(w.width >> 6):
+        word = w.bits[i]
+        while word:
+            w.qty[(i << 6) + __builtin_ctzll(word)] = 0
+            word &= word - 1
+        w.bits[i] = 0
+    w.live = 0
+    w.top = -1
+    w.span = 0
+
+
+# ---------------------------------------------------------------------------------------------- one side
+
+cdef inline bint _best(const Side* s, int64_t* key, int64_t* qty) noexcept nogil:
+    """Best level of side ``s`` (the larger key of the window's top and the sorted store's top).
+
+    Writes its key and quantity (lots) and returns True; returns False if the side is empty.
+    """
+    cdef const Ladder* w = &s.near
+    cdef const SortedLevels* f = &s.far
+    if w.top >= 0 and (f.n == 0 or w.base + w.top > f.lv[f.n - 1].key):
+        key[0] = w.base + w.top
+        qty[0] = w.qty[w.top]
+        return True
+    if f.n != 0:
+        key[0] = f.lv[f.n - 1].key
+        qty[0] = f.lv[f.n - 1].qty
+        return True
+    return False
+
+
+cdef inline void _side_set(Side* s, int64_t key, int64_t qty) noexcept nogil:
+    """Set the level at ``key`` to ``qty`` lots (0 removes) in whichever store holds ``key``."""
+    cdef uint64_t k = <uint64_t>key - <uint64_t>s.near.base     # unsigned: keys below base wrap to huge
+    if k < <uint64_t>s.near.span:
+        _window_set(&s.near, <Py_ssize_t>k, qty)
+    else:
+        _sorted_set(&s.far, key, qty)
+
+
 cdef void _apply_side(Side* s, const int64_t* px, const int64_t* qty, Py_ssize_t m) noexcept nogil:
-    """Set ``m`` levels on side ``s`` in order (room for ``m`` more slots reserved by the caller)."""
+    """Set ``m`` levels (prices in ticks) on side ``s`` in order (room for ``m`` more sorted slots reserved)."""
     cdef Py_ssize_t k
+    cdef int64_t sign = s.sign
     for k in range(m):
-        _set_at(s, _find(s, px[k]), px[k], qty[k])
+        _side_set(s, sign * px[k], qty[k])
+
+
+cdef void _recenter(Side* s, int64_t base) noexcept nogil:
+    """Move side ``s``'s window to keys ``[base, base + width)``.
+
+    The window's levels are merged into the sorted store (they form one contiguous key range that the store
+    does not hold, so they go in at a single position with one memmove), then the store's levels in the new
+    range are taken out into the window (one memmove closes the range). The caller has reserved room for
+    ``near.live`` more sorted slots.
+    """
+    cdef Ladder* w = &s.near
+    cdef SortedLevels* f = &s.far
+    cdef Py_ssize_t i, j, lo, hi, k, pulled = 0
+    cdef uint64_t word
+    cdef int64_t width = w.width
+    if w.live:                                        # 1. window -> sorted store
+        j = _find(f, w.base)
+        memmove(&f.lv[j + w.live], &f.lv[j], <size_t>(f.n - j) * sizeof(Level))
+        f.n += w.live
+        f.live += w.live
+        for i in range(width >> 6):
+            word = w.bits[i]
+            while word:
+                k = (i << 6) + __builtin_ctzll(word)
+                word &= word - 1
+                f.lv[j].key = w.base + k
+                f.lv[j].qty = w.qty[k]
+                w.qty[k] = 0
+                j += 1
+            w.bits[i] = 0
+        w.live = 0
+    w.top = -1
+    w.base = base
+    w.span = width
+    lo = _find(f, base)                               # 2. sorted store's [base, base + width) -> window
+    hi = _find(f, base + width)
+    for i in range(lo, hi):
+        if f.lv[i].qty != 0:
+            k = f.lv[i].key - base
+            w.qty[k] = f.lv[i].qty
+            w.bits[k >> 6] |= <uint64_t>1 << (k & 63)
+            w.top = k                                 # ascending: the last one is the top
+            pulled += 1
+    w.live = pulled
+    memmove(&f.lv[lo], &f.lv[hi], <size_t>(f.n - hi) * sizeof(Level))
+    f.n -= hi - lo
+    f.live -= pulled
+    while f.n > 0 and f.lv[f.n - 1].qty == 0:         # the store's top slot stays live
+        f.n -= 1
+    if f.n - f.live > f.live + HOLE_SLACK:
+        _compact(f)
+
+
+cdef bint _place(Side* s) noexcept nogil:
+    """Re-centre side ``s``'s window if its best level left ``[base + width/2, base + 7 width/8)``.
+
+    The new window puts the best level at ``base + 3 width/4``: most updates land at or below the best, some
+    above it as the market moves. Returns True if it re-centred. The caller has reserved room for
+    ``near.live`` more sorted slots.
+    """
+    cdef int64_t key, qty
+    cdef int64_t width = s.near.width
+    if not _best(s, &key, &qty):
+        return False
+    if s.near.span != 0 and s.near.base + width // 2 <= key < s.near.base + width - width // 8:
+        return False
+    _recenter(s, key - (3 * width) // 4)
+    return True
 
 
 cdef void _load_side(Side* s, const int64_t* px, const int64_t* qty, Py_ssize_t n) noexcept nogil:
-    """Replace a side's levels with ``n`` snapshot levels (the caller made ``cap >= n``).
+    """Replace a side's levels with ``n`` snapshot levels (the caller made the sorted store's ``cap >= n``).
 
-    A quarter of the free room goes below the levels, the rest above (enough for the slow path below).
+    The window is emptied and unplaced; every level goes to the sorted store (the caller then places the
+    window with ``_place``). A quarter of the free room goes below the levels, the rest above.
 
-    Fast path: Binance sends levels best-first, so read backwards they are already in storage order; they
-    are copied if strictly ordered with positive quantities. Otherwise (unordered, duplicate prices, zero
-    quantities) each level is set in input order, with the same meaning as a diff: the last one wins, 0 removes.
+    Fast path: Binance sends levels best-first, so read backwards their keys ascend; they are copied if
+    strictly ordered with positive quantities. Otherwise (unordered, duplicate prices, zero quantities) each
+    level is set in input order, with the same meaning as a diff: the last one wins, 0 removes.
     """
+    cdef SortedLevels* f = &s.far
     cdef Py_ssize_t i, j
     cdef int64_t key, prev = 0
-    s.n = 0
-    s.live = 0
-    if s.buf == NULL:                   # nothing allocated: an empty side (n == 0)
+    _window_clear(&s.near)
+    f.n = 0
+    f.live = 0
+    if f.buf == NULL:                   # nothing allocated: an empty side (n == 0)
         return
-    s.off = (s.cap - n) // 4
-    s.lv = s.buf + s.off
+    f.off = (f.cap - n) // 4
+    f.lv = f.buf + f.off
     for j in range(n):
         i = n - 1 - j
         key = s.sign * px[i]
         if qty[i] <= 0 or (j > 0 and key <= prev):
             break
-        s.lv[j].px = px[i]
-        s.lv[j].qty = qty[i]
+        f.lv[j].key = key
+        f.lv[j].qty = qty[i]
         prev = key
     else:
-        s.n = n
-        s.live = n
+        f.n = n
+        f.live = n
         return
-    s.n = 0
+    f.n = 0
     _apply_side(s, px, qty, n)
+
+
+cdef inline bint _walk_next(const Side* s, Py_ssize_t* fi, Py_ssize_t* wi, int64_t* key, int64_t* qty) noexcept nogil:
+    """Next level of side ``s`` best-first, merging the two stores; cursors start at ``far.n - 1`` and
+    ``near.top``. Writes key and quantity and returns True, or returns False when the side is exhausted."""
+    cdef const SortedLevels* f = &s.far
+    cdef const Ladder* w = &s.near
+    while fi[0] >= 0 and f.lv[fi[0]].qty == 0:
+        fi[0] -= 1
+    wi[0] = _prev_set(w, wi[0])
+    if fi[0] < 0 and wi[0] < 0:
+        return False
+    if wi[0] < 0 or (fi[0] >= 0 and f.lv[fi[0]].key > w.base + wi[0]):
+        key[0] = f.lv[fi[0]].key
+        qty[0] = f.lv[fi[0]].qty
+        fi[0] -= 1
+    else:
+        key[0] = w.base + wi[0]
+        qty[0] = w.qty[wi[0]]
+        wi[0] -= 1
+    return True
 
 
 cdef int _check_levels(const int64_t* px, const int64_t* qty, Py_ssize_t n, str what) except -1:
@@ -249,6 +439,34 @@ cdef int _check_levels(const int64_t* px, const int64_t* qty, Py_ssize_t n, str 
     return 0
 
 
+cdef void _side_init(Side* s, int64_t sign) noexcept:
+    s.near.qty = NULL
+    s.near.bits = NULL
+    s.near.base = s.near.span = 0
+    s.near.width = s.near.live = 0
+    s.near.top = -1
+    s.far.buf = s.far.lv = NULL
+    s.far.off = s.far.n = s.far.live = s.far.cap = 0
+    s.sign = sign
+
+
+cdef void _side_free(Side* s) noexcept:
+    PyMem_Free(s.near.qty)
+    PyMem_Free(s.near.bits)
+    PyMem_Free(s.far.buf)
+    _side_init(s, s.sign)
+
+
+cdef int _side_alloc_window(Side* s, Py_ssize_t width) except -1:
+    """Allocate side ``s``'s (empty, unplaced) window of ``width`` slots. Raises MemoryError."""
+    s.near.qty = <int64_t*>PyMem_Calloc(<size_t>width, sizeof(int64_t))
+    s.near.bits = <uint64_t*>PyMem_Calloc(<size_t>(width >> 6), sizeof(uint64_t))
+    if s.near.qty == NULL or s.near.bits == NULL:
+        raise MemoryError()
+    s.near.width = width
+    return 0
+
+
 cdef class L2Book:
     """Level-2 order book kept from a depth snapshot plus diff events.
 
@@ -261,26 +479,36 @@ cdef class L2Book:
     max_pending : int, optional
         Bound of the buffer of diffs received while no valid book exists (default 100 000); when full the
         oldest diff is dropped and counted in ``buffer_dropped``.
+    window_ticks : int, optional
+        Width (ticks) of each side's tick-indexed window near the top of book (default 32768; a multiple of 64
+        in ``[64, 2**22]``). Only speed depends on it: every query and update gives the same result whatever
+        the width (see the module docstring).
 
     Raises
     ------
     ValueError
-        Unknown ``sync_rule`` or ``max_pending < 1``.
+        Unknown ``sync_rule``, ``max_pending < 1`` or a bad ``window_ticks``.
+    MemoryError
+        The windows cannot be allocated.
     """
 
     def __cinit__(self):
-        self._bids.buf = self._bids.lv = NULL
-        self._bids.off = self._bids.n = self._bids.live = self._bids.cap = 0
-        self._bids.sign = 1
-        self._asks.buf = self._asks.lv = NULL
-        self._asks.off = self._asks.n = self._asks.live = self._asks.cap = 0
-        self._asks.sign = -1
+        _side_init(&self._bids, 1)
+        _side_init(&self._asks, -1)
 
-    def __init__(self, int sync_rule, Py_ssize_t max_pending=DEFAULT_MAX_PENDING):
+    def __init__(self, int sync_rule, Py_ssize_t max_pending=DEFAULT_MAX_PENDING,
+                 Py_ssize_t window_ticks=DEFAULT_WINDOW_TICKS):
         if sync_rule != SYNC_SPOT and sync_rule != SYNC_USDM:
             raise ValueError(f"sync_rule must be SYNC_SPOT ({SYNC_SPOT}) or SYNC_USDM ({SYNC_USDM}), got {sync_rule}")
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        if window_ticks < 64 or window_ticks > MAX_WINDOW_TICKS or window_ticks % 64 != 0:
+            raise ValueError(f"window_ticks must be a multiple of 64 in [64, {MAX_WINDOW_TICKS}], got {window_ticks}")
+        _side_free(&self._bids)
+        _side_free(&self._asks)
+        _side_alloc_window(&self._bids, window_ticks)
+        _side_alloc_window(&self._asks, window_ticks)
+        self.window_ticks = window_ticks
         self.sync_rule = sync_rule
         self.max_pending = max_pending
         self._pending = deque()
@@ -290,19 +518,19 @@ cdef class L2Book:
         self.ts_local_ns = 0
 
     def __dealloc__(self):
-        PyMem_Free(self._bids.buf)
-        PyMem_Free(self._asks.buf)
+        _side_free(&self._bids)
+        _side_free(&self._asks)
 
     def __repr__(self):
         return (f"L2Book(rule={'usdm' if self.sync_rule == SYNC_USDM else 'spot'}, "
                 f"state={'SYNCED' if self.state == SYNCED else 'AWAITING_SNAPSHOT'}, "
-                f"last_update_id={self.last_update_id}, bids={self._bids.live}, asks={self._asks.live}, "
+                f"last_update_id={self.last_update_id}, bids={self.n_levels(BID)}, asks={self.n_levels(ASK)}, "
                 f"best={self.best_bid_px()}x{self.best_bid_qty()} / {self.best_ask_px()}x{self.best_ask_qty()})")
 
     # ------------------------------------------------------------------ internals
-    cdef int _grow(self, Side* s, Py_ssize_t cap) except -1:
-        """Make side ``s``'s allocation at least ``cap`` slots (realloc, at least doubling; the levels keep
-        their offset). Raises MemoryError (side unchanged)."""
+    cdef int _grow(self, SortedLevels* s, Py_ssize_t cap) except -1:
+        """Make sorted store ``s``'s allocation at least ``cap`` slots (realloc, at least doubling; the levels
+        keep their offset). Raises MemoryError (store unchanged)."""
         cdef Level* buf
         if cap <= s.cap:
             return 0
@@ -318,8 +546,8 @@ cdef class L2Book:
         s.cap = cap
         return 0
 
-    cdef int _reserve(self, Side* s, Py_ssize_t extra) except -1:
-        """Room for ``extra`` more slots above side ``s``'s levels, and some below them.
+    cdef int _reserve(self, SortedLevels* s, Py_ssize_t extra) except -1:
+        """Room for ``extra`` more slots above sorted store ``s``'s levels, and some below them.
 
         When the room above is short, or none is left below, the levels are re-centred (a quarter of the free
         room below), after growing the allocation so that at least a third of it is free: re-centring thus
@@ -346,19 +574,23 @@ cdef class L2Book:
         raise ValueError(f"side must be +1 (bid) or -1 (ask), got {side}")
 
     cdef void _apply_levels(self, DepthDiff d) noexcept:
-        """Set every level of ``d`` (capacity already reserved)."""
+        """Set every level of ``d``, then re-centre the windows that need it (capacity already reserved)."""
         _apply_side(&self._bids, d.bid_px, d.bid_qty, d.n_bids)
         _apply_side(&self._asks, d.ask_px, d.ask_qty, d.n_asks)
+        self.recenters += _place(&self._bids)
+        self.recenters += _place(&self._asks)
 
     cdef void _to_awaiting(self) noexcept:
         """Sequence gap: count it, drop all levels, wait for a new snapshot."""
         self.gaps += 1
         self.state = AWAITING_SNAPSHOT
         self._await_first = False
-        self._bids.n = 0
-        self._bids.live = 0
-        self._asks.n = 0
-        self._asks.live = 0
+        self._bids.far.n = 0
+        self._bids.far.live = 0
+        self._asks.far.n = 0
+        self._asks.far.live = 0
+        _window_clear(&self._bids.near)
+        _window_clear(&self._asks.near)
 
     cdef int _buffer(self, DepthDiff d) except -1:
         """Append ``d`` to the pending buffer, dropping (and counting) the oldest when full."""
@@ -400,8 +632,8 @@ cdef class L2Book:
         if not ok:
             self._to_awaiting()
             return GAP
-        self._reserve(&self._bids, d.n_bids)
-        self._reserve(&self._asks, d.n_asks)
+        self._reserve(&self._bids.far, d.n_bids + self._bids.near.live)    # + a re-centre's spill
+        self._reserve(&self._asks.far, d.n_asks + self._asks.near.live)
         self._apply_levels(d)
         self._await_first = False
         self.last_update_id = u
@@ -447,10 +679,12 @@ cdef class L2Book:
             raise TypeError("load_snapshot() needs a DepthSnapshot, got None")
         _check_levels(s.bid_px, s.bid_qty, s.n_bids, "snapshot bid")
         _check_levels(s.ask_px, s.ask_qty, s.n_asks, "snapshot ask")
-        self._grow(&self._bids, s.n_bids + s.n_bids // 2)
-        self._grow(&self._asks, s.n_asks + s.n_asks // 2)
+        self._grow(&self._bids.far, s.n_bids + s.n_bids // 2)
+        self._grow(&self._asks.far, s.n_asks + s.n_asks // 2)
         _load_side(&self._bids, s.bid_px, s.bid_qty, s.n_bids)
         _load_side(&self._asks, s.ask_px, s.ask_qty, s.n_asks)
+        self.recenters += _place(&self._bids)      # windows are empty: placing needs no spare room
+        self.recenters += _place(&self._asks)
         self.state = SYNCED
         self._await_first = True
         self.last_update_id = s.last_update_id
@@ -510,31 +744,37 @@ cdef class L2Book:
     # ------------------------------------------------------------------ queries
     cpdef int64_t best_bid_px(self) noexcept:
         """Best bid price (ticks); 0 if there are no bids."""
-        return self._bids.lv[self._bids.n - 1].px if self._bids.n else 0
+        cdef int64_t key, qty
+        return key if _best(&self._bids, &key, &qty) else 0
 
     cpdef int64_t best_bid_qty(self) noexcept:
         """Quantity at the best bid (lots); 0 if there are no bids."""
-        return self._bids.lv[self._bids.n - 1].qty if self._bids.n else 0
+        cdef int64_t key, qty
+        return qty if _best(&self._bids, &key, &qty) else 0
 
     cpdef int64_t best_ask_px(self) noexcept:
         """Best ask price (ticks); 0 if there are no asks."""
-        return self._asks.lv[self._asks.n - 1].px if self._asks.n else 0
+        cdef int64_t key, qty
+        return -key if _best(&self._asks, &key, &qty) else 0
 
     cpdef int64_t best_ask_qty(self) noexcept:
         """Quantity at the best ask (lots); 0 if there are no asks."""
-        return self._asks.lv[self._asks.n - 1].qty if self._asks.n else 0
+        cdef int64_t key, qty
+        return qty if _best(&self._asks, &key, &qty) else 0
 
     cpdef int64_t mid_x2(self) noexcept:
         """Best bid + best ask (ticks): the mid price is exactly ``mid_x2 / 2``. 0 if either side is empty."""
-        if self._bids.n == 0 or self._asks.n == 0:
+        cdef int64_t b, bq, a, aq
+        if not (_best(&self._bids, &b, &bq) and _best(&self._asks, &a, &aq)):
             return 0
-        return self._bids.lv[self._bids.n - 1].px + self._asks.lv[self._asks.n - 1].px
+        return b - a
 
     cpdef int64_t spread(self) noexcept:
         """Best ask - best bid (ticks; <= 0 when crossed/locked). 0 if either side is empty."""
-        if self._bids.n == 0 or self._asks.n == 0:
+        cdef int64_t b, bq, a, aq
+        if not (_best(&self._bids, &b, &bq) and _best(&self._asks, &a, &aq)):
             return 0
-        return self._asks.lv[self._asks.n - 1].px - self._bids.lv[self._bids.n - 1].px
+        return -a - b
 
     cpdef double microprice(self) noexcept:
         """Size-weighted mid (ticks): ``(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)``.
@@ -543,18 +783,15 @@ cdef class L2Book:
         0.0 if either side is empty.
         """
         cdef int64_t b, bq, a, aq
-        if self._bids.n == 0 or self._asks.n == 0:
+        if not (_best(&self._bids, &b, &bq) and _best(&self._asks, &a, &aq)):
             return 0.0
-        b = self._bids.lv[self._bids.n - 1].px
-        bq = self._bids.lv[self._bids.n - 1].qty
-        a = self._asks.lv[self._asks.n - 1].px
-        aq = self._asks.lv[self._asks.n - 1].qty
+        a = -a
         return <double>b + <double>((a - b) * bq) / <double>(aq + bq)
 
     cpdef bint is_crossed(self) noexcept:
         """True if both sides are non-empty and best bid >= best ask."""
-        return (self._bids.n != 0 and self._asks.n != 0
-                and self._bids.lv[self._bids.n - 1].px >= self._asks.lv[self._asks.n - 1].px)
+        cdef int64_t b, bq, a, aq
+        return _best(&self._bids, &b, &bq) and _best(&self._asks, &a, &aq) and b >= -a
 
     cpdef int64_t qty_at(self, int side, int64_t price) except -1:
         """Quantity (lots) at ``price`` (ticks) on ``side`` (+1 bid, -1 ask); 0 if no such level.
@@ -565,9 +802,14 @@ cdef class L2Book:
             ``side`` is not +1 or -1.
         """
         cdef Side* s = self._side(side)
-        cdef Py_ssize_t i = _find(s, price)
-        if i < s.n and s.lv[i].px == price:
-            return s.lv[i].qty
+        cdef int64_t key = s.sign * price
+        cdef uint64_t k = <uint64_t>key - <uint64_t>s.near.base
+        cdef Py_ssize_t i
+        if k < <uint64_t>s.near.span:
+            return s.near.qty[k]
+        i = _find(&s.far, key)
+        if i < s.far.n and s.far.lv[i].key == key:
+            return s.far.lv[i].qty
         return 0
 
     cpdef int64_t depth_qty(self, int side, Py_ssize_t n_levels) except -1:
@@ -576,20 +818,19 @@ cdef class L2Book:
         Fewer levels than asked: the whole side. Raises ValueError for a bad side or ``n_levels < 0``.
         """
         cdef Side* s = self._side(side)
-        cdef Py_ssize_t i = s.n - 1, k = 0
-        cdef int64_t total = 0
+        cdef Py_ssize_t fi = s.far.n - 1, wi = s.near.top, k = 0
+        cdef int64_t key, qty, total = 0
         if n_levels < 0:
             raise ValueError(f"n_levels must be >= 0, got {n_levels}")
-        while i >= 0 and k < n_levels:          # best first, skipping holes
-            if s.lv[i].qty != 0:
-                total += s.lv[i].qty
-                k += 1
-            i -= 1
+        while k < n_levels and _walk_next(s, &fi, &wi, &key, &qty):
+            total += qty
+            k += 1
         return total
 
     cpdef Py_ssize_t n_levels(self, int side) except -1:
         """Number of levels on ``side`` (+1 bid, -1 ask). Raises ValueError for a bad side."""
-        return self._side(side).live
+        cdef Side* s = self._side(side)
+        return s.near.live + s.far.live
 
     def levels(self, int side, n=None):
         """Levels of ``side`` (+1 bid, -1 ask) best-first as ``[(price_ticks, qty_lots), ...]``.
@@ -598,15 +839,14 @@ cdef class L2Book:
         Raises ValueError for a bad side or ``n < 0``.
         """
         cdef Side* s = self._side(side)
-        cdef Py_ssize_t k = s.live if n is None else n
-        cdef Py_ssize_t i = s.n - 1
+        cdef Py_ssize_t k = s.near.live + s.far.live if n is None else n
+        cdef Py_ssize_t fi = s.far.n - 1, wi = s.near.top
+        cdef int64_t key, qty
         if k < 0:
             raise ValueError(f"n must be >= 0, got {k}")
         out = []
-        while i >= 0 and len(out) < k:
-            if s.lv[i].qty != 0:
-                out.append((s.lv[i].px, s.lv[i].qty))
-            i -= 1
+        while len(out) < k and _walk_next(s, &fi, &wi, &key, &qty):
+            out.append((s.sign * key, qty))
         return out
 
     @property

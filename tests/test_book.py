@@ -34,9 +34,8 @@ def synced_book(rule, last_update_id=100, bids=((100, 5), (99, 3)), asks=((101, 
     return book
 
 
-def state_of(book):
+def state_of(book, prices=range(0, 45)):
     """Everything observable about a book, for comparing the compiled book with the reference."""
-    prices = range(0, 45)
     return {
         "state": book.state, "synced": book.synced, "last_update_id": book.last_update_id,
         "ts_local_ns": book.ts_local_ns, "applied": book.applied, "buffered": book.buffered,
@@ -51,8 +50,8 @@ def state_of(book):
     }
 
 
-def assert_same(book, reference):
-    assert state_of(book) == state_of(reference)
+def assert_same(book, reference, prices=range(0, 45)):
+    assert state_of(book, prices) == state_of(reference, prices)
     assert book.microprice() == pytest.approx(reference.microprice(), rel=1e-12, abs=1e-12)
 
 
@@ -60,6 +59,7 @@ def assert_same(book, reference):
 
 levels_st = st.lists(st.tuples(st.integers(1, 40), st.sampled_from([0, 0, 1, 2, 3, 7, 1_000_000_007])),
                      max_size=6)
+WINDOWS = (64, B.DEFAULT_WINDOW_TICKS)   # the smallest window puts most levels of the wide tests outside it
 
 
 @st.composite
@@ -124,11 +124,11 @@ def test_random_snapshot_and_diff_sequences_match_reference(data, rule, max_pend
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(data=st.data(), rule=st.sampled_from(RULES))
-def test_large_books_with_deep_inserts_and_deletes_match_reference(data, rule):
+@given(data=st.data(), rule=st.sampled_from(RULES), window=st.sampled_from(WINDOWS))
+def test_large_books_with_deep_inserts_and_deletes_match_reference(data, rule, window):
     """Hundreds of levels a side and wide diffs: exercises holes, hole reuse, compaction, both shift directions
-    and re-centring / growth of the level arrays."""
-    book, reference = L2Book(rule), ref.ReferenceL2Book(rule)
+    and re-centring / growth of the sorted store (window 64: most levels live there), and the window."""
+    book, reference = L2Book(rule, window_ticks=window), ref.ReferenceL2Book(rule)
     px = st.integers(1, 3000)
     bids = data.draw(st.dictionaries(px, st.integers(1, 50), max_size=400))
     asks = data.draw(st.dictionaries(px, st.integers(1, 50), max_size=400))
@@ -152,6 +152,52 @@ def test_large_books_with_deep_inserts_and_deletes_match_reference(data, rule):
         assert [book.depth_qty(BID, n) for n in (1, 7, 100)] == [reference.depth_qty(BID, n) for n in (1, 7, 100)]
         assert all(book.qty_at(ASK, p) == reference.qty_at(ASK, p) for p, _ in d.asks)
         assert all(book.qty_at(BID, p) == reference.qty_at(BID, p) for p, _ in d.bids)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), rule=st.sampled_from(RULES), window=st.sampled_from([64, 128]))
+def test_market_moving_across_windows_matches_reference(data, rule, window):
+    """The market drifts by up to a window and a half per event: levels land below, inside and above the
+    window and on its borders, the best level leaves the window and it re-centres; every query agrees with
+    the reference book after every event."""
+    book, reference = L2Book(rule, window_ticks=window), ref.ReferenceL2Book(rule)
+    mid = 100_000
+    s = snap(1, [(mid - 1 - 3 * i, 1 + i) for i in range(20)], [(mid + 1 + 3 * i, 1 + i) for i in range(20)])
+    assert book.load_snapshot(s) == reference.load_snapshot(s) == SYNCED
+    last = 1
+    qty = st.sampled_from([0, 0, 1, 4, 9])
+    for k in range(data.draw(st.integers(1, 30))):
+        mid += data.draw(st.integers(-3 * window // 2, 3 * window // 2))
+        side_levels = []
+        for side in (BID, ASK):
+            offsets = data.draw(st.lists(st.tuples(st.integers(-window // 4, 3 * window), qty), max_size=12))
+            new = [(mid - side * off, q) for off, q in offsets]          # mostly behind the mid, some through it
+            present = [p for p, _ in reference.levels(side)]
+            dels = data.draw(st.lists(st.sampled_from(present), max_size=6)) if present else []
+            side_levels.append(new + [(p, 0) for p in dels])
+        U = last if k == 0 else last + 1
+        d = diff(U, U + 1, side_levels[0], side_levels[1], pu=last if k else last - 1)
+        assert book.apply_diff(d) == reference.apply_diff(d) == APPLIED
+        last = U + 1
+        prices = sorted({p for p, _ in d.bids + d.asks} | {mid - window, mid, mid + window})
+        assert_same(book, reference, prices)
+
+
+def test_window_recentres_as_the_market_moves_and_levels_survive_it():
+    book = L2Book(SYNC_SPOT, window_ticks=64)
+    reference = ref.ReferenceL2Book(SYNC_SPOT)
+    s = snap(1, [(1000, 1), (990, 2), (900, 3)], [(1010, 4), (1100, 5)])
+    assert book.load_snapshot(s) == reference.load_snapshot(s) == SYNCED
+    assert book.recenters == 2                       # both windows placed at the snapshot
+    for k, step in enumerate(range(1, 11)):          # the market rallies 50 ticks per event, 500 in all
+        p = 1000 + 50 * step
+        d = diff(2 + k, 2 + k, [(p, step)], [(p + 10, step), (p - 40, 0)])
+        assert book.apply_diff(d) == reference.apply_diff(d) == APPLIED
+    assert book.recenters > 2
+    assert book.levels(BID) == reference.levels(BID) and book.levels(ASK) == reference.levels(ASK)
+    assert book.levels(BID)[-3:] == [(1000, 1), (990, 2), (900, 3)]       # far below every later window
+    assert book.qty_at(BID, 900) == 3 and book.qty_at(ASK, 1100) == 5
+    assert book.depth_qty(BID, 1000) == sum(range(1, 11)) + 6
 
 
 # ---------------------------------------------------------------- constants and construction
@@ -178,6 +224,11 @@ def test_constructor_rejects_unknown_rule_and_empty_buffer():
         L2Book(7)
     with pytest.raises(ValueError):
         L2Book(SYNC_SPOT, 0)
+    for bad in (0, 32, 100, B.MAX_WINDOW_TICKS * 2):
+        with pytest.raises(ValueError, match="window_ticks"):
+            L2Book(SYNC_SPOT, window_ticks=bad)
+    assert L2Book(SYNC_SPOT, window_ticks=64).window_ticks == 64
+    assert L2Book(SYNC_SPOT).window_ticks == B.DEFAULT_WINDOW_TICKS
 
 
 def test_new_book_is_empty_and_awaits_snapshot():

@@ -11,7 +11,8 @@ import pytest
 
 from mmcore.reference.book import ReferenceL2Book
 from mmcore.venues.binance.replay import ReplayReader
-from mmcore_ext.book import APPLIED, ASK, BID, BUFFERED, GAP, STALE, SYNCED, L2Book, sync_rule_for_market
+from mmcore_ext.book import (APPLIED, ASK, BID, BUFFERED, DEFAULT_WINDOW_TICKS, GAP, STALE, SYNCED, L2Book,
+                             sync_rule_for_market)
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,10 +30,10 @@ CASES = [
 ]
 
 
-def replay(path, book_cls):
+def replay(path, book_cls, **kwargs):
     """Run a recording through a book; return the book, per-u tops after applied events, tickers, diff count."""
     reader = ReplayReader(path)
-    book = book_cls(sync_rule_for_market(reader.market))
+    book = book_cls(sync_rule_for_market(reader.market), **kwargs)
     top_after = {}
     tickers = []
     n_diffs = n_pre_snapshot = 0
@@ -60,10 +61,12 @@ def replay(path, book_cls):
     return book, top_after, tickers, n_diffs, n_pre_snapshot
 
 
+@pytest.mark.parametrize("window", [64, DEFAULT_WINDOW_TICKS])
 @pytest.mark.parametrize("path, market, expect_stale, expect_applied, expect_matches", CASES)
 def test_real_recording_syncs_without_gaps_and_top_of_book_matches_book_ticker(
-        path, market, expect_stale, expect_applied, expect_matches):
-    book, top_after, tickers, n_diffs, n_pre_snapshot = replay(path, L2Book)
+        path, market, expect_stale, expect_applied, expect_matches, window):
+    # window 64: the top of book keeps leaving the window, so most events also re-centre it
+    book, top_after, tickers, n_diffs, n_pre_snapshot = replay(path, L2Book, window_ticks=window)
     assert book.sync_rule == sync_rule_for_market(market)
     assert book.synced and book.gaps == 0 and book.crossed == 0 and book.pending == 0
     assert book.stale == expect_stale and book.applied == expect_applied
@@ -78,10 +81,12 @@ def test_real_recording_syncs_without_gaps_and_top_of_book_matches_book_ticker(
     assert mismatches == []
 
 
-def test_reference_book_reaches_the_same_final_state_on_real_spot_recording():
-    book, top_c, _, _, _ = replay(SPOT_2024, L2Book)
+@pytest.mark.parametrize("window", [64, DEFAULT_WINDOW_TICKS])
+def test_reference_book_reaches_the_same_final_state_on_real_spot_recording(window):
+    book, top_c, _, _, _ = replay(SPOT_2024, L2Book, window_ticks=window)
     reference, top_r, _, _, _ = replay(SPOT_2024, ReferenceL2Book)
     assert top_c == top_r
     assert book.levels(BID) == reference.levels(BID) and book.levels(ASK) == reference.levels(ASK)
+    assert book.recenters > 2             # the windows followed the market (2 = placed at the snapshot)
     assert (book.applied, book.stale, book.last_update_id) == (reference.applied, reference.stale,
                                                                reference.last_update_id)
