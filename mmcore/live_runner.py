@@ -11,9 +11,12 @@ reaches the engine; then quoting resumes. After a reconnection the engine's book
 events other than depth updates are held back from the engine until the fresh depth snapshot arrives.
 
 SIGTERM / SIGINT: stop quoting, cancel every order, confirm with ``open_orders`` that none of ours is
-left, reconcile once more (fills that raced the cancels), write a final position snapshot, close the
-journal. Exit codes: 0 stopped clean; 3 stopped but orders may be left open; 2 bad arguments or config;
-1 runtime failure. One JSON line per recovery (``{"event": "recovery", ...}``) and one at the end
+left, reconcile once more (fills that raced the cancels); with ``execution.flatten_on_shutdown`` close the
+position with immediate-or-cancel orders (``flat_retries`` attempts, ``flat_retry_backoff`` apart, one at
+a time, priced off the book, which depth updates keep fresh during the stop) and confirm again; then write a
+final position snapshot and close the journal. Exit codes: 0 stopped clean (and flat, if flattening was
+configured); 3 stopped but orders may be left open or the position could not be closed; 2 bad arguments or
+config; 1 runtime failure. One JSON line per recovery (``{"event": "recovery", ...}``) and one at the end
 (``{"event": "stopped", ...}``) go to stdout.
 """
 from __future__ import annotations
@@ -109,9 +112,13 @@ class LiveRunner:
     # --- venue callbacks ---
     def _on_market(self, ev) -> None:
         self.last_ts = ev.ts_local_ns
-        if self.stopping:
-            return
         t = type(ev)
+        if self.stopping:                 # no quoting; the book stays fresh for a flattening order
+            if t is DepthDiff:
+                self.engine.book.apply_diff(ev)
+            elif t is DepthSnapshot:
+                self.engine.book.load_snapshot(ev)
+            return
         if self.resync:                   # the book is stale or empty: only depth goes in, until a snapshot
             if t is DepthSnapshot:
                 self.resync = False
@@ -178,14 +185,38 @@ class LiveRunner:
         return 0 if clean else 3
 
     async def stop(self) -> bool:
-        """Cancel everything and confirm; reconcile once more; close the journal. Returns True if clean."""
-        loop = asyncio.get_running_loop()
+        """Cancel everything and confirm; flatten if configured; reconcile once more; close the journal.
+
+        Returns True if clean: no order of ours open at the venue or tracked, and (with
+        ``execution.flatten_on_shutdown``) no position left.
+        """
         self.stopping = True
         self.orders.cancel_all(self.now())
+        clean = await self._confirm_none_open(STOP_TIMEOUT_S)
+        flat = None
+        if clean and self.config.get("execution.flatten_on_shutdown") and self.portfolio.position:
+            flat = await self._flatten()
+            clean = await self._confirm_none_open(STOP_TIMEOUT_S) and flat
+        pf = self.portfolio
+        # After every snapshot written so far (recoveries write theirs at or after their own time).
+        last = max([r.snapshot_ts_ns for r in self.recoveries] + [f.ts_ns for f in self.engine.fills] + [0])
+        self.journal.record_position(max(self.now(), last) + 1, pf.position, pf.cash_tl, pf.fees)
+        self.journal.close()
+        _emit("stopped", clean=clean, flat=flat, position_lots=pf.position, fills=len(self.engine.fills),
+              late_fills=self.late_fills, orders_placed=self.orders.placed, coid_counter=self.orders.coids.counter,
+              reservations=self.orders.counters["coid_reservations"], connects=self.client.connects,
+              flatten_orders=self.engine.counters["flatten_orders"])
+        if not clean:
+            log.error("stop not clean: orders of ours may be left open at the venue, or a position is left")
+        return clean
+
+    async def _confirm_none_open(self, timeout_s: float) -> bool:
+        """Until the venue lists no open order of ours (re-cancelling those it lists every RECANCEL_S), then
+        reconcile once more; True when neither the venue nor the order manager has a live order of ours."""
+        loop = asyncio.get_running_loop()
         prefix = self.orders.coids.prefix
-        deadline = loop.time() + STOP_TIMEOUT_S
+        deadline = loop.time() + timeout_s
         last_cancel: dict[str, float] = {}
-        clean = False
         while loop.time() < deadline:
             await asyncio.sleep(0.05)
             if not self.client.connected or not self.restarted:
@@ -196,8 +227,7 @@ class LiveRunner:
                     await self._recover()         # books fills that raced the cancels, closes what ended
                     ours = [o for o in await self.client.open_orders() if o.client_order_id.startswith(prefix)]
                     if not ours and not self.orders.orders:
-                        clean = True
-                        break
+                        return True
             except (ConnectionError, asyncio.TimeoutError, QueryError) as exc:
                 log.warning("stop: %r", exc)
                 continue
@@ -209,17 +239,25 @@ class LiveRunner:
                 last_cancel[coid] = t
                 if not self.orders.cancel_order(self.now(), coid) and coid not in self.orders.orders:
                     self.client.cancel(self.now(), coid)
-        pf = self.portfolio
-        # After every snapshot written so far (recoveries write theirs at or after their own time).
-        last = max([r.snapshot_ts_ns for r in self.recoveries] + [f.ts_ns for f in self.engine.fills] + [0])
-        self.journal.record_position(max(self.now(), last) + 1, pf.position, pf.cash_tl, pf.fees)
-        self.journal.close()
-        _emit("stopped", clean=clean, position_lots=pf.position, fills=len(self.engine.fills),
-              late_fills=self.late_fills, orders_placed=self.orders.placed, coid_counter=self.orders.coids.counter,
-              reservations=self.orders.counters["coid_reservations"], connects=self.client.connects)
-        if not clean:
-            log.error("stop not clean: orders of ours may be left open at the venue")
-        return clean
+        return False
+
+    async def _flatten(self) -> bool:
+        """Close the position with the engine's IOC orders (see :meth:`Engine.start_flatten`), sending the
+        next attempt only once the previous order has ended, so two can never overshoot. True if flat."""
+        loop = asyncio.get_running_loop()
+        eng = self.engine
+        retries = self.config.get("execution.flat_retries")
+        backoff = self.config.get("execution.flat_retry_backoff")
+        deadline = loop.time() + STOP_TIMEOUT_S + retries * backoff
+        log.warning("stop: flattening a position of %d lots", self.portfolio.position)
+        eng.start_flatten(self.now())
+        while eng.flatten_due_ns >= 0 and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            if not self.orders.orders:            # the previous IOC has ended (filled or expired)
+                eng.flatten_step(self.now())
+        if self.portfolio.position:
+            log.error("stop: position of %d lots left after flattening", self.portfolio.position)
+        return self.portfolio.position == 0
 
 
 def _instrument(config, market: str | None, symbol: str | None) -> Instrument:

@@ -236,6 +236,35 @@ def test_dropped_connection_is_reconciled_again_and_trading_resumes(tmp_path):
     _assert_journal_is_the_exchange(journal, ex)
 
 
+def test_stop_with_flatten_on_shutdown_closes_the_position_at_the_exchange(tmp_path):
+    """SIGTERM path with ``execution.flatten_on_shutdown``: after cancel-all is confirmed, IOC orders close
+    the position; the exchange's position ends at 0 and the journal still equals the exchange."""
+    journal = tmp_path / "engine.db"
+
+    async def scenario():
+        server, srv, port = await _serve(SPEED)
+        cfg = load_config(DEFAULT_CONFIG, ACTIVE + ["execution.flatten_on_shutdown=true"])
+        runner = LiveRunner(cfg, server.instrument, "127.0.0.1", port, ACCOUNT, str(journal))
+        task = asyncio.get_running_loop().create_task(runner.run())
+        try:
+            acc = lambda: server.accounts.get(ACCOUNT)
+            await _until(lambda: acc() is not None and acc().fills and acc().position != 0
+                         and runner.portfolio.position != 0, 20, "an open position")
+            runner._stop.set()
+            rc = await asyncio.wait_for(task, 30)
+            return rc, runner, acc().state()
+        finally:
+            task.cancel()
+            await _shut(server, srv)
+
+    rc, runner, ex = asyncio.run(asyncio.wait_for(scenario(), 58))
+    assert rc == 0
+    assert ex["position"] == 0 and runner.portfolio.position == 0
+    assert runner.engine.counters["flatten_orders"] >= 1
+    assert any(not f["maker"] for f in ex["fills"]), "the flattening order traded as a taker"
+    _assert_journal_is_the_exchange(journal, ex)
+
+
 def test_exchange_keeps_orders_across_disconnects_and_refuses_a_reused_id():
     async def scenario():
         server, srv, port = await _serve(1.0)
