@@ -19,6 +19,7 @@ from collections import Counter, deque
 from mmcore.accounting import Portfolio
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument
+from mmcore.journal import KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS
 from mmcore.order_manager import OrderManager
 from mmcore_ext.book import APPLIED, GAP, L2Book
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
@@ -157,6 +158,12 @@ class Engine:
     def _trading_state_changed(self, ts: int, new: int) -> None:
         old = self.trading_state
         self.trading_state = new
+        changes = self.gate.state_changes
+        journal = self.journal             # a restart must come back HALTED (recovery.reconcile reads these)
+        journal.set_kv(KV_TRADING_STATE, TRADING_STATES[new])
+        journal.set_kv(KV_TRADING_STATE_TS, ts)
+        journal.set_kv(KV_TRADING_STATE_REASON, changes[-1][3] if changes else "")
+        journal.set_kv(KV_PEAK_PNL, repr(self.gate.peak_pnl_usdt))
         log.warning("trading state %s -> %s at %d: cancelling all orders", TRADING_STATES[old],
                     TRADING_STATES[new], ts)
         self.counters["trading_state_changes"] += 1
@@ -244,3 +251,4 @@ class Engine:
             self.fills.append(rep)
             self.journal.record_position(rep.ts_ns, pf.position, pf.cash_tl, pf.fees)
             self.update_pnl(rep.ts_ns)
+            self.journal.set_kv(KV_PEAK_PNL, repr(self.gate.peak_pnl_usdt))

@@ -62,6 +62,16 @@ MAX_BATCH = 4096  # writes per transaction at most
 GROUP_COMMIT_S = 0.02
 _SYNC_LEVELS = {"FULL": 2, "NORMAL": 1}
 
+# Keys of the ``kv`` table that restart recovery reads (mmcore.recovery.reconcile).
+#: The risk gate's trading state after its last change ("ACTIVE" / "REDUCING" / "HALTED"), with the event
+#: time (ns) and reason of that change: a restart comes back HALTED if the engine was halted.
+KV_TRADING_STATE = "risk_trading_state"
+KV_TRADING_STATE_TS = "risk_trading_state_ts_ns"
+KV_TRADING_STATE_REASON = "risk_trading_state_reason"
+#: The risk gate's PnL peak (USDT, ``repr`` of the float) at the last fill or state change, the reference
+#: of the drawdown stop.
+KV_PEAK_PNL = "risk_peak_pnl_usdt"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS orders (

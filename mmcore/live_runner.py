@@ -1,7 +1,8 @@
 """Run the engine against a connected venue (the loopback exchange emulator), with crash recovery.
 
 ``python -m mmcore.live_runner --connect 127.0.0.1:PORT --account NAME --journal FILE
-[--market M --symbol S] [--config FILE] [--set KEY=VALUE ...] [--unknown-orders cancel|adopt] [-v]``
+[--market M --symbol S] [--config FILE] [--set KEY=VALUE ...] [--unknown-orders cancel|adopt] [--reset-halt]
+[-v]``
 
 The engine is wired as in :func:`mmcore.replay.build_session`, but market data and execution come from one
 :class:`mmcore.venues.loopback.LoopbackClient` and the journal is a real SQLite :class:`mmcore.journal.Journal`.
@@ -73,6 +74,9 @@ class LiveRunner:
         SQLite journal (created if missing; reused to restart).
     unknown_policy : {"cancel", "adopt"}
         :func:`mmcore.recovery.reconcile` policy for our orders open at the venue but not in the journal.
+    reset_halt : bool
+        If the journal says the engine was HALTED (the restart comes back halted), return to ACTIVE after the
+        restart reconciliation and forget the PnL peak: an operator's decision, logged.
 
     Raises
     ------
@@ -81,10 +85,11 @@ class LiveRunner:
     """
 
     def __init__(self, config, instrument: Instrument, host: str, port: int, account: str, journal_path: str,
-                 unknown_policy: str = "cancel"):
+                 unknown_policy: str = "cancel", reset_halt: bool = False):
         self.config = config
         self.instrument = instrument
         self.unknown_policy = unknown_policy
+        self.reset_halt = reset_halt
         self.journal = Journal(journal_path, config.get("journal.synchronous"))
         self.client = LoopbackClient(host, port, account, BinanceDecoder(instrument).decode, self._on_market,
                                      self._on_report, self._on_connect, self._on_disconnect)
@@ -157,6 +162,9 @@ class LiveRunner:
         rep = await recover(self.client, self.journal, self.orders, self.portfolio, self.now(),
                             restart=restart, unknown_policy=self.unknown_policy)
         self.restarted = True
+        if restart and rep.halted_restored and self.reset_halt:
+            log.warning("--reset-halt: the operator clears the HALTED state restored from the journal")
+            self.engine.gate.reset(self.now())
         self.recoveries.append(rep)
         self.engine.fills.extend(rep.fills_booked)
         _emit("recovery", **rep.summary())
@@ -283,6 +291,8 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--unknown-orders", choices=("cancel", "adopt"), default="cancel",
                    help="our orders open at the venue but not in the journal (default: %(default)s)")
+    p.add_argument("--reset-halt", action="store_true",
+                   help="clear a HALTED trading state restored from the journal (operator decision)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -291,7 +301,7 @@ def main(argv=None) -> int:
     try:
         config = load_config(args.config, list(args.set or []))
         runner_args = (config, _instrument(config, args.market, args.symbol), host or "127.0.0.1", int(port),
-                       args.account, args.journal, args.unknown_orders)
+                       args.account, args.journal, args.unknown_orders, args.reset_halt)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"config error: {line}", file=sys.stderr)

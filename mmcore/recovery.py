@@ -10,7 +10,9 @@ What :func:`reconcile` does (each action logged on ``mmcore.recovery`` and count
 :class:`RecoveryReport`):
 
 1. Restart only: the portfolio is rebuilt from the journal's complete fill history (exact cost basis) and
-   the risk gate's position set from it.
+   the risk gate's position set from it. The gate's PnL peak is restored, and if the engine was HALTED
+   when it died the gate is halted again (the kill switch is sticky across restarts; clearing it is an
+   operator's decision, ``mmcore.live_runner --reset-halt``).
 2. The client-order-id counter continues past every id that may have been used: on a restart the
    journal's ``coid_counter`` (the order manager's durable reservation mark: it is flushed before any id
    of the block is sent), and always past the highest own id seen in the journal or at the venue. The
@@ -45,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Protocol
 
 from mmcore.execution import OrderAccepted, OrderFilled
-from mmcore.journal import JournalState
+from mmcore.journal import KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS, JournalState
 from mmcore_ext import orders as om
 
 log = logging.getLogger("mmcore.recovery")
@@ -110,7 +112,8 @@ class RecoveryReport:
 
     ``mismatches`` lists real disagreements (the venue counts more filled than our fills, an order that
     could not be adopted, a fill its order refused); ``snapshot_lagged`` only says that the journal's last
-    position snapshot was older than its last fill (a crash between the two writes).
+    position snapshot was older than its last fill (a crash between the two writes); ``halted_restored``
+    that the journal said HALTED and the risk gate was halted again.
     """
 
     ts_ns: int
@@ -128,6 +131,7 @@ class RecoveryReport:
     fills_foreign: int = 0
     fills_restored: int = 0
     snapshot_lagged: bool = False
+    halted_restored: bool = False
     mismatches: list = field(default_factory=list)
     coid_counter_before: int = 0
     coid_counter_after: int = 0
@@ -142,7 +146,7 @@ class RecoveryReport:
             out[k] = len(getattr(self, k))
         out.update(fills_known=self.fills_known, fills_duplicate=self.fills_duplicate,
                    fills_foreign=self.fills_foreign, fills_restored=self.fills_restored,
-                   snapshot_lagged=self.snapshot_lagged,
+                   snapshot_lagged=self.snapshot_lagged, halted_restored=self.halted_restored,
                    coid_counter_before=self.coid_counter_before, coid_counter_after=self.coid_counter_after,
                    position_lots=self.position_lots, mismatches=list(self.mismatches))
         return out
@@ -248,6 +252,15 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
             rep.snapshot_lagged = True
             log.warning("journal position snapshot %d lots at %d != %d lots from its fills; using the fills",
                         snap.position_lots, snap.ts_ns, portfolio.position)
+        peak = state.kv.get(KV_PEAK_PNL)
+        if peak is not None:
+            gate.restore_peak(float(peak))
+        if state.kv.get(KV_TRADING_STATE) == "HALTED":
+            reason = (f"restored from the journal: halted at ts_ns={state.kv.get(KV_TRADING_STATE_TS)} "
+                      f"({state.kv.get(KV_TRADING_STATE_REASON)})")
+            gate.halt(ts_ns, reason)
+            rep.halted_restored = True
+            log.warning("trading state HALTED %s", reason)
 
     # 2. Client-order-id counter.
     # The journal's marks cover ids a dead process may have used; after a reconnect the counter in memory

@@ -136,6 +136,7 @@ cdef class RiskGate:
     cpdef void note_cancel_sent(self, int64_t ts_ns, int side) except *
     cpdef void on_pnl(self, int64_t ts_ns, double realized_usdt, double unrealized_usdt) except *
     cpdef void halt(self, int64_t ts_ns, str reason) except *
+    cpdef void restore_peak(self, double peak_pnl_usdt) except *
     cpdef void reset(self, int64_t ts_ns) except *
     cdef int _check(self, int side, int64_t price_ticks, int64_t qty_lots, int64_t ts_ns) noexcept
     cdef void _remove_open(self, int side, int64_t price_ticks, int64_t qty_lots) noexcept

@@ -490,6 +490,12 @@ cdef class RiskGate:
         if self.trading_state != HALTED:
             self._change(ts_ns, HALTED, reason)
 
+    cpdef void restore_peak(self, double peak_pnl_usdt) except *:
+        """Raise the PnL peak (USDT) to a value recorded before a restart, so the drawdown stop
+        (``peak PnL - PnL >= stop_loss_usdt``) keeps its reference. A lower or non-finite value is ignored."""
+        if isfinite(peak_pnl_usdt) and peak_pnl_usdt > self.peak_pnl_usdt:
+            self.peak_pnl_usdt = peak_pnl_usdt
+
     cpdef void reset(self, int64_t ts_ns) except *:
         """Return to ACTIVE (recorded if the state changes) and forget the PnL peak.
 

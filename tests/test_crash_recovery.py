@@ -24,8 +24,10 @@ import pytest
 from mmcore.config import DEFAULT_CONFIG, load_config
 from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired,
                               OrderFilled, OrderRejected)
+from mmcore.journal import KV_TRADING_STATE, KV_TRADING_STATE_REASON, Journal
 from mmcore.live_runner import LiveRunner
 from mmcore.sim.server import build_server, close_server
+from mmcore_ext.risk import ACTIVE as STATE_ACTIVE, HALTED
 from mmcore.venues.loopback import LoopbackClient, decode_report, encode_report
 
 from datafiles import ROOT, USDM_FILE
@@ -263,6 +265,43 @@ def test_stop_with_flatten_on_shutdown_closes_the_position_at_the_exchange(tmp_p
     assert runner.engine.counters["flatten_orders"] >= 1
     assert any(not f["maker"] for f in ex["fills"]), "the flattening order traded as a taker"
     _assert_journal_is_the_exchange(journal, ex)
+
+
+def test_restart_after_a_halt_stays_halted_until_the_operator_resets_it(tmp_path):
+    """The kill switch survives a restart: a journal that says HALTED brings the engine back halted (no
+    order placed while the market runs); ``reset_halt`` (``--reset-halt``) lets it quote again."""
+    journal = tmp_path / "engine.db"
+    with Journal(journal) as j:
+        j.set_kv(KV_TRADING_STATE, "HALTED")
+        j.set_kv(KV_TRADING_STATE_REASON, "operator kill switch")
+
+    async def scenario():
+        server, srv, port = await _serve(SPEED)
+        placed = []
+        try:
+            for reset in (False, True):
+                runner = LiveRunner(load_config(DEFAULT_CONFIG, ACTIVE), server.instrument, "127.0.0.1", port,
+                                    ACCOUNT, str(journal), reset_halt=reset)
+                task = asyncio.get_running_loop().create_task(runner.run())
+                try:
+                    await _until(lambda: runner.engine.book.synced, 15, "a synced book")
+                    t0 = runner.last_ts
+                    # 20 s of market (1 s wall) while halted; after the reset, until it quotes
+                    await _until(lambda: runner.last_ts > t0 + 20 * 10**9 if not reset else runner.orders.placed,
+                                 15, "20 s of market" if not reset else "an order placed")
+                    placed.append((runner.orders.placed, runner.engine.trading_state,
+                                   [r.halted_restored for r in runner.recoveries]))
+                    runner._stop.set()
+                    assert await asyncio.wait_for(task, 20) == 0
+                finally:
+                    task.cancel()
+        finally:
+            await _shut(server, srv)
+        return placed
+
+    (n0, state0, rec0), (n1, state1, rec1) = asyncio.run(asyncio.wait_for(scenario(), 58))
+    assert rec0[0] is True and state0 == HALTED and n0 == 0
+    assert rec1[0] is True and state1 == STATE_ACTIVE and n1 > 0
 
 
 def test_exchange_keeps_orders_across_disconnects_and_refuses_a_reused_id():

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from mmcore.config import load_config
+from mmcore.journal import KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS, Journal
 from mmcore.replay import build_session, run_session, summarize
 
 from datafiles import ROOT, SPOT_FILE, USDM_FILE
@@ -103,6 +104,15 @@ def test_tight_daily_loss_moves_trading_state_and_counts_refusals(tmp_path):
     assert tight["trading_state_changes"][0]["ts_ns"] > 0 and "daily loss" in tight["trading_state_changes"][0]["reason"]
     assert tight["risk_refusals"]["TRADING_REDUCING"] > 0
     assert tight["orders_placed"] < base["orders_placed"] / 2
+
+
+def test_halt_is_journaled_so_a_restart_would_come_back_halted(tmp_path):
+    _, summary = _backtest(USDM_FILE, tmp_path, "risk.reduce_at_fraction=null", "risk.max_daily_loss_usdt=0.3")
+    kv = Journal(tmp_path / "j.db").load(()).kv
+    change = summary["trading_state_changes"][0]
+    assert kv[KV_TRADING_STATE] == "HALTED" and kv[KV_TRADING_STATE_TS] == change["ts_ns"]
+    assert kv[KV_TRADING_STATE_REASON] == change["reason"]
+    assert float(kv[KV_PEAK_PNL]) > -1e9            # a finite peak once PnL has been seen
 
 
 def test_halt_cancels_everything_and_flattens_the_position(tmp_path):

@@ -18,7 +18,7 @@ from mmcore.recovery import (FILLS_LOOKBACK_NS, TERMINAL_STATE_NAMES, VenueOrder
                              book_untracked_fill, coid_counter, fills_query_start, reconcile)
 from mmcore_ext import orders as om
 from mmcore_ext.orders import ClientOrderIdGenerator
-from mmcore_ext.risk import RiskGate
+from mmcore_ext.risk import ACTIVE, HALTED, RiskGate
 
 PX = 618_000                      # ticks
 T0 = 1_723_161_300_000_000_000    # ns
@@ -254,6 +254,26 @@ def test_pending_new_order_at_venue_is_adopted_unacknowledged(setup):
     state = JournalState(open_orders=[row("mm-4", state="SUBMITTED")])
     reconcile(state, [vorder("mm-4", status="PENDING_NEW")], [], orders, pf, T0, restart=True)
     assert orders.orders["mm-4"].state == om.SUBMITTED
+
+
+def test_restart_comes_back_halted_with_the_peak_when_the_journal_says_so(setup):
+    venue, orders, pf, _ = setup
+    kv = {"risk_trading_state": "HALTED", "risk_trading_state_ts_ns": T0 - 5,
+          "risk_trading_state_reason": "daily loss 101.00 >= max_daily_loss_usdt 100.00",
+          "risk_peak_pnl_usdt": "12.5"}
+    rep = reconcile(JournalState(kv=kv), [], [], orders, pf, T0, restart=True)
+    gate = orders.gate
+    assert rep.halted_restored and rep.summary()["halted_restored"] is True
+    assert gate.trading_state == HALTED and gate.peak_pnl_usdt == 12.5
+    assert "restored from the journal" in gate.state_changes[-1][3] and "daily loss" in gate.state_changes[-1][3]
+
+
+@pytest.mark.parametrize("kv, restart", [({"risk_trading_state": "REDUCING"}, True),
+                                         ({"risk_trading_state": "HALTED"}, False)])
+def test_only_a_restart_from_a_halted_journal_halts(setup, kv, restart):
+    venue, orders, pf, _ = setup
+    rep = reconcile(JournalState(kv=kv), [], [], orders, pf, T0, restart=restart)
+    assert not rep.halted_restored and orders.gate.trading_state == ACTIVE
 
 
 def test_bad_calls_are_refused(setup):

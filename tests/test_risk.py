@@ -412,6 +412,18 @@ def test_reset_with_the_loss_still_over_the_limit_halts_again_at_the_next_pnl(im
     assert [c[2] for c in gate.state_changes] == [impl.HALTED, impl.ACTIVE, impl.HALTED]
 
 
+def test_restored_peak_keeps_the_drawdown_stop_reference_across_a_restart(impl):
+    gate = make_gate(impl, stop_loss_usdt=50.0)
+    gate.restore_peak(40.0)                       # recorded before the restart
+    gate.restore_peak(10.0)                       # lower: ignored
+    gate.restore_peak(math.nan)                   # not finite: ignored
+    assert gate.peak_pnl_usdt == 40.0
+    gate.on_pnl(T0, -5.0, 0.0)                    # 45 below the peak: still active
+    assert gate.trading_state == impl.ACTIVE
+    gate.on_pnl(T0 + 1, -10.0, 0.0)               # 50 below the restored peak
+    assert gate.trading_state == impl.HALTED and "drawdown" in gate.state_changes[-1][3]
+
+
 def test_manual_halt_records_reason_and_is_recorded_once(impl):
     gate = make_gate(impl)
     gate.halt(T0, "operator kill switch")

@@ -260,6 +260,10 @@ class RiskGate:
         if self.trading_state != HALTED:
             self._change(ts_ns, HALTED, str(reason))
 
+    def restore_peak(self, peak_pnl_usdt: float) -> None:
+        if math.isfinite(peak_pnl_usdt) and peak_pnl_usdt > self.peak_pnl_usdt:
+            self.peak_pnl_usdt = peak_pnl_usdt
+
     def reset(self, ts_ns: int) -> None:
         self.peak_pnl_usdt = -math.inf
         if self.trading_state != ACTIVE:
