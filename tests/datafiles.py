@@ -4,4 +4,4 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 USDM_FILE = ROOT / "data" / "usdm_btcusdt_20240808.gz"
 SPOT_FILE = ROOT / "data" / "spot_btcusdt_20240808.gz"
-SHARED_2023 = ROOT.parent / "shared" / "data" / "binance_hftbacktest" / "usdm_btcusdt_20230404.dat.gz"
+USDM_2023_FILE = ROOT / "data" / "usdm_btcusdt_20230404.dat.gz"   # microsecond local timestamps

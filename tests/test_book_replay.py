@@ -2,11 +2,9 @@
 
 Ground truth: ``bookTicker.u`` shares the depth stream's update-id sequence, so for every bookTicker whose ``u``
 equals the final ``u`` of an applied depth event, the book's best bid/ask (price and quantity) right after that
-event must equal the bookTicker (data/README.md; /work/shared/data/README.md section 1). A bookTicker can arrive
-before its depth event, so the book's top is recorded per applied ``u`` and matched at the end.
+event must equal the bookTicker (data/README.md, from the shared data notes). A bookTicker can arrive before
+its depth event, so the book's top is recorded per applied ``u`` and matched at the end.
 """
-from pathlib import Path
-
 import pytest
 
 from mmcore.reference.book import ReferenceL2Book
@@ -15,18 +13,13 @@ from mmcore_ext.book import (APPLIED, ASK, BID, BUFFERED, DEFAULT_WINDOW_TICKS, 
                              sync_rule_for_market)
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot
 
-ROOT = Path(__file__).resolve().parent.parent
-USDM_2024 = ROOT / "data" / "usdm_btcusdt_20240808.gz"
-SPOT_2024 = ROOT / "data" / "spot_btcusdt_20240808.gz"
-USDM_2023 = ROOT.parent / "shared" / "data" / "binance_hftbacktest" / "usdm_btcusdt_20230404.dat.gz"
+from datafiles import SPOT_FILE, USDM_2023_FILE, USDM_FILE
 
 # Expected figures from the data READMEs (checks run on the recordings, independent of this code).
 CASES = [
-    pytest.param(USDM_2024, "binance_usdm", 4, 6547, 629, id="usdm_20240808"),
-    pytest.param(SPOT_2024, "binance_spot", 2, 3449, 564, id="spot_20240808"),
-    pytest.param(USDM_2023, "binance_usdm", 0, 4322, 310, id="usdm_20230404",
-                 marks=pytest.mark.skipif(not USDM_2023.exists(),
-                                          reason=f"shared data folder not present ({USDM_2023})")),
+    pytest.param(USDM_FILE, "binance_usdm", 4, 6547, 629, id="usdm_20240808"),
+    pytest.param(SPOT_FILE, "binance_spot", 2, 3449, 564, id="spot_20240808"),
+    pytest.param(USDM_2023_FILE, "binance_usdm", 0, 4322, 310, id="usdm_20230404"),
 ]
 
 
@@ -83,8 +76,8 @@ def test_real_recording_syncs_without_gaps_and_top_of_book_matches_book_ticker(
 
 @pytest.mark.parametrize("window", [64, DEFAULT_WINDOW_TICKS])
 def test_reference_book_reaches_the_same_final_state_on_real_spot_recording(window):
-    book, top_c, _, _, _ = replay(SPOT_2024, L2Book, window_ticks=window)
-    reference, top_r, _, _, _ = replay(SPOT_2024, ReferenceL2Book)
+    book, top_c, _, _, _ = replay(SPOT_FILE, L2Book, window_ticks=window)
+    reference, top_r, _, _, _ = replay(SPOT_FILE, ReferenceL2Book)
     assert top_c == top_r
     assert book.levels(BID) == reference.levels(BID) and book.levels(ASK) == reference.levels(ASK)
     assert book.recenters > 2             # the windows followed the market (2 = placed at the snapshot)

@@ -7,7 +7,7 @@ import pytest
 from mmcore.venues.binance.replay import BinanceDecoder, MalformedLine, ReplayReader, detect_market
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 
-from datafiles import SHARED_2023, SPOT_FILE, USDM_FILE
+from datafiles import SPOT_FILE, USDM_2023_FILE, USDM_FILE
 
 
 @pytest.mark.parametrize("text, ns", [(b"1723161255030314667", 1723161255030314667),
@@ -49,9 +49,7 @@ def test_real_usdm_file_decodes_to_typed_events_with_exact_ticks():
 
 
 def test_older_microsecond_recording_is_read_in_ns():
-    if not SHARED_2023.exists():
-        pytest.skip("shared/data not present beside the checkout")
-    r = ReplayReader(SHARED_2023)
+    r = ReplayReader(USDM_2023_FILE)
     ev = next(iter(r))
     assert 1_680_000_000_000_000_000 < ev.ts_local_ns < 1_690_000_000_000_000_000
 
