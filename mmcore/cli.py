@@ -31,12 +31,9 @@ def _load(args):
 
 
 def _run_loop(coro):
-    """Run on uvloop (the design card's event loop), falling back to asyncio if uvloop is missing."""
-    try:
-        import uvloop
-        return uvloop.run(coro)
-    except ImportError:                       # pragma: no cover - uvloop is a dependency
-        return asyncio.run(coro)
+    """Run on uvloop (the design card's event loop; a declared dependency)."""
+    import uvloop
+    return uvloop.run(coro)
 
 
 async def _replay(session, progress=None):
@@ -45,12 +42,24 @@ async def _replay(session, progress=None):
 
     def _stop():
         session.interrupted = True
+    _install_stop_handlers(loop, _stop)
+    return await run_session(session, progress)
+
+
+def _install_stop_handlers(loop, stop) -> list:
+    """Make SIGINT/SIGTERM call ``stop`` (a clean shutdown: cancel-all, summary). Where the loop cannot
+    install handlers (not the main thread; no Unix signals) say so once: the signal will then end the run
+    without the clean shutdown. Returns the signals not installed."""
+    missing = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, _stop)
-        except (NotImplementedError, RuntimeError):   # pragma: no cover
-            pass
-    return await run_session(session, progress)
+            loop.add_signal_handler(sig, stop)
+        except (NotImplementedError, RuntimeError, ValueError):
+            missing.append(sig)
+    if missing:
+        log.warning("cannot handle %s here: the run will stop without a clean shutdown if signalled",
+                    ", ".join(signal.Signals(s).name for s in missing))
+    return missing
 
 
 def cmd_run(args) -> int:

@@ -209,7 +209,10 @@ cdef class QuoteModel:
 
     cpdef int compute(self, int64_t ts_ns, double mid, double q, double sigma,
                       int64_t best_bid, int64_t best_ask) except -1:
-        """Compute quotes into ``bid_ticks`` / ``ask_ticks``; implemented by the subclasses."""
+        """Compute quotes into ``bid_ticks`` / ``ask_ticks``; implemented by the subclasses.
+
+        Raises NotImplementedError on a subclass that does not implement it.
+        """
         raise NotImplementedError("QuoteModel.compute")
 
 

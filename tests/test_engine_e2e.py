@@ -148,3 +148,27 @@ def test_book_cli_exports_top_of_book_after_every_applied_depth_event(tmp_path):
     ts, u, bid, bq, ask, aq = lines[1].split(",")
     assert bid.endswith("000000") and len(bid.split(".")[1]) == 8   # spot writes 8 decimals
     assert Decimal(bid) < Decimal(ask)
+
+
+def test_stop_handlers_install_on_the_main_thread_and_warn_where_they_cannot(caplog):
+    import signal
+    import threading
+
+    from mmcore.cli import _install_stop_handlers
+
+    async def on_main():
+        loop = asyncio.get_running_loop()
+        try:
+            return _install_stop_handlers(loop, lambda: None)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    assert asyncio.run(on_main()) == []
+
+    missing = []
+    worker = threading.Thread(target=lambda: missing.extend(asyncio.run(on_main())))   # signals: main thread only
+    worker.start()
+    worker.join(10)
+    assert missing == [signal.SIGINT, signal.SIGTERM]
+    assert "SIGINT, SIGTERM" in caplog.text and "without a clean shutdown" in caplog.text

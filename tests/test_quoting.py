@@ -344,6 +344,11 @@ def test_quote_model_base_is_abstract():
     with pytest.raises(TypeError):
         QuoteModel()
 
+    class NoModel(QuoteModel):          # a subclass that forgot compute(): an error, never silent quotes
+        pass
+    with pytest.raises(NotImplementedError, match="QuoteModel.compute"):
+        NoModel().compute(0, 100.0, 0.0, 0.0, 0, 0)
+
 
 # --- EWMA volatility ---
 
