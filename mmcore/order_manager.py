@@ -180,7 +180,7 @@ class OrderManager:
             if rc != om.OK:
                 self._illegal(o, om.FILL, old, rc)
                 return None
-            self.gate.on_fill(o.side, rep.price, rep.qty)
+            self.gate.on_fill(o.side, o.price, rep.qty)     # open notional was recorded at the limit
             self.journal.record_fill(ts, coid, rep.trade_id, o.side, rep.price, rep.qty, rep.fee)
             self.journal.record_event(ts, coid, "FILL", _STATE[old], _STATE[o.state], str(rep.trade_id))
             if o.state in _TERMINAL:

@@ -139,6 +139,19 @@ def test_fill_after_cancel_request_and_duplicate_report_is_ignored():
     assert mgr.state_counts() == {"CANCELED": 1} and not mgr.orders
 
 
+def test_fill_below_the_limit_releases_the_open_notional_recorded_at_the_limit():
+    """An aggressive (IOC) buy fills below its limit: the gate's open notional was recorded at the limit
+    price and must go back to 0 when the order is done, or later orders are refused on a phantom cap."""
+    mgr, c, gate = make()
+    coid = mgr.place(1, BUY, 618500, 3, post_only=False, check_risk=False).client_order_id
+    assert gate.open_buy_notional_tl == 618500 * 3
+    mgr.on_report(OrderAccepted(2, coid, "v1"))
+    mgr.on_report(OrderFilled(3, coid, 1, BUY, 618010, 2, Decimal("0")))      # two levels through the book
+    mgr.on_report(OrderFilled(3, coid, 2, BUY, 618020, 1, Decimal("0")))
+    assert not mgr.orders and gate.position_lots == 3
+    assert gate.open_buy_notional_tl == 0 and gate.open_buy_qty_lots == 0
+
+
 def test_risk_refusal_places_nothing_and_is_counted():
     mgr, c, _ = make(max_single_trade_usdt=100)   # 2 lots * 61799 = 123.6 USDT > 100
     mgr.reconcile(1, 617990, 618010, 2)
