@@ -63,6 +63,7 @@ class Engine:
         self.flat_backoff_ns = flat_retry_backoff_ns
         self._flat_attempts = 0
         self._flat_next_ns = -1           # -1: no flattening in progress
+        self._flat_coid = None            # client order id of the last flatten order sent
         self._next_pnl_ns = 0
         self.book = book
         self.quoter = quoter
@@ -123,8 +124,7 @@ class Engine:
         if gate.trading_state != self.trading_state:
             self._trading_state_changed(ts, gate.trading_state)
         if self.trading_state == HALTED:
-            if self._flat_next_ns >= 0 and ts >= self._flat_next_ns:
-                self._flatten(ts)
+            self.flatten_step(ts)
             return
         if not synced or book.is_crossed():
             self._pause(ts, "book not synced" if not synced else "crossed book")
@@ -174,8 +174,14 @@ class Engine:
 
     def start_flatten(self, ts: int) -> None:
         """Begin closing the position: one IOC now, then (``flat_retries`` attempts in all) one more every
-        ``flat_retry_backoff`` while a position is left; driven by market events or :meth:`flatten_step`."""
+        ``flat_retry_backoff`` while a position is left; driven by market events or :meth:`flatten_step`.
+
+        An attempt sends nothing while the previous flatten order is still open (two could overshoot and
+        flip the position) or while the book has no price on the side to hit; it still counts, so that
+        flattening always ends after ``flat_retries`` attempts (then ``flatten_failed`` is counted).
+        """
         self._flat_attempts = 0
+        self._flat_coid = None
         self._flat_next_ns = ts
         self._flatten(ts)
 
@@ -198,19 +204,24 @@ class Engine:
                 self.counters["flatten_failed"] += 1
             self._flat_next_ns = -1
             return
-        book = self.book
+        self._flat_attempts += 1
+        self._flat_next_ns = ts + self.flat_backoff_ns
+        if self._flat_coid in self.orders.orders:
+            log.warning("flatten attempt %d: previous flatten order %s still open; waiting", self._flat_attempts,
+                        self._flat_coid)
+            return
         side = -1 if pos > 0 else 1
-        touch = book.best_bid_px() if side < 0 else book.best_ask_px()
+        touch = self.book.best_bid_px() if side < 0 else self.book.best_ask_px()
         if touch <= 0:
-            self._flat_next_ns = ts + self.flat_backoff_ns
+            log.warning("flatten attempt %d: no %s price in the book; waiting", self._flat_attempts,
+                        "bid" if side < 0 else "ask")
             return
         px = int(touch * (1 - FLATTEN_SLIPPAGE)) if side < 0 else int(touch * (1 + FLATTEN_SLIPPAGE)) + 1
-        self._flat_attempts += 1
         self.counters["flatten_orders"] += 1
         log.warning("flatten attempt %d: IOC %s %d lots at %d ticks", self._flat_attempts,
                     "sell" if side < 0 else "buy", abs(pos), px)
-        self.orders.place(ts, side, px, abs(pos), post_only=False, check_risk=False)
-        self._flat_next_ns = ts + self.flat_backoff_ns
+        o = self.orders.place(ts, side, px, abs(pos), post_only=False, check_risk=False)
+        self._flat_coid = o.client_order_id if o is not None else None
 
     # --- bad data and recovery ---
     def _pause(self, ts: int, reason: str) -> None:

@@ -250,8 +250,8 @@ class LiveRunner:
         return False
 
     async def _flatten(self) -> bool:
-        """Close the position with the engine's IOC orders (see :meth:`Engine.start_flatten`), sending the
-        next attempt only once the previous order has ended, so two can never overshoot. True if flat."""
+        """Close the position with the engine's IOC orders (see :meth:`Engine.start_flatten`, which never has
+        two in flight). True if flat."""
         loop = asyncio.get_running_loop()
         eng = self.engine
         retries = self.config.get("execution.flat_retries")
@@ -261,8 +261,7 @@ class LiveRunner:
         eng.start_flatten(self.now())
         while eng.flatten_due_ns >= 0 and loop.time() < deadline:
             await asyncio.sleep(0.02)
-            if not self.orders.orders:            # the previous IOC has ended (filled or expired)
-                eng.flatten_step(self.now())
+            eng.flatten_step(self.now())
         if self.portfolio.position:
             log.error("stop: position of %d lots left after flattening", self.portfolio.position)
         return self.portfolio.position == 0

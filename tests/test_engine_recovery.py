@@ -5,6 +5,7 @@ Inputs are the real USDⓈ-M recording, altered where said (one depth line remov
 and small synthetic books (labelled)."""
 import asyncio
 import gzip
+from decimal import Decimal
 
 from mmcore.config import load_config
 from mmcore.replay import build_session, run_session, summarize
@@ -98,3 +99,51 @@ def test_flatten_on_shutdown_closes_the_position_with_ioc_orders():
     assert summary["flatten_orders"] >= 1
     taker = [f for f in s.engine.fills if not f.is_maker]
     assert sum(f.side * f.qty for f in taker) == -held[0]
+
+
+class _Unanswered:
+    """An execution client that sends nothing back (a venue that never answers)."""
+
+    def __init__(self):
+        self.submits = []
+
+    def submit(self, ts, coid, side, px, qty, post_only=True):
+        self.submits.append((coid, side, px, qty, post_only))
+
+    def cancel(self, ts, coid):
+        pass
+
+
+def _positioned(session, lots):
+    """Give the portfolio a position of ``lots`` (a synthetic fill, labelled as such)."""
+    session.portfolio.on_fill(1 if lots > 0 else -1, 600_000, abs(lots), Decimal(0))
+    assert session.portfolio.position == lots
+
+
+def test_flatten_with_no_price_to_hit_gives_up_after_its_retries():
+    # No event replayed: the book is empty, so there is no bid to sell into.
+    s = build_session(load_config(overrides=["execution.flatten_on_shutdown=true", "execution.flat_retries=3"]),
+                      str(USDM_FILE))
+    _positioned(s, 5)
+    eng = s.engine
+    eng.start_flatten(0)
+    for _ in range(10):
+        if eng.flatten_due_ns < 0:
+            break
+        eng.flatten_step(eng.flatten_due_ns)
+    assert eng.flatten_due_ns == -1                      # it ended (the replay shutdown loops until then)
+    assert eng.counters["flatten_failed"] == 1 and eng.counters["flatten_orders"] == 0
+
+
+def test_flatten_never_has_two_orders_in_flight():
+    s = build_session(load_config(overrides=["execution.flat_retries=4"]), str(USDM_FILE))
+    asyncio.run(run_session(s))                          # a real book to price the flatten order off
+    eng = s.engine
+    eng.orders.exec = venue = _Unanswered()
+    _positioned(s, s.portfolio.position + 3 if s.portfolio.position >= 0 else s.portfolio.position - 3)
+    ts = s.last_ts_ns
+    eng.start_flatten(ts)
+    while eng.flatten_due_ns >= 0:
+        eng.flatten_step(eng.flatten_due_ns)
+    assert len(venue.submits) == 1 and venue.submits[0][4] is False      # one IOC, never a second
+    assert eng.counters["flatten_orders"] == 1 and eng.counters["flatten_failed"] == 1
