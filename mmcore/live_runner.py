@@ -131,9 +131,9 @@ class LiveRunner:
                 return
         eng = self.engine
         eng.on_event(ev)
-        if t is DepthDiff and eng.paused and not self.resync and eng.pause_reason.startswith("sequence gap"):
-            self.client.request_snapshot()
-            self.resync = True
+        if t is DepthDiff and not self.resync and not eng.book.synced:     # a sequence gap: the book waits
+            self.client.request_snapshot()                                  # for a snapshot, whatever paused
+            self.resync = True                                              # quoting before
 
     def _on_report(self, rep) -> None:
         if rep.ts_ns > self.last_report_ts:

@@ -24,9 +24,11 @@ import pytest
 from mmcore.config import DEFAULT_CONFIG, load_config
 from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired,
                               OrderFilled, OrderRejected)
+from mmcore.instruments import load_instrument
 from mmcore.journal import KV_TRADING_STATE, KV_TRADING_STATE_REASON, Journal
 from mmcore.live_runner import LiveRunner
 from mmcore.sim.server import build_server, close_server
+from mmcore_ext.events import DepthDiff, DepthSnapshot
 from mmcore_ext.risk import ACTIVE as STATE_ACTIVE, HALTED
 from mmcore.venues.loopback import LoopbackClient, decode_report, encode_report
 
@@ -350,3 +352,26 @@ def test_report_wire_codec_round_trips():
         assert decode_report(orjson.loads(orjson.dumps(encode_report(r)))) == r
     with pytest.raises(TypeError):
         encode_report("not a report")
+
+
+def test_sequence_gap_while_already_paused_still_asks_for_a_snapshot(tmp_path):
+    """Synthetic book (labelled): a crossed book pauses quoting, then a sequence gap arrives. The book now
+    waits for a snapshot, so the runner must ask the venue for one even though quoting was paused for
+    another reason."""
+    cfg = load_config(DEFAULT_CONFIG)
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(tmp_path / "j.db"))    # never connected
+    asked = []
+    runner.client.request_snapshot = lambda: asked.append(1)
+    try:
+        t = 1_700_000_000_000_000_000
+        runner._on_market(DepthSnapshot.from_ticks(100, [(600_000, 5)], [(600_001, 5)], ts_local_ns=t))
+        runner._on_market(DepthDiff.from_ticks(100, 101, [(600_002, 1)], [], prev_final_update_id=99,
+                                               ts_local_ns=t + 1))                 # bid through the ask
+        assert runner.engine.paused and runner.engine.book.is_crossed() and not asked
+        runner._on_market(DepthDiff.from_ticks(105, 106, [], [(600_003, 1)], prev_final_update_id=104,
+                                               ts_local_ns=t + 2))                 # pu 104 != 101: a gap
+        assert not runner.engine.book.synced
+        assert asked == [1] and runner.resync
+    finally:
+        runner.journal.close()
