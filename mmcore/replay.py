@@ -230,7 +230,7 @@ def summarize(s: Session) -> dict:
     """The run's results in report units (decimal strings for money and quantities)."""
     inst, pf, eng = s.instrument, s.portfolio, s.engine
     book = eng.book
-    mid_x2 = book.mid_x2() if book.mid_x2() else 0
+    mid_x2 = book.mid_x2() or eng.gate.mid_x2_ticks     # the book may be empty at the end (a gap): last mid
     fills = [{"ts_ns": f.ts_ns, "side": "buy" if f.side > 0 else "sell", "price": str(inst.price_of(f.price)),
               "qty": str(inst.qty_of(f.qty)), "client_order_id": f.client_order_id, "trade_id": f.trade_id,
               "fee": str(f.fee)} for f in eng.fills]

@@ -41,6 +41,7 @@ def test_sequence_gap_in_real_data_pauses_quoting_and_cancels_everything(tmp_pat
     assert summary["gaps"] == 1
     assert s.engine.counters["pauses"] >= 1 and s.engine.paused
     assert s.engine.book.synced is False                 # waits for a new snapshot (none in a recording)
+    assert s.engine.book.mid_x2() == 0 and float(summary["last_mid"]) > 60_000   # marked at the last valid mid
     assert all(f["ts_ns"] <= gap_ts + 10**9 for f in summary["fills"])   # nothing trades after the gap
     assert summary["shutdown_clean"] is True and summary["buy_fills"] + summary["sell_fills"] > 0
 
