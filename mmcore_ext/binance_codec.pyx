@@ -14,7 +14,7 @@ builds the events without going back through Python-level constructors.
 """
 import orjson
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from mmcore_ext.events cimport BookTicker, DepthDiff, DepthSnapshot, InstrumentGrid, Trade
 from mmcore_ext.fixedpoint cimport units_from_str
 
@@ -28,22 +28,26 @@ class MalformedLine(ValueError):
 
 
 cdef int64_t _ts_ns(const unsigned char* raw, Py_ssize_t n) except -1:
-    # Local timestamp: 10/13/16/19 digits = s/ms/µs/ns (real recordings differ by file).
-    cdef int64_t v = 0
+    # Local timestamp: 10/13/16/19 digits = s/ms/µs/ns (real recordings differ by file). The length is checked
+    # first and the digits are summed unsigned (19 digits < 2**64), so no input can overflow; a value past
+    # int64 ns (year 2262) is malformed, not wrapped negative.
+    cdef uint64_t v = 0
     cdef Py_ssize_t i
+    if n != 19 and n != 16 and n != 13 and n != 10:
+        raise MalformedLine(f"local timestamp is {n} digits, expected 10/13/16/19")
     for i in range(n):
         if raw[i] < 48 or raw[i] > 57:
             raise MalformedLine(f"local timestamp has a non-digit at column {i + 1}")
         v = v * 10 + (raw[i] - 48)
-    if n == 19:
-        return v
     if n == 16:
-        return v * 1000
-    if n == 13:
-        return v * 1000000
-    if n == 10:
-        return v * 1000000000
-    raise MalformedLine(f"local timestamp is {n} digits, expected 10/13/16/19")
+        v *= 1000
+    elif n == 13:
+        v *= 1000000
+    elif n == 10:
+        v *= 1000000000
+    if v > <uint64_t>INT64_MAX:
+        raise MalformedLine("local timestamp is past the int64 ns range")
+    return <int64_t>v
 
 
 cdef inline int64_t _ms(object v) except? -1:
@@ -68,6 +72,8 @@ cdef class BinanceLineDecoder:
     cpdef object decode(self, bytes raw):
         """Return a DepthSnapshot / DepthDiff / Trade / BookTicker, or None for a well-formed message
         that is not used (other symbol or stream). Raises MalformedLine (a ValueError) otherwise."""
+        if raw is None:
+            raise MalformedLine("no line (None)")
         cdef Py_ssize_t sp = raw.find(b" ")
         if sp <= 0:
             raise MalformedLine("no '<timestamp> <json>' separator")
@@ -143,5 +149,7 @@ cdef class BinanceLineDecoder:
             k.bid_qty = units_from_str(data["B"], self.grid.qty)
             k.ask_px = units_from_str(data["a"], self.grid.price)
             k.ask_qty = units_from_str(data["A"], self.grid.qty)
+            if k.bid_px <= 0 or k.ask_px <= 0 or k.bid_qty < 0 or k.ask_qty < 0:
+                raise ValueError(f"bookTicker {k.update_id}: prices must be > 0 and quantities >= 0")
             return k
         return None

@@ -79,29 +79,3 @@ cdef int64_t units_from_str(object text, Grid grid) except? -1:
     if rc != FP_OK:
         raise ValueError(f"{text!r}: {_ERRORS[rc]} (grid {grid.mantissa}e-{grid.decimals})")
     return out
-
-
-def to_units(str text, int decimals, int64_t mantissa):
-    """Convert a decimal string to integer grid units.
-
-    Parameters
-    ----------
-    text : str
-        Decimal number as the exchange writes it, e.g. ``"61800.20"``.
-    decimals, mantissa : int
-        The grid: one unit is ``mantissa * 10**-decimals`` (tick 0.1 -> ``(1, 1)``).
-
-    Returns
-    -------
-    int
-        Units (ticks or lots).
-
-    Raises
-    ------
-    ValueError
-        Not a decimal number, off the grid, or outside int64.
-    """
-    cdef Grid g
-    g.decimals = decimals
-    g.mantissa = mantissa
-    return units_from_str(text, g)

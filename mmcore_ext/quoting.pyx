@@ -50,6 +50,9 @@ cdef inline int _check_inputs(double mid, double q, double sigma) except -1:
     return 0
 
 
+#: Largest trade-ring capacity and bucket count of TradeIntensity (keeps the byte counts far from overflow).
+MAX_TRADES_CAPACITY = 1 << 26
+
 cdef class EwmaVolatility:
     """Online volatility from mid-price changes, as an EWMA of the variance rate in event time.
 
@@ -504,8 +507,10 @@ cdef class TradeIntensity:
             raise ValueError(f"min_count must be >= 1, got {min_count}")
         if min_points < 2 or min_points > n_buckets:
             raise ValueError(f"min_points must be in [2, n_buckets={n_buckets}], got {min_points}")
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if capacity < 1 or capacity > MAX_TRADES_CAPACITY:
+            raise ValueError(f"capacity must be in [1, {MAX_TRADES_CAPACITY}], got {capacity}")
+        if n_buckets > MAX_TRADES_CAPACITY:
+            raise ValueError(f"n_buckets must be <= {MAX_TRADES_CAPACITY}, got {n_buckets}")
         self.window_s = window_s
         self.bucket_width = bucket_width
         self.n_buckets = n_buckets

@@ -539,6 +539,7 @@ def test_intensity_capacity_drop_shortens_the_window_used_for_rates():
     ((1.0, 0.1, 1, 1.0, 1.0), "n_buckets"), ((1.0, 0.1, 10, 0.0, 1.0), "seed_A"),
     ((1.0, 0.1, 10, 1.0, -1.0), "seed_kappa"), ((1.0, 0.1, 10, 1.0, 1.0, 0), "min_count"),
     ((1.0, 0.1, 10, 1.0, 1.0, 5, 11), "min_points"), ((1.0, 0.1, 10, 1.0, 1.0, 5, 3, 0), "capacity"),
+    ((1.0, 0.1, 10, 1.0, 1.0, 5, 3, 1 << 62), "capacity"),       # its byte count would overflow
 ])
 def test_intensity_constructor_rejects_bad_parameter_by_name(args, name):
     with pytest.raises(ValueError, match=name):

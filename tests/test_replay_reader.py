@@ -20,8 +20,18 @@ def test_local_timestamp_unit_comes_from_digit_count(text, ns, usdm):
     assert BinanceDecoder(usdm).decode(line).ts_local_ns == ns
 
 
-@pytest.mark.parametrize("line", [b"", b"123", b"17231612550 {}", b"1723161255030314667 [1]",
-                                  b"1723161255030314667 {\"data\": 5}", b"172316125503031466x {}"])
+BOOK_TICKER = b'1723161255030314667 {"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT",'
+
+
+@pytest.mark.parametrize("line", [
+    b"", b"123", b"17231612550 {}", b"1723161255030314667 [1]",
+    b"1723161255030314667 {\"data\": 5}", b"172316125503031466x {}",
+    b"99999999999999999999 {}",                      # 20 digits: not a timestamp (and would overflow)
+    b"9999999999999999999 {}",                       # 19 digits past int64
+    b"9999999999 {}",                                # seconds past year 2262 in ns
+    BOOK_TICKER + b'"b":"0","B":"1","a":"61800.1","A":"1"}}',          # bid price 0
+    BOOK_TICKER + b'"b":"61800.0","B":"-1","a":"61800.1","A":"1"}}',   # negative quantity
+    None])
 def test_bad_lines_raise_malformed_line(line, usdm):
     with pytest.raises(MalformedLine):
         BinanceDecoder(usdm).decode(line)
