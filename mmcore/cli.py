@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp, data_required=False):
         sp.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
-        sp.add_argument("--data", required=data_required, help="recording to replay (default: config data.path)")
+        sp.add_argument("--data", required=data_required,
+                        help="recording to replay" + ("" if data_required else " (default: config data.path)"))
         sp.add_argument("--market", choices=("binance_spot", "binance_usdm"),
                         help="market rules (default: detected from the file: 'pu' present -> binance_usdm)")
         sp.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -169,9 +170,13 @@ def main(argv=None) -> int:
         for line in exc.errors:
             print(f"config error: {line}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+    except (ValueError, KeyError) as exc:           # bad arguments, or a file that is not a recording
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, (ValueError, KeyError)) else 1
+        return 2
+    except OSError as exc:                          # missing, unreadable or not a file
+        print(f"error: cannot read {exc.filename}: {exc.strerror}" if exc.filename else f"error: {exc}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ GROUP_COMMIT_S = 0.02
 _SYNC_LEVELS = {"FULL": 2, "NORMAL": 1}
 
 # Keys of the ``kv`` table that restart recovery reads (mmcore.recovery.reconcile).
+#: The order manager's durable client-order-id reservation mark: no id at or above it has been used.
+KV_COID_COUNTER = "coid_counter"
 #: The risk gate's trading state after its last change ("ACTIVE" / "REDUCING" / "HALTED"), with the event
 #: time (ns) and reason of that change: a restart comes back HALTED if the engine was halted.
 KV_TRADING_STATE = "risk_trading_state"

@@ -310,7 +310,12 @@ def main(argv=None) -> int:
         return 2
 
     async def _main() -> int:
-        return await LiveRunner(*runner_args).run()
+        try:
+            runner = LiveRunner(*runner_args)
+        except ValueError as exc:                   # a config value the instrument refuses (field named)
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return await runner.run()
 
     import uvloop
     try:

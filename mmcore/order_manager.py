@@ -20,6 +20,7 @@ from collections import Counter
 
 from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected,
                               OrderExpired, OrderFilled, OrderRejected)
+from mmcore.journal import KV_COID_COUNTER
 from mmcore_ext import orders as om
 from mmcore_ext.risk import PASS, REASON_NAMES
 
@@ -130,7 +131,7 @@ class OrderManager:
         # journal writes before a crash were lost. One flush per COID_BLOCK orders; raises JournalError if
         # the reservation cannot be written (the order is then not sent).
         self._coid_reserved = self.coids.counter + COID_BLOCK
-        self.journal.set_kv("coid_counter", self._coid_reserved)
+        self.journal.set_kv(KV_COID_COUNTER, self._coid_reserved)
         self.journal.flush()
         self.counters["coid_reservations"] += 1
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Protocol
 
 from mmcore.execution import OrderAccepted, OrderFilled
-from mmcore.journal import KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS, JournalState
+from mmcore.journal import KV_COID_COUNTER, KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS, JournalState
 from mmcore_ext import orders as om
 
 log = logging.getLogger("mmcore.recovery")
@@ -267,7 +267,7 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
     # is authoritative (and only ids seen at the venue could be ahead of it).
     start = 0
     if restart:
-        start = int(state.kv.get("coid_counter", 0))
+        start = int(state.kv.get(KV_COID_COUNTER, 0))
     venue_orders = list(venue_orders)
     for coid in [o.client_order_id for o in state.open_orders] + [f.client_order_id for f in state.fills] + \
             [o.client_order_id for o in venue_orders] + [f.client_order_id for f in new_fills]:

@@ -24,7 +24,7 @@ from mmcore.accounting import Portfolio
 from mmcore.config import Config
 from mmcore.engine import Engine
 from mmcore.instruments import Instrument, load_instrument
-from mmcore.journal import Journal, NullJournal
+from mmcore.journal import KV_COID_COUNTER, Journal, NullJournal
 from mmcore.sim.exchange import SimExchange
 from mmcore.sim.models import ConservativeQueue
 from mmcore.venues.binance.replay import MalformedLine, ReplayReader, detect_market, detect_symbol
@@ -99,9 +99,16 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
     latency, maker, taker = sim_models(config, instrument)
     sim = SimExchange(book, latency, maker, lambda rep: engine_box[0].on_report(rep), ConservativeQueue(),
                       taker_fees=taker)
-    journal_path = journal if journal is not None else config.get("journal.path")
-    jr = (Journal(config.resolve_path(journal_path), config.get("journal.synchronous"))
-          if journal_path else NullJournal())
+    # A journal given here (the CLI's --journal) is relative to the working directory, the config's to the
+    # repository root.
+    journal_path = Path(journal).resolve() if journal is not None else config.get("journal.path")
+    jr = NullJournal()
+    if journal_path:
+        jr = Journal(config.resolve_path(journal_path), config.get("journal.synchronous"))
+        if jr.load(()).kv.get(KV_COID_COUNTER) is not None:
+            jr.close()
+            raise ValueError(f"journal {journal_path} already holds a run (its client order ids would be used "
+                             f"again); give each backtest a new journal file")
     engine = build_engine(config, instrument, sim, jr, book)
     engine_box.append(engine)
     return Session(config, path, instrument, reader, engine, sim, engine.portfolio, journal=jr)

@@ -77,8 +77,9 @@ class RiskConfig:
         Leave REDUCING for ACTIVE only when the daily loss is below ``reduce level * (1 - hysteresis_fraction)``.
     orders_per_window, cancels_per_window : int
         Largest number of new orders / cancels within any ``window_s`` (0: off). Refusals ``ORDER_RATE``,
-        ``CANCEL_RATE``. The defaults are half of Binance spot's ``ORDERS`` limit (100 per 10 s, ``exchangeInfo``
-        ``rateLimits``: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits).
+        ``CANCEL_RATE``. The default, 50 per 10 s, is the spot ``ORDERS`` figure in Binance's ``exchangeInfo``
+        example (``config/ratelimits.yaml``; the account's real value is in ``exchangeInfo`` ``rateLimits``:
+        https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits).
     window_s : float
         Length of the rolling rate window (s).
     cancel_cooldown_seconds : float

@@ -35,18 +35,16 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
     Raises
     ------
     ValueError
-        ``strategy.order_qty`` is not a whole multiple of the instrument's step size (the field is named).
+        ``strategy.order_qty`` or ``strategy.max_inventory`` is not a whole multiple of the instrument's step
+        size (the field is named).
     """
     c, inst = config, instrument
     if c.get("strategy.min_spread_bps") < c.risk.min_spread_frac * 10_000:
         log.warning("strategy.min_spread_bps = %s is below risk.min_spread_frac = %s (%.2f bps): the risk gate "
                     "will refuse the narrower quotes (counted as SPREAD_TOO_NARROW)", c.get("strategy.min_spread_bps"),
                     c.risk.min_spread_frac, c.risk.min_spread_frac * 10_000)
-    order_qty = inst.qty_to_lots(c.get("strategy.order_qty"))
-    if order_qty % inst.step_lots:
-        raise ValueError(f"strategy.order_qty = {c.get('strategy.order_qty')}: not a multiple of the step "
-                         f"size {inst.step_size} of {inst.symbol}")
-    max_inv = int(c.get("strategy.max_inventory") / inst.lot_size)
+    order_qty = _lots_on_step(inst, "strategy.order_qty", c.get("strategy.order_qty"))
+    max_inv = _lots_on_step(inst, "strategy.max_inventory", c.get("strategy.max_inventory"))
     if book is None:
         book = L2Book(sync_rule_for_market(inst.market))
     quoter = AvellanedaStoikov(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.horizon_s"),
@@ -71,3 +69,17 @@ def sim_models(config: Config, instrument: Instrument) -> tuple[ConstantLatency,
                               int(config.get("sim.cancel_latency_ms") * _MS))
     return (latency, MakerFee(Decimal(str(config.get("sim.maker_fee_bps"))), unit),
             MakerFee(Decimal(str(config.get("sim.taker_fee_bps"))), unit))
+
+
+def _lots_on_step(inst: Instrument, field: str, value) -> int:
+    """``value`` (base units) in lots, if it is a whole multiple of the instrument's order step size.
+
+    Raises ValueError naming ``field`` otherwise.
+    """
+    try:
+        lots = inst.qty_to_lots(value)
+    except ValueError:
+        lots = None
+    if lots is None or lots % inst.step_lots:
+        raise ValueError(f"{field} = {value}: not a multiple of the step size {inst.step_size} of {inst.symbol}")
+    return lots

@@ -43,3 +43,18 @@ def test_cli_bad_config_exits_2_without_traceback():
     assert r.returncode == 2
     assert "strategy.kappa = 0: out of range" in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--set", "strategy.order_qty=0.0015"], 2, "strategy.order_qty = 0.0015: not a multiple of the step size"),
+    (["--set", "strategy.max_inventory=0.0105"], 2, "strategy.max_inventory = 0.0105: not a multiple"),
+    (["--data", "data"], 1, "cannot read data: Is a directory"),
+    (["--data", "README.md"], 2, "no depthUpdate"),
+    (["--data", "no-such-file.gz"], 1, "not found"),
+])
+def test_cli_bad_values_and_unreadable_data_exit_with_a_named_error_and_no_traceback(args, code, message):
+    r = subprocess.run([sys.executable, "-m", "mmcore", "run", *args], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == code, r.stderr[-2000:]
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout

@@ -137,6 +137,17 @@ def test_backtest_cli_writes_report_json_and_png(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
 
+def test_backtest_journal_is_relative_to_the_working_directory_and_never_reused(tmp_path):
+    cmd = [sys.executable, "-m", "mmcore", "backtest", "--data", str(USDM_FILE), "--out", "out", "--journal", "j.db"]
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "j.db").exists() and (tmp_path / "out" / "report.json").exists()
+    rows = sqlite3.connect(tmp_path / "j.db").execute("SELECT count(*) FROM orders").fetchone()[0]
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert again.returncode == 2 and "already holds a run" in again.stderr       # ids would repeat
+    assert sqlite3.connect(tmp_path / "j.db").execute("SELECT count(*) FROM orders").fetchone()[0] == rows > 0
+
+
 def test_book_cli_exports_top_of_book_after_every_applied_depth_event(tmp_path):
     out = tmp_path / "book.csv"
     r = subprocess.run([sys.executable, "-m", "mmcore", "book", "--data", str(SPOT_FILE), "--out", str(out)],
