@@ -215,7 +215,10 @@ class OrderManager:
         if o.state in _TERMINAL:
             was_repriced = coid in self._repriced
             self._close(o)
-            if t is OrderRejected and rep.code == POST_ONLY_REJECT and not was_repriced:
+            # Re-price only an order we still wanted: not one whose cancel we had asked for (cancel-all on a
+            # pause, halt or shutdown), which would put a new order on the book behind the cancel.
+            if (t is OrderRejected and rep.code == POST_ONLY_REJECT and not was_repriced
+                    and old != om.PENDING_CANCEL):
                 self._reprice(o, ts)
         elif t is OrderCancelRejected and self.working[o.side] is None:
             self.working[o.side] = o        # still live: it stands for our quote again

@@ -112,6 +112,16 @@ def test_post_only_reject_reprices_one_tick_away_only_once():
     assert mgr.state_counts() == {"REJECTED": 2}
 
 
+def test_post_only_reject_of_an_order_being_cancelled_is_not_repriced():
+    mgr, c, _ = make()
+    mgr.reconcile(1, 617990, 0, 2)
+    coid = c.sent[0][1]
+    mgr.cancel_all(2)                                     # e.g. a pause, halt or shutdown
+    mgr.on_report(OrderRejected(3, coid, "would match", POST_ONLY_REJECT))
+    assert c.kinds() == ["submit", "cancel"] and not mgr.orders      # nothing new placed
+    assert mgr.counters["post_only_repriced"] == 0
+
+
 def test_cancel_reject_restores_the_order_and_it_is_tracked_again():
     mgr, c, _ = make()
     mgr.reconcile(1, 617990, 0, 2)
