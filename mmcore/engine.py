@@ -158,12 +158,7 @@ class Engine:
     def _trading_state_changed(self, ts: int, new: int) -> None:
         old = self.trading_state
         self.trading_state = new
-        changes = self.gate.state_changes
-        journal = self.journal             # a restart must come back HALTED (recovery.reconcile reads these)
-        journal.set_kv(KV_TRADING_STATE, TRADING_STATES[new])
-        journal.set_kv(KV_TRADING_STATE_TS, ts)
-        journal.set_kv(KV_TRADING_STATE_REASON, changes[-1][3] if changes else "")
-        journal.set_kv(KV_PEAK_PNL, repr(self.gate.peak_pnl_usdt))
+        self._journal_trading_state(ts)
         log.warning("trading state %s -> %s at %d: cancelling all orders", TRADING_STATES[old],
                     TRADING_STATES[new], ts)
         self.counters["trading_state_changes"] += 1
@@ -171,6 +166,25 @@ class Engine:
         self.last_bid = self.last_ask = 0
         if new == HALTED and self.gate.flatten_on_halt and self.portfolio.position != 0:
             self.start_flatten(ts)
+
+    def _journal_trading_state(self, ts: int) -> None:
+        """Write the gate's trading state, its last change's reason and the PnL peak to the journal: a
+        restart must come back HALTED if the engine was (``recovery.reconcile`` reads these keys)."""
+        changes = self.gate.state_changes
+        journal = self.journal
+        journal.set_kv(KV_TRADING_STATE, TRADING_STATES[self.gate.trading_state])
+        journal.set_kv(KV_TRADING_STATE_TS, ts)
+        journal.set_kv(KV_TRADING_STATE_REASON, changes[-1][3] if changes else "")
+        journal.set_kv(KV_PEAK_PNL, repr(self.gate.peak_pnl_usdt))
+
+    def reset_trading_state(self, ts: int) -> None:
+        """Operator reset: the risk gate returns to ACTIVE and forgets its PnL peak (``RiskGate.reset``), and
+        the journal records it, so a later restart does not come back HALTED. Logged."""
+        log.warning("operator reset of the trading state (was %s) at %d", TRADING_STATES[self.gate.trading_state],
+                    ts)
+        self.gate.reset(ts)
+        self.trading_state = self.gate.trading_state
+        self._journal_trading_state(ts)
 
     def start_flatten(self, ts: int) -> None:
         """Begin closing the position: one IOC now, then (``flat_retries`` attempts in all) one more every
@@ -263,3 +277,5 @@ class Engine:
             self.journal.record_position(rep.ts_ns, pf.position, pf.cash_tl, pf.fees)
             self.update_pnl(rep.ts_ns)
             self.journal.set_kv(KV_PEAK_PNL, repr(self.gate.peak_pnl_usdt))
+            if self.gate.trading_state != self.trading_state:     # a fill crossed a loss limit: act now,
+                self._trading_state_changed(rep.ts_ns, self.gate.trading_state)   # not at the next event

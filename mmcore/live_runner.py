@@ -164,7 +164,7 @@ class LiveRunner:
         self.restarted = True
         if restart and rep.halted_restored and self.reset_halt:
             log.warning("--reset-halt: the operator clears the HALTED state restored from the journal")
-            self.engine.gate.reset(self.now())
+            self.engine.reset_trading_state(self.now())
         self.recoveries.append(rep)
         self.engine.fills.extend(rep.fills_booked)
         _emit("recovery", **rep.summary())

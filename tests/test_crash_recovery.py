@@ -304,6 +304,8 @@ def test_restart_after_a_halt_stays_halted_until_the_operator_resets_it(tmp_path
     (n0, state0, rec0), (n1, state1, rec1) = asyncio.run(asyncio.wait_for(scenario(), 58))
     assert rec0[0] is True and state0 == HALTED and n0 == 0
     assert rec1[0] is True and state1 == STATE_ACTIVE and n1 > 0
+    with Journal(journal) as j:                       # the reset is journaled: a later restart is ACTIVE
+        assert j.load(()).kv[KV_TRADING_STATE] == "ACTIVE"
 
 
 def test_exchange_keeps_orders_across_disconnects_and_refuses_a_reused_id():

@@ -10,8 +10,10 @@ from decimal import Decimal
 import pytest
 
 from mmcore.config import load_config
+from mmcore.execution import OrderAccepted, OrderFilled
 from mmcore.journal import KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS, Journal
 from mmcore.replay import build_session, run_session, summarize
+from mmcore_ext.risk import HALTED
 
 from datafiles import ROOT, SPOT_FILE, USDM_FILE
 
@@ -113,6 +115,19 @@ def test_halt_is_journaled_so_a_restart_would_come_back_halted(tmp_path):
     assert kv[KV_TRADING_STATE] == "HALTED" and kv[KV_TRADING_STATE_TS] == change["ts_ns"]
     assert kv[KV_TRADING_STATE_REASON] == change["reason"]
     assert float(kv[KV_PEAK_PNL]) > -1e9            # a finite peak once PnL has been seen
+
+
+def test_a_fill_that_crosses_the_loss_limit_halts_at_once_not_at_the_next_market_event():
+    """Synthetic fill (labelled): a 5 USDT fee on one fill against a 1 USDT daily loss limit. No market event
+    follows (as during a live shutdown), so the engine must act inside the fill report."""
+    s = build_session(load_config(overrides=["risk.max_daily_loss_usdt=1", "risk.reduce_at_fraction=null"]),
+                      str(USDM_FILE))
+    eng = s.engine
+    o = eng.orders.place(10, 1, 600_000, 1, post_only=False, check_risk=False)
+    eng.on_report(OrderAccepted(11, o.client_order_id, "v1"))
+    eng.on_report(OrderFilled(12, o.client_order_id, 1, 1, 600_000, 1, Decimal("5")))
+    assert eng.trading_state == HALTED and eng.counters["trading_state_changes"] == 1
+    assert eng.gate.state_changes[-1][0] == 12
 
 
 def test_halt_cancels_everything_and_flattens_the_position(tmp_path):
