@@ -245,7 +245,8 @@ class LiveRunner:
                 if t - last_cancel.get(coid, -1e9) < RECANCEL_S:
                     continue
                 last_cancel[coid] = t
-                if not self.orders.cancel_order(self.now(), coid) and coid not in self.orders.orders:
+                if not self.orders.cancel_order(self.now(), coid):
+                    # untracked, or its cancel is already in flight and the venue still lists it: ask again
                     self.client.cancel(self.now(), coid)
         return False
 

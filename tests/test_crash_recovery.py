@@ -28,6 +28,7 @@ from mmcore.instruments import load_instrument
 from mmcore.journal import KV_TRADING_STATE, KV_TRADING_STATE_REASON, Journal
 from mmcore.live_runner import LiveRunner
 from mmcore.sim.server import build_server, close_server
+from mmcore_ext import orders as orders_fsm
 from mmcore_ext.events import DepthDiff, DepthSnapshot
 from mmcore_ext.risk import ACTIVE as STATE_ACTIVE, HALTED
 from mmcore.venues.loopback import LoopbackClient, decode_report, encode_report
@@ -377,3 +378,53 @@ def test_sequence_gap_while_already_paused_still_asks_for_a_snapshot(tmp_path):
         assert asked == [1] and runner.resync
     finally:
         runner.journal.close()
+
+
+def test_stop_cancels_again_when_the_venue_still_lists_an_order_whose_cancel_is_in_flight(tmp_path):
+    """A venue that loses the first cancel (labelled stub, no network): the order stays PENDING_CANCEL in the
+    order manager and open at the venue, so the stop sequence must send the cancel again, then ends clean."""
+    from mmcore.execution import OrderAccepted, OrderCanceled
+    from mmcore.recovery import VenueOrder
+
+    cfg = load_config(DEFAULT_CONFIG)
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(tmp_path / "j.db"))    # never connected
+
+    class LossyVenue:
+        connected = True
+
+        def __init__(self):
+            self.cancels = []
+            self.open = {}
+
+        def submit(self, ts, coid, side, px, qty, post_only=True):
+            self.open[coid] = VenueOrder(coid, side, px, qty, 0, "NEW", "v-" + coid)
+            runner._on_report(OrderAccepted(ts, coid, "v-" + coid))
+
+        def cancel(self, ts, coid):
+            self.cancels.append(coid)
+            if len(self.cancels) >= 2 and coid in self.open:          # the first cancel is lost
+                o = self.open.pop(coid)
+                runner._on_report(OrderCanceled(ts, coid, o.qty))
+
+        async def open_orders(self):
+            return list(self.open.values())
+
+        async def fills_since(self, ts):
+            return []
+
+    async def scenario():
+        venue = LossyVenue()
+        runner.client = runner.orders.exec = venue
+        runner.restarted = True
+        o = runner.orders.place(1, 1, 600_000, 1, check_risk=False)
+        runner.orders.cancel_all(2)                                   # lost by the venue
+        assert runner.orders.orders[o.client_order_id].state == orders_fsm.PENDING_CANCEL
+        clean = await runner._confirm_none_open(5)
+        return clean, venue.cancels, o.client_order_id
+
+    try:
+        clean, cancels, coid = asyncio.run(scenario())
+    finally:
+        runner.journal.close()
+    assert clean and cancels == [coid, coid]
