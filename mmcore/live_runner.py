@@ -37,7 +37,7 @@ from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument, load_instrument
 from mmcore.journal import Journal
 from mmcore.order_manager import OrderManager
-from mmcore.recovery import book_untracked_fill, recover
+from mmcore.recovery import book_untracked_fill, is_own_id, recover
 from mmcore.venues.binance.replay import BinanceDecoder, detect_market, detect_symbol
 from mmcore.venues.loopback import LoopbackClient, QueryError
 from mmcore.wiring import build_engine
@@ -230,10 +230,10 @@ class LiveRunner:
             if not self.client.connected or not self.restarted:
                 continue
             try:
-                ours = [o for o in await self.client.open_orders() if o.client_order_id.startswith(prefix)]
+                ours = [o for o in await self.client.open_orders() if self._ours(o.client_order_id, prefix)]
                 if not ours:
                     await self._recover()         # books fills that raced the cancels, closes what ended
-                    ours = [o for o in await self.client.open_orders() if o.client_order_id.startswith(prefix)]
+                    ours = [o for o in await self.client.open_orders() if self._ours(o.client_order_id, prefix)]
                     if not ours and not self.orders.orders:
                         return True
             except (ConnectionError, asyncio.TimeoutError, QueryError) as exc:
@@ -249,6 +249,9 @@ class LiveRunner:
                     # untracked, or its cancel is already in flight and the venue still lists it: ask again
                     self.client.cancel(self.now(), coid)
         return False
+
+    def _ours(self, coid: str, prefix: str) -> bool:
+        return coid in self.orders.orders or is_own_id(coid, prefix)
 
     async def _flatten(self) -> bool:
         """Close the position with the engine's IOC orders (see :meth:`Engine.start_flatten`, which never has

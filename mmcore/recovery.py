@@ -162,6 +162,12 @@ def coid_counter(coid: str, prefix: str) -> int | None:
     return int(digits, 36)
 
 
+def is_own_id(coid: str, prefix: str) -> bool:
+    """True if ``coid`` is one of ours: ``prefix`` followed by a base-36 counter and nothing else (a prefix
+    match alone would also claim ``mm-b-7`` of another bot whose prefix is ``mm-b-``)."""
+    return coid_counter(coid, prefix) is not None
+
+
 def fills_query_start(state: JournalState, lookback_ns: int = FILLS_LOOKBACK_NS) -> int:
     """Earliest time (ns) from which the venue's fills must be fetched to find every fill the journal lacks.
 
@@ -217,6 +223,13 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
     journal, gate = orders.journal, orders.gate
     prefix = orders.coids.prefix
     rep = RecoveryReport(ts_ns, restart, coid_counter_before=orders.coids.counter)
+    # Ours: ids of our form, and every id the journal or the order manager knows (so orders sent under an
+    # earlier client_order_id_prefix are still reconciled, not left open as someone else's).
+    known_ids = ({o.client_order_id for o in state.open_orders} | {f.client_order_id for f in state.fills}
+                 | set(orders.orders))
+
+    def ours(coid: str) -> bool:
+        return coid in known_ids or is_own_id(coid, prefix)
 
     # Fills: what the journal has, what the venue says (ours, de-duplicated).
     known = {(f.client_order_id, f.trade_id) for f in state.fills}
@@ -227,7 +240,7 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
     seen = set()
     for f in venue_fills:
         key = (f.client_order_id, f.trade_id)
-        if not f.client_order_id.startswith(prefix):
+        if not ours(f.client_order_id):
             rep.fills_foreign += 1
         elif key in seen:
             rep.fills_duplicate += 1
@@ -280,7 +293,7 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
     # 3./5. Orders open at the venue.
     venue_by_coid = {}
     for v in venue_orders:
-        if v.client_order_id.startswith(prefix):
+        if ours(v.client_order_id):
             venue_by_coid[v.client_order_id] = v
         else:
             rep.foreign_orders.append(v.client_order_id)
@@ -415,7 +428,7 @@ def book_untracked_fill(rep: OrderFilled, orders, portfolio) -> bool:
     booked, False if the journal already had it (with a :class:`mmcore.journal.NullJournal` every call
     books). Fills of other prefixes are ignored (False).
     """
-    if not rep.client_order_id.startswith(orders.coids.prefix):
+    if not is_own_id(rep.client_order_id, orders.coids.prefix):
         return False
     if not _book_direct(rep, orders.gate, portfolio, orders.journal):
         return False

@@ -161,6 +161,21 @@ def test_foreign_orders_are_left_alone_unless_asked(setup):
     assert venue.cancels == ["manual-1"]
 
 
+def test_an_id_that_only_starts_with_our_prefix_is_someone_elses(setup):
+    venue, orders, pf, _ = setup                          # our prefix "mm-"; another bot's is "mm-b-"
+    rep = reconcile(JournalState(), [vorder("mm-b-7")], [vfill("mm-b-7", 5)], orders, pf, T0, restart=True)
+    assert rep.foreign_orders == ["mm-b-7"] and venue.cancels == [] and not rep.unknown_canceled
+    assert rep.fills_foreign == 1 and pf.position == 0
+
+
+def test_order_sent_under_an_earlier_prefix_is_still_ours_when_the_journal_knows_it(setup):
+    venue, orders, pf, _ = setup                          # the prefix was "old-" when this order was sent
+    state = JournalState(open_orders=[row("old-3")])
+    rep = reconcile(state, [vorder("old-3")], [vfill("old-3", 9)], orders, pf, T0, restart=True)
+    assert rep.adopted == ["old-3"] and rep.foreign_orders == [] and "old-3" in orders.orders
+    assert rep.fills_foreign == 0 and pf.position == 1
+
+
 def test_fill_reported_twice_is_booked_once(setup):
     venue, orders, pf, journal = setup
     journal.record_order(T0, "mm-3", BUY, PX, 2, "ACCEPTED")
