@@ -99,6 +99,7 @@ class LiveRunner:
         self.portfolio: Portfolio = self.engine.portfolio
         self.restarted = False            # the restart reconciliation has been done
         self.stopping = False
+        self._recover_lock = asyncio.Lock()
         self.resync = False               # hold non-depth events from the engine until a fresh snapshot
         self.last_ts = 0
         self.server_ts = 0
@@ -158,6 +159,10 @@ class LiveRunner:
         log.warning("venue connection lost: quoting stops until reconnected and reconciled")
 
     async def _recover(self):
+        async with self._recover_lock:    # a reconnect's and the stop sequence's reconciliations never overlap
+            return await self._recover_locked()
+
+    async def _recover_locked(self):
         restart = not self.restarted
         rep = await recover(self.client, self.journal, self.orders, self.portfolio, self.now(),
                             restart=restart, unknown_policy=self.unknown_policy)

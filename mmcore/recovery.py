@@ -342,15 +342,23 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
     # 6. Fills the journal lacks: exactly once each.
     tracked = set(orders.orders)
     for f in new_fills:
-        if f.client_order_id in orders.orders:
-            if orders.on_report(f) is not None:            # through the order state machine
+        o = orders.orders.get(f.client_order_id)
+        if o is not None and o.has_trade(f.trade_id):
+            rep.fills_known += 1                          # applied live since the journal was read (a race)
+            continue
+        if o is not None:
+            booked = orders.on_report(f) is not None        # through the order state machine
+            if booked:
                 portfolio.on_fill(f.side, f.price, f.qty, f.fee)
             else:
                 _mismatch(rep, f"fill {f.client_order_id}/{f.trade_id} refused by its order; booked anyway "
                                "(the venue's fills are the truth for the position)")
-                _book_direct(f, gate, portfolio, journal)
+                booked = _book_direct(f, gate, portfolio, journal)
         else:
-            _book_direct(f, gate, portfolio, journal)
+            booked = _book_direct(f, gate, portfolio, journal)   # False: the journal had it after all
+        if not booked:
+            rep.fills_known += 1
+            continue
         rep.fills_booked.append(f)
         log.info("booked fill %s/%d missing from the journal: %+d lots at %d ticks", f.client_order_id,
                  f.trade_id, f.side * f.qty, f.price)

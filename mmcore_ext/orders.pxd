@@ -81,6 +81,7 @@ cdef class Order:
 
     cpdef int apply(self, int event, int64_t ts_ns) except? -9
     cpdef int ack(self, str venue_order_id, int64_t ts_ns) except? -9
+    cpdef bint has_trade(self, int64_t trade_id) noexcept
     cpdef int fill(self, int64_t trade_id, int64_t price, int64_t qty, int64_t ts_ns) except? -9
     cpdef int request_replace(self, int64_t price, int64_t qty, int64_t ts_ns) except? -9
     cdef int64_t _open_qty(self) noexcept

@@ -308,6 +308,14 @@ cdef class Order:
             self.venue_order_id = venue_order_id
         return rc
 
+    cpdef bint has_trade(self, int64_t trade_id) noexcept:
+        """True if a fill with venue trade id ``trade_id`` has been applied to this order."""
+        cdef int64_t i
+        for i in range(self.fill_count if self.fill_count < INLINE_TRADE_IDS else INLINE_TRADE_IDS):
+            if self._trade_ids[i] == trade_id:
+                return True
+        return self._more_trade_ids is not None and trade_id in self._more_trade_ids
+
     cpdef int fill(self, int64_t trade_id, int64_t price, int64_t qty, int64_t ts_ns) except? -9:
         """Apply one execution (Binance ``executionReport`` / ``ORDER_TRADE_UPDATE`` with a trade).
 
@@ -331,12 +339,8 @@ cdef class Order:
             order unchanged and set ``last_error``.
         """
         cdef int target
-        cdef int64_t open_qty, i
-        for i in range(self.fill_count if self.fill_count < INLINE_TRADE_IDS else INLINE_TRADE_IDS):
-            if self._trade_ids[i] == trade_id:
-                self.duplicate_fills += 1
-                return DUPLICATE
-        if self._more_trade_ids is not None and trade_id in self._more_trade_ids:
+        cdef int64_t open_qty
+        if self.has_trade(trade_id):
             self.duplicate_fills += 1
             return DUPLICATE
         target = _TABLE[self.state][FILL]

@@ -11,7 +11,7 @@ import pytest
 
 from mmcore.accounting import Portfolio
 from mmcore.config import DEFAULT_CONFIG, load_config
-from mmcore.execution import BUY, SELL, OrderFilled
+from mmcore.execution import BUY, SELL, OrderAccepted, OrderFilled
 from mmcore.journal import FillRow, Journal, JournalState, OrderRow, PositionRow
 from mmcore.order_manager import OrderManager
 from mmcore.recovery import (FILLS_LOOKBACK_NS, TERMINAL_STATE_NAMES, VenueOrder,
@@ -253,6 +253,23 @@ def test_reconnect_completes_the_in_memory_state(setup):
     assert rep.cancels_sent == [ca] and venue.cancels == [ca, cb, ca]
     assert rep.closed_canceled == [cb] and cb not in orders.orders
     assert orders.orders[ca].state == om.PENDING_CANCEL
+
+
+def test_fill_applied_live_after_the_journal_was_read_is_not_booked_again(setup):
+    """A race: a reconciliation reads the journal, the fill arrives live and is applied, then the venue lists
+    it too. It is known, not booked a second time and not reported as a mismatch."""
+    venue, orders, pf, journal = setup
+    orders.gate.on_market(T0, 2 * PX + 1, True)
+    o = orders.place(T0, BUY, PX - 10, 2)
+    coid = o.client_order_id
+    orders.on_report(OrderAccepted(T0 + 1, coid, "v1"))
+    state = journal.load(TERMINAL_STATE_NAMES)                      # read before the fill
+    fill = vfill(coid, 11, price=PX - 10, ts=T0 + 2)
+    assert orders.on_report(fill) is not None                       # applied live
+    pf.on_fill(fill.side, fill.price, fill.qty, fill.fee)
+    rep = reconcile(state, [vorder(coid, price=PX - 10, filled=1)], [fill], orders, pf, T0 + 3, restart=False)
+    assert rep.fills_booked == [] and rep.fills_known == 1 and rep.mismatches == []
+    assert pf.position == 1 and orders.orders[coid].filled == 1
 
 
 def test_reconnect_acks_an_order_whose_ack_was_lost(setup):

@@ -194,6 +194,9 @@ class Order:
             self.venue_order_id = venue_order_id
         return rc
 
+    def has_trade(self, trade_id: int) -> bool:
+        return trade_id in self._trade_ids
+
     def fill(self, trade_id: int, price: int, qty: int, ts_ns: int) -> int:
         """Apply one execution; returns OK, DUPLICATE, ILLEGAL, INVALID or OVERFILL."""
         if trade_id in self._trade_ids:
