@@ -207,9 +207,10 @@ class _Writer:
     """The background thread and its connection. Holds no reference to the Journal (so it can be
     finalized at interpreter exit)."""
 
-    def __init__(self, conn: sqlite3.Connection, q: queue.SimpleQueue):
+    def __init__(self, conn: sqlite3.Connection, q: queue.SimpleQueue, trade_ids: set):
         self.conn = conn
         self.q = q
+        self.trade_ids = trade_ids                 # the Journal's de-duplication set: a lost fill leaves it
         self.errors = 0                            # writes that did not reach the database, ever
         self._pending: list[BaseException] = []    # failures not yet raised to the caller
         self._pending_count = 0
@@ -250,6 +251,7 @@ class _Writer:
     def _write_batch(self, conn: sqlite3.Connection, batch: list, waiters: list) -> bool:
         stop = False
         in_txn = 0                 # writes executed in the current transaction
+        txn_fills = []             # (client_order_id, trade_id) of the fills written in it
         conn.execute("BEGIN")
         for op in batch:
             kind = op[0]
@@ -262,20 +264,31 @@ class _Writer:
             try:
                 _apply(conn, kind, op)
                 in_txn += 1
+                if kind == _FILL:
+                    txn_fills.append((op[2], op[3]))
             except Exception as e:
+                if kind == _FILL:
+                    self._forget([(op[2], op[3])])
                 if conn.in_transaction:
                     self._fail(1, e)       # statement rolled back, transaction goes on
                 else:                      # SQLite rolled back the whole transaction (e.g. disk full)
                     self._fail(1 + in_txn, e)
-                    in_txn = 0
+                    self._forget(txn_fills)
+                    in_txn, txn_fills = 0, []
                     conn.execute("BEGIN")
         try:
             conn.execute("COMMIT")
         except Exception as e:
             self._fail(in_txn, e)
+            self._forget(txn_fills)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
         return stop
+
+    def _forget(self, keys) -> None:
+        """Fills that did not reach the database are not known: a re-delivery must be written again."""
+        for key in keys:
+            self.trade_ids.discard(key)
 
     def _fail(self, n: int, exc: BaseException) -> None:
         log.error("journal: %d write(s) lost: %r", n, exc)
@@ -397,7 +410,7 @@ class Journal:
             raise
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._put = self._q.put
-        self._writer = _Writer(conn, self._q)
+        self._writer = _Writer(conn, self._q, self._trade_ids)
         self._writer.thread.start()
         # Close at interpreter exit if the caller did not (queued writes are then still committed).
         self._finalizer = weakref.finalize(self, _shutdown, self._writer, lock_fd)

@@ -173,6 +173,17 @@ def test_bad_value_surfaces_on_flush_counted_logged_and_neighbours_kept(journal,
     assert journal.errors == 2
 
 
+def test_a_fill_that_did_not_reach_the_database_is_written_when_delivered_again(journal):
+    assert journal.record_fill(1, "mm1", 7, 1, 100.5, 1, Decimal("0"))     # float price: refused by STRICT
+    with pytest.raises(JournalError):
+        journal.flush()
+    assert _peek(journal.path, "SELECT count(*) FROM fills") == [(0,)]
+    assert journal.record_fill(1, "mm1", 7, 1, 100, 1, Decimal("0"))       # not a duplicate: it was lost
+    journal.flush()
+    assert _peek(journal.path, "SELECT trade_id, price_ticks FROM fills") == [(7, 100)]
+    assert not journal.record_fill(1, "mm1", 7, 1, 100, 1, Decimal("0"))   # now it is one
+
+
 def test_close_raises_pending_writer_errors(db):
     j = Journal(db)
     j.record_order(2, "mm1", 1, 1.5, 1, "OPEN")
