@@ -9,7 +9,6 @@ handling and other tasks stay live during a long replay.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import time
 from array import array
@@ -27,7 +26,7 @@ from mmcore.instruments import Instrument, load_instrument
 from mmcore.journal import KV_COID_COUNTER, Journal, NullJournal
 from mmcore.sim.exchange import SimExchange
 from mmcore.sim.models import ConservativeQueue
-from mmcore.venues.binance.replay import MalformedLine, ReplayReader, detect_market, detect_symbol
+from mmcore.venues.binance.replay import MalformedLine, ReplayReader, detect_market, detect_symbol, open_recording
 from mmcore.wiring import build_engine, sim_models
 from mmcore_ext.book import L2Book, sync_rule_for_market
 from mmcore_ext.events import Trade
@@ -127,8 +126,7 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
     total = s.path.stat().st_size
     t_start = time.perf_counter()
     events = 0
-    with open(s.path, "rb") as raw_fh:
-        fh = gzip.GzipFile(fileobj=raw_fh) if s.path.suffix == ".gz" else raw_fh
+    with open(s.path, "rb") as raw_fh, open_recording(s.path, raw_fh) as fh:
         lineno = 0
         for raw in fh:
             lineno += 1

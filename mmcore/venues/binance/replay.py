@@ -30,12 +30,17 @@ MAX_MALFORMED_WARNINGS = 50
 READ_BUFFER = 1 << 20
 
 
-def open_recording(path: str | Path) -> IO[bytes]:
-    """Open a recording (gzip if the name ends in .gz) for fast binary line iteration."""
+def open_recording(path: str | Path, fileobj: IO[bytes] | None = None) -> IO[bytes]:
+    """Open a recording (gzip if the name ends in .gz) for fast binary line iteration.
+
+    ``fileobj``: the already open raw file of ``path`` to read from (its ``tell()`` then gives the progress
+    through the compressed file).
+    """
     path = Path(path)
     if path.suffix == ".gz":
-        return io.BufferedReader(gzip.GzipFile(path, "rb"), buffer_size=READ_BUFFER)
-    return open(path, "rb", buffering=READ_BUFFER)
+        gz = gzip.GzipFile(fileobj=fileobj) if fileobj is not None else gzip.GzipFile(path, "rb")
+        return io.BufferedReader(gz, buffer_size=READ_BUFFER)
+    return fileobj if fileobj is not None else open(path, "rb", buffering=READ_BUFFER)
 
 
 def detect_market(path: str | Path, max_lines: int = 5000) -> str:
