@@ -117,7 +117,10 @@ class Engine:
         book = self.book
         gate = self.gate
         synced = book.synced
-        gate.on_market(ts, book.mid_x2() if synced else 0, synced)
+        bb = book.best_bid_px()           # read the top once (0: side empty)
+        ba = book.best_ask_px()
+        mid_x2 = bb + ba if bb and ba else 0
+        gate.on_market(ts, mid_x2 if synced else 0, synced)
         if ts >= self._next_pnl_ns:
             self._next_pnl_ns = ts + PNL_EVERY_NS
             self.update_pnl(ts)
@@ -126,18 +129,17 @@ class Engine:
         if self.trading_state == HALTED:
             self.flatten_step(ts)
             return
-        if not synced or book.is_crossed():
+        if not synced or (mid_x2 and bb >= ba):
             self._pause(ts, "book not synced" if not synced else "crossed book")
             return
         if self.paused:
             log.info("quoting resumed at %d (%s cleared)", ts, self.pause_reason)
             self.paused = False
-        mid_x2 = book.mid_x2()
         mid = mid_x2 * 0.5 * self.tick
         self.vol.update(ts, mid)
         pos = self.portfolio.position
         q = self.quoter
-        q.compute(ts, mid, pos / self.order_qty, self.vol.sigma, book.best_bid_px(), book.best_ask_px())
+        q.compute(ts, mid, pos / self.order_qty, self.vol.sigma, bb, ba)
         size = self.order_qty
         bid = q.bid_ticks if pos + size <= self.max_inventory else 0
         ask = q.ask_ticks if pos - size >= -self.max_inventory else 0
