@@ -63,7 +63,6 @@ class SimExchange:
         self.bids: list[_Resting] = []      # our resting buys, best (highest) first
         self.asks: list[_Resting] = []      # our resting sells, best (lowest) first
         self._by_coid: dict[str, _Resting] = {}
-        self.fills: list[OrderFilled] = []
         self.accepted = self.rejected = self.canceled = self.cancel_rejected = 0
 
     # --- requests (from the engine) ---
@@ -124,7 +123,6 @@ class SimExchange:
             budget -= fill
             o.remaining -= fill
             rep = OrderFilled(ts_ns, o.coid, trade_id, o.side, o.price, fill, self.fees.fee(o.price, fill))
-            self.fills.append(rep)
             if o.remaining == 0:
                 done.append(o)
             self.on_report(rep)
@@ -182,7 +180,6 @@ class SimExchange:
             remaining -= fill
             rep = OrderFilled(ts_ns, coid, -next(self._venue_ids), side, level_px, fill,
                               self.taker_fees.fee(level_px, fill), is_maker=False)
-            self.fills.append(rep)
             self.on_report(rep)
         if remaining > 0:
             self.on_report(OrderExpired(ts_ns, coid, remaining))
