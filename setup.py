@@ -9,7 +9,6 @@ see their header comments).
 import glob
 import os
 
-import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -19,9 +18,7 @@ extensions = [
     Extension(
         "mmcore_ext." + os.path.splitext(os.path.basename(path))[0],
         [path],
-        include_dirs=[numpy.get_include()],
         extra_compile_args=["-O2"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
     for path in sources
 ]

@@ -32,7 +32,6 @@ import orjson
 
 from mmcore.accounting import Portfolio
 from mmcore.config import DEFAULT_CONFIG, ConfigError, load_config
-from mmcore.engine import Engine
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument, load_instrument
 from mmcore.journal import Journal
@@ -49,7 +48,6 @@ log = logging.getLogger("mmcore.live")
 STOP_TIMEOUT_S = 10.0
 #: Seconds between repeated cancels of an order still open during the stop sequence.
 RECANCEL_S = 1.0
-_MS = 1_000_000
 
 
 class VenueMismatch(RuntimeError):
@@ -93,8 +91,7 @@ class LiveRunner:
         self.journal = Journal(journal_path, config.get("journal.synchronous"))
         self.client = LoopbackClient(host, port, account, BinanceDecoder(instrument).decode, self._on_market,
                                      self._on_report, self._on_connect, self._on_disconnect)
-        self.exec = self.client
-        self.engine = self._build_engine()
+        self.engine = build_engine(config, instrument, self.client, self.journal)
         self.orders: OrderManager = self.engine.orders
         self.portfolio: Portfolio = self.engine.portfolio
         self.restarted = False            # the restart reconciliation has been done
@@ -107,9 +104,6 @@ class LiveRunner:
         self.recoveries = []
         self.late_fills = 0
         self._stop = asyncio.Event()
-
-    def _build_engine(self) -> Engine:
-        return build_engine(self.config, self.instrument, self.exec, self.journal)
 
     def now(self) -> int:
         """Best estimate of exchange time (ns): the latest market event, report or welcome time seen."""

@@ -58,7 +58,7 @@ TERMINAL_STATE_NAMES = frozenset(om.STATE_NAMES[s] for s in om.TERMINAL_STATES)
 PENDING_NEW = "PENDING_NEW"
 #: ``fills_since`` looks this far (ns) before the earliest time a fill can be missing from the journal.
 FILLS_LOOKBACK_NS = 60_000_000_000
-#: Default size of a client-order-id reservation block (ids made durable ahead of use).
+#: The digits of a client order id's base-36 counter.
 _B36 = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
 
 
