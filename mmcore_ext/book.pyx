@@ -1,8 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 # Bounds/wraparound checks are off: every sorted-store index below is derived from its slot count ``n`` and
-# stays in [0, n) (or [0, n] for memmove end pointers, with a byte count of 0; ``lv - 1`` only when the front
-# room ``off`` > 0); every window index is a slot k in [0, width) (checked by one unsigned compare against
-# ``span``) or a word k >> 6 of such a slot; the only Python indexing is ``self._pending[0]`` on a non-empty deque.
+# stays within the allocation: reads in [0, n), writes up to ``n + extra`` where ``_reserve`` made room for
+# ``extra`` more slots above (an insert writes ``lv[n]``; a re-centre's spill writes ``near.live`` slots past
+# ``n``), and ``lv - 1`` only when the front room ``off`` > 0; every window index is a slot k in [0, width)
+# (checked by one unsigned compare against ``span``) or a word k >> 6 of such a slot; the only Python indexing
+# is ``self._pending[0]`` on a non-empty deque.
 """L2 order book for one instrument: integer ticks/lots, Binance snapshot + diff synchronisation.
 
 Layout
@@ -81,7 +83,8 @@ _MARKET_RULES = {"binance_spot": SYNC_SPOT, "binance_usdm": SYNC_USDM}
 cdef enum:
     # The sorted store is compacted when its holes outnumber its live levels by more than this.
     HOLE_SLACK = 8
-    # How far (slots, each way) an insert looks for a hole before shifting a whole part of the array.
+    # How far (slots) an insert looks for a hole above its position (and, alongside, below it) before
+    # shifting a whole part of the array.
     HOLE_REACH = 8
 
 
@@ -284,6 +287,19 @@ cdef inline bint _best(const Side* s, int64_t* key, int64_t* qty) noexcept nogil
     return False
 
 
+cdef inline bint _crossed(const Side* bids, const Side* asks) noexcept nogil:
+    """True if both sides have a best level and best bid >= best ask (ask keys are -price)."""
+    cdef int64_t b, bq, a, aq
+    return _best(bids, &b, &bq) and _best(asks, &a, &aq) and b >= -a
+
+
+cdef void _side_clear(Side* s) noexcept nogil:
+    """Drop every level of side ``s`` (allocations kept, window unplaced)."""
+    s.far.n = 0
+    s.far.live = 0
+    _window_clear(&s.near)
+
+
 cdef inline void _side_set(Side* s, int64_t key, int64_t qty) noexcept nogil:
     """Set the level at ``key`` to ``qty`` lots (0 removes) in whichever store holds ``key``."""
     cdef uint64_t k = <uint64_t>key - <uint64_t>s.near.base     # unsigned: keys below base wrap to huge
@@ -382,9 +398,7 @@ cdef void _load_side(Side* s, const int64_t* px, const int64_t* qty, Py_ssize_t 
     cdef SortedLevels* f = &s.far
     cdef Py_ssize_t i, j
     cdef int64_t key, prev = 0
-    _window_clear(&s.near)
-    f.n = 0
-    f.live = 0
+    _side_clear(s)
     if f.buf == NULL:                   # nothing allocated: an empty side (n == 0)
         return
     f.off = (f.cap - n) // 4
@@ -585,12 +599,8 @@ cdef class L2Book:
         self.gaps += 1
         self.state = AWAITING_SNAPSHOT
         self._await_first = False
-        self._bids.far.n = 0
-        self._bids.far.live = 0
-        self._asks.far.n = 0
-        self._asks.far.live = 0
-        _window_clear(&self._bids.near)
-        _window_clear(&self._asks.near)
+        _side_clear(&self._bids)
+        _side_clear(&self._asks)
 
     cdef int _buffer(self, DepthDiff d) except -1:
         """Append ``d`` to the pending buffer, dropping (and counting) the oldest when full."""
@@ -639,7 +649,7 @@ cdef class L2Book:
         self.last_update_id = u
         self.ts_local_ns = d.ts_local_ns
         self.applied += 1
-        if self.is_crossed():
+        if _crossed(&self._bids, &self._asks):
             self.crossed += 1
         return APPLIED
 
@@ -790,8 +800,7 @@ cdef class L2Book:
 
     cpdef bint is_crossed(self) noexcept:
         """True if both sides are non-empty and best bid >= best ask."""
-        cdef int64_t b, bq, a, aq
-        return _best(&self._bids, &b, &bq) and _best(&self._asks, &a, &aq) and b >= -a
+        return _crossed(&self._bids, &self._asks)
 
     cpdef int64_t qty_at(self, int side, int64_t price) except -1:
         """Quantity (lots) at ``price`` (ticks) on ``side`` (+1 bid, -1 ask); 0 if no such level.

@@ -215,7 +215,7 @@ cdef class RiskGate:
         return code
 
     cdef int _check(self, int side, int64_t price_ticks, int64_t qty_lots, int64_t ts_ns) noexcept:
-        cdef int64_t ref_x2, notional, open_qty, pos = self.position_lots, abs_pos
+        cdef int64_t ref_x2, notional, pos = self.position_lots, abs_pos
         cdef bint reducing
         if self.trading_state == HALTED:
             return TRADING_HALTED
