@@ -154,7 +154,7 @@ class OrderManager:
         """Cancel every live order whose cancel is not already in flight (risk-driven: not rate limited)."""
         n = 0
         for o in list(self.orders.values()):
-            if o.state != om.PENDING_CANCEL and o.state != om.PENDING_REPLACE:
+            if _cancellable(o):
                 n += self._cancel(ts_ns, o)
         return n
 
@@ -310,10 +310,10 @@ class OrderManager:
     def cancel_order(self, ts_ns: int, coid: str) -> bool:
         """Request the cancel of one tracked order (not rate limited, like ``cancel_all``).
 
-        Returns False (nothing sent) if ``coid`` is not tracked or its cancel is already in flight.
+        Returns False (nothing sent) if ``coid`` is not tracked or a cancel or replace is already in flight.
         """
         o = self.orders.get(coid)
-        if o is None or o.state == om.PENDING_CANCEL:
+        if o is None or not _cancellable(o):
             return False
         return self._cancel(ts_ns, o)
 
@@ -362,3 +362,8 @@ class OrderManager:
 
 
 __all__ = ["OrderManager", "REASON_NAMES"]
+
+
+def _cancellable(o) -> bool:
+    """A cancel request may be sent: none (and no replace) is already in flight for ``o``."""
+    return o.state != om.PENDING_CANCEL and o.state != om.PENDING_REPLACE
