@@ -61,6 +61,9 @@ class Session:
     sim: SimExchange
     portfolio: Portfolio
     series: Series = field(default_factory=Series)
+    # Per event (ns): ``hot_ns`` times Engine.on_event (book, sigma, quote, risk, reconcile, the requests it
+    # sends); ``full_ns`` adds the line's decode. Neither includes the simulated exchange's work nor the
+    # execution reports it delivers to Engine.on_report (fills, acks) before the event reaches the engine.
     hot_ns: array = field(default_factory=lambda: array("q"))
     full_ns: array = field(default_factory=lambda: array("q"))
     journal: object = None
