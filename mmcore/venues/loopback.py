@@ -152,7 +152,9 @@ class LoopbackClient:
     on_connect : async callable, optional
         ``await on_connect(welcome)`` after each (re)connection, before any market event or report of that
         connection is delivered (they are held meanwhile, then delivered in arrival order). Recovery runs
-        here; if it raises, the connection is dropped and retried.
+        here; if it raises a network error (OSError, ConnectionError, TimeoutError, QueryError) the
+        connection is dropped and retried; any other exception (a journal failure, a bug) ends ``run``
+        with it.
     on_disconnect : callable, optional
         Called when a connection is lost.
     role : {"trader", "observer"}
