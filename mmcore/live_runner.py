@@ -17,7 +17,8 @@ position with immediate-or-cancel orders (``flat_retries`` attempts, ``flat_retr
 a time, priced off the book, which depth updates keep fresh during the stop) and confirm again; then write a
 final position snapshot and close the journal. Exit codes: 0 stopped clean (and flat, if flattening was
 configured); 3 stopped but orders may be left open or the position could not be closed; 2 bad arguments or
-config; 1 runtime failure. One JSON line per recovery (``{"event": "recovery", ...}``) and one at the end
+config; 1 runtime failure (a recovery that fails other than by the network: every order of ours the venue
+lists is cancelled first). One JSON line per recovery (``{"event": "recovery", ...}``) and one at the end
 (``{"event": "stopped", ...}``) go to stdout.
 """
 from __future__ import annotations
@@ -180,7 +181,16 @@ class LiveRunner:
         await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():                   # the client gave up (fatal recovery error)
             stop.cancel()
-            self.journal.close()
+            if task.exception() is not None:
+                log.error("venue client ended with %r: cancelling our orders at the venue before exiting",
+                          task.exception())
+                self.stopping = True
+                await self._cancel_at_venue(STOP_TIMEOUT_S)
+            self.client.close()
+            try:
+                self.journal.close()
+            except Exception as exc:      # noqa: BLE001 - the client's error is the one to raise
+                log.error("journal close failed too: %r", exc)
             task.result()
             return 1
         clean = await self.stop()
@@ -247,6 +257,31 @@ class LiveRunner:
                 if not self.orders.cancel_order(self.now(), coid):
                     # untracked, or its cancel is already in flight and the venue still lists it: ask again
                     self.client.cancel(self.now(), coid)
+        return False
+
+    async def _cancel_at_venue(self, timeout_s: float) -> bool:
+        """Last resort when the engine cannot go on (recovery failed): cancel every order of ours the venue
+        lists, directly (no order manager or journal involved), until it lists none. True if none is left."""
+        loop = asyncio.get_running_loop()
+        prefix = self.orders.coids.prefix
+        deadline = loop.time() + timeout_s
+        sent: dict[str, float] = {}
+        while loop.time() < deadline:
+            try:
+                ours = [o.client_order_id for o in await self.client.open_orders()
+                        if self._ours(o.client_order_id, prefix)]
+            except (ConnectionError, OSError, asyncio.TimeoutError, QueryError) as exc:
+                log.error("cannot list open orders to cancel them: %r", exc)
+                return False
+            if not ours:
+                return True
+            t = loop.time()
+            for coid in ours:
+                if t - sent.get(coid, -1e9) >= RECANCEL_S:
+                    sent[coid] = t
+                    self.client.cancel(self.now(), coid)
+            await asyncio.sleep(0.05)
+        log.error("orders of ours may be left open at the venue")
         return False
 
     def _ours(self, coid: str, prefix: str) -> bool:

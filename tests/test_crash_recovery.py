@@ -428,3 +428,36 @@ def test_stop_cancels_again_when_the_venue_still_lists_an_order_whose_cancel_is_
     finally:
         runner.journal.close()
     assert clean and cancels == [coid, coid]
+
+
+def test_a_fatal_recovery_error_still_cancels_our_orders_at_the_venue(tmp_path):
+    """After a dropped connection the reconnect's recovery fails with a non-network error (injected: the
+    journal refuses). The runner cannot go on, but before it exits (code path of exit 1) it cancels every
+    order of ours the exchange lists, so nothing is left quoting unattended."""
+    from mmcore.journal import JournalError
+
+    journal = tmp_path / "engine.db"
+
+    async def scenario():
+        server, srv, port = await _serve(SPEED)
+        runner = LiveRunner(load_config(DEFAULT_CONFIG, ACTIVE), server.instrument, "127.0.0.1", port, ACCOUNT,
+                            str(journal))
+        task = asyncio.get_running_loop().create_task(runner.run())
+        try:
+            acc = lambda: server.accounts.get(ACCOUNT)
+            await _until(lambda: acc() is not None and acc().fills and acc().state()["open_orders"], 15,
+                         "a fill and a resting order")
+
+            async def broken():
+                raise JournalError("injected: disk gone")
+            runner._recover_locked = broken
+            acc().session.close()                          # reconnect -> recovery -> fatal error
+            with pytest.raises(JournalError):
+                await asyncio.wait_for(task, 20)
+            return acc().state()
+        finally:
+            task.cancel()
+            await _shut(server, srv)
+
+    ex = asyncio.run(asyncio.wait_for(scenario(), 50))
+    assert ex["open_orders"] == []
