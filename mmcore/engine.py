@@ -275,9 +275,14 @@ class Engine:
         if o is not None:                 # a new (non-duplicate) fill
             pf = self.portfolio
             pf.on_fill(rep.side, rep.price, rep.qty, rep.fee)
-            self.fills.append(rep)
             self.journal.record_position(rep.ts_ns, pf.position, pf.cash_tl, pf.fees)
-            self.update_pnl(rep.ts_ns)
-            self.journal.set_kv(KV_PEAK_PNL, repr(self.gate.peak_pnl_usdt))
-            if self.gate.trading_state != self.trading_state:     # a fill crossed a loss limit: act now,
-                self._trading_state_changed(rep.ts_ns, self.gate.trading_state)   # not at the next event
+            self.after_fill(rep)
+
+    def after_fill(self, rep: OrderFilled) -> None:
+        """A fill has been booked (here, or by recovery for an order no longer tracked): record it, give the
+        gate the new PnL and act at once if that changes the trading state (not at the next event)."""
+        self.fills.append(rep)
+        self.update_pnl(rep.ts_ns)
+        self.journal.set_kv(KV_PEAK_PNL, repr(self.gate.peak_pnl_usdt))
+        if self.gate.trading_state != self.trading_state:
+            self._trading_state_changed(rep.ts_ns, self.gate.trading_state)

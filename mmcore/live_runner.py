@@ -137,7 +137,7 @@ class LiveRunner:
         if type(rep) is OrderFilled and rep.client_order_id not in self.orders.orders:
             if book_untracked_fill(rep, self.orders, self.portfolio):
                 self.late_fills += 1
-                self.engine.fills.append(rep)
+                self.engine.after_fill(rep)           # PnL and the kill switch, as for any fill
             return
         self.engine.on_report(rep)
 

@@ -461,3 +461,23 @@ def test_a_fatal_recovery_error_still_cancels_our_orders_at_the_venue(tmp_path):
 
     ex = asyncio.run(asyncio.wait_for(scenario(), 50))
     assert ex["open_orders"] == []
+
+
+def test_a_late_fill_of_an_untracked_order_goes_through_pnl_and_the_kill_switch(tmp_path):
+    """Synthetic report (labelled): a fill arrives for one of our orders that recovery already closed. It is
+    booked once, and like any fill it updates PnL at once: its 5 USDT fee crosses a 1 USDT loss limit."""
+    from decimal import Decimal
+
+    from mmcore.execution import OrderFilled
+
+    cfg = load_config(DEFAULT_CONFIG, ["risk.max_daily_loss_usdt=1", "risk.reduce_at_fraction=null"])
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(tmp_path / "j.db"))    # never connected
+    try:
+        fill = OrderFilled(10, runner.orders.coids.prefix + "5", 77, 1, 600_000, 1, Decimal("5"))
+        runner._on_report(fill)
+        runner._on_report(fill)                                       # delivered twice: booked once
+        assert runner.late_fills == 1 and runner.portfolio.position == 1 and runner.engine.fills == [fill]
+        assert runner.engine.trading_state == HALTED
+    finally:
+        runner.journal.close()
