@@ -16,6 +16,10 @@ from mmcore_ext.events import InstrumentGrid
 #: Markets mmcore knows; each maps to one section of the instrument table.
 MARKETS = ("binance_spot", "binance_usdm")
 DEFAULT_TABLE = Path(__file__).resolve().parent.parent / "config" / "instruments.yaml"
+#: Largest price (ticks) or quantity (lots) an instrument may declare as its bound: 2**53. Products of two such
+#: values and sums of a few of them stay far inside what the compiled core computes without overflow (see
+#: :mod:`mmcore_ext` module headers), and every such integer is exact as a double.
+MAX_UNITS = 2**53
 
 
 def _grid_of(step: Decimal) -> tuple[int, int]:
@@ -50,6 +54,18 @@ class Instrument:
         Minimum order notional (quote currency).
     price_precision, quantity_precision : int
         Decimals the exchange writes in its messages (used to format exported prices/quantities).
+    max_price : Decimal
+        Largest price (quote currency) accepted at the venue edge: the exchange's ``PRICE_FILTER.maxPrice``.
+    max_qty : Decimal
+        Largest quantity (base units) accepted at the venue edge in market data and execution reports.
+    max_order_qty : Decimal
+        Largest single order (base units): the exchange's ``LOT_SIZE.maxQty``.
+
+    Raises
+    ------
+    ValueError
+        A size is not > 0, ``step_size`` is not a multiple of ``lot_size``, or a bound does not fit the compiled
+        core's range (``max_price_ticks`` / ``max_qty_lots`` above :data:`MAX_UNITS`).
     """
 
     market: str
@@ -62,6 +78,9 @@ class Instrument:
     min_notional: Decimal
     price_precision: int
     quantity_precision: int
+    max_price: Decimal
+    max_qty: Decimal
+    max_order_qty: Decimal
     grid: InstrumentGrid = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -69,7 +88,30 @@ class Instrument:
         qd, qm = _grid_of(self.lot_size)
         if self.step_size % self.lot_size != 0:
             raise ValueError(f"{self.symbol}: step_size {self.step_size} is not a multiple of lot_size {self.lot_size}")
+        for name in ("max_price", "max_qty", "max_order_qty"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{self.symbol}: {name} must be > 0, got {getattr(self, name)}")
+        if self.max_price_ticks > MAX_UNITS or self.max_qty_lots > MAX_UNITS:
+            raise ValueError(f"{self.symbol}: max_price / tick_size ({self.max_price_ticks}) and max_qty / lot_size "
+                             f"({self.max_qty_lots}) must be <= {MAX_UNITS} (2**53, the compiled core's range)")
+        if self.max_order_qty > self.max_qty:
+            raise ValueError(f"{self.symbol}: max_order_qty {self.max_order_qty} is above max_qty {self.max_qty}")
         object.__setattr__(self, "grid", InstrumentGrid(pd, pm, qd, qm))
+
+    @property
+    def max_price_ticks(self) -> int:
+        """Largest accepted price in ticks (``floor(max_price / tick_size)``)."""
+        return int(self.max_price // self.tick_size)
+
+    @property
+    def max_qty_lots(self) -> int:
+        """Largest accepted quantity in lots (``floor(max_qty / lot_size)``)."""
+        return int(self.max_qty // self.lot_size)
+
+    @property
+    def max_order_lots(self) -> int:
+        """Largest single order in lots (``floor(max_order_qty / lot_size)``)."""
+        return int(self.max_order_qty // self.lot_size)
 
     @property
     def step_lots(self) -> int:
@@ -137,6 +179,9 @@ def load_instrument(market: str, symbol: str, table: Path | str = DEFAULT_TABLE)
             min_notional=Decimal(str(row.get("min_notional", "0"))),
             price_precision=int(row["price_precision"]),
             quantity_precision=int(row["quantity_precision"]),
+            max_price=Decimal(str(row["max_price"])),
+            max_qty=Decimal(str(row["max_qty"])),
+            max_order_qty=Decimal(str(row["max_order_qty"])),
         )
     except KeyError as exc:
         raise ValueError(f"{table}[{market}][{symbol}]: missing field {exc.args[0]!r}") from None
