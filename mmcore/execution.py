@@ -74,3 +74,35 @@ class OrderExpired:
     ts_ns: int
     client_order_id: str
     remaining: int
+
+
+def fill_contradiction(rep: OrderFilled, side: int, limit_price: int, remaining: int) -> str | None:
+    """Why a fill report contradicts the order it names, or None when it is consistent with it.
+
+    A venue that lies, or a second process trading the same account, can report a fill that our order
+    could not have had. Such a report must be refused (counted, logged), never booked.
+
+    Parameters
+    ----------
+    rep : OrderFilled
+        The report (``side`` +1/-1, ``price`` ticks, ``qty`` lots).
+    side : int
+        The order's side (+1 buy, -1 sell), as we sent it.
+    limit_price : int
+        The order's limit price (ticks). A buy never fills above it, a sell never below it (a limit order's
+        definition; post-only and immediate-or-cancel alike).
+    remaining : int
+        Lots of the order not yet filled, before this report.
+
+    Returns
+    -------
+    str or None
+        A one-line reason naming the contradicting field, or None.
+    """
+    if rep.side != side:
+        return f"side {rep.side:+d} but the order is a {'buy' if side > 0 else 'sell'}"
+    if not 0 < rep.qty <= remaining:
+        return f"quantity {rep.qty} lots but {remaining} lots of the order remain"
+    if rep.price <= 0 or (side > 0 and rep.price > limit_price) or (side < 0 and rep.price < limit_price):
+        return f"price {rep.price} ticks is beyond the order's limit {limit_price}"
+    return None
