@@ -11,16 +11,36 @@ Messages and fields (Binance docs):
 
 The JSON itself is parsed by orjson; this module only walks the resulting dicts with typed access and
 builds the events without going back through Python-level constructors.
+
+Bounds (the venue edge: nothing outside them reaches the compiled book, quoter or risk gate):
+
+- every price in ``[1, max_price_ticks]`` and every quantity in ``[0, max_qty_lots]`` of the instrument
+  (``Instrument.max_price_ticks`` = PRICE_FILTER.maxPrice / tick, ``Instrument.max_qty_lots``; both <= 2**53);
+  a trade's quantity in ``[1, max_qty_lots]``;
+- update ids ``U``, ``u``, ``pu``, ``lastUpdateId``, bookTicker ``u`` and trade ids ``t`` are JSON integers in
+  ``[0, 2**62]`` (:data:`MAX_ID`), so ``lastUpdateId + 1`` and friends cannot overflow; a diff with ``U > u``
+  is malformed (Binance: ``U`` is the first and ``u`` the final update id of the event);
+- exchange event time ``E`` is a JSON integer of ms in ``[0, (2**63 - 1) // 10**6]``, so ``E * 10**6`` ns
+  cannot wrap; the local timestamp is checked digit by digit (``_ts_ns``).
+
+Anything else raises :class:`MalformedLine` naming the field; the replay loop skips and counts the line.
 """
 import orjson
 
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
+from mmcore_ext.bounds cimport MAX_UPDATE_ID
 from mmcore_ext.events cimport BookTicker, DepthDiff, DepthSnapshot, InstrumentGrid, Trade
 from mmcore_ext.fixedpoint cimport units_from_str
 
 cdef object _loads = orjson.loads
 cdef object _JSONDecodeError = orjson.JSONDecodeError
 cdef int64_t _MS = 1000000
+cdef int64_t _MAX_E_MS = INT64_MAX // 1000000
+#: Largest update id / trade id accepted (2**62).
+MAX_ID = MAX_UPDATE_ID
+#: Largest exchange event time ``E`` accepted (ms): the last ms whose ns value fits int64.
+MAX_EVENT_TIME_MS = _MAX_E_MS
 
 
 class MalformedLine(ValueError):
@@ -50,8 +70,25 @@ cdef int64_t _ts_ns(const unsigned char* raw, Py_ssize_t n) except -1:
     return <int64_t>v
 
 
+cdef inline int64_t _int(object v, str name, int64_t lo, int64_t hi) except? -1:
+    # A JSON integer (exactly int: not bool, not float) in [lo, hi]; ValueError naming the field otherwise.
+    cdef int overflow = 0
+    cdef long long x
+    if type(v) is not int:
+        raise ValueError(f"field {name!r} is not an integer: {v!r:.40}")
+    x = PyLong_AsLongLongAndOverflow(v, &overflow)
+    if overflow != 0 or x < lo or x > hi:
+        raise ValueError(f"field {name!r} = {v!s:.40} outside [{lo}, {hi}]")
+    return x
+
+
+cdef inline int64_t _id(object v, str name) except? -1:
+    return _int(v, name, 0, MAX_UPDATE_ID)
+
+
 cdef inline int64_t _ms(object v) except? -1:
-    return 0 if v is None else <int64_t>v * _MS
+    # Exchange event time E (ms) -> ns; absent -> 0. Bounded so that the product cannot wrap.
+    return 0 if v is None else _int(v, "E", 0, _MAX_E_MS) * _MS
 
 
 cdef class BinanceLineDecoder:
@@ -60,18 +97,41 @@ cdef class BinanceLineDecoder:
     Parameters
     ----------
     grid : InstrumentGrid
-        The instrument's tick and lot grids.
+        The instrument's tick and lot grids (and, unless given below, its price / quantity bounds).
     symbol : str
         Exchange symbol (``BTCUSDT``); frames of other symbols decode to ``None``.
+    max_price_ticks, max_qty_lots : int, optional
+        The instrument's bounds (``Instrument.max_price_ticks`` / ``max_qty_lots``, each in ``[1, 2**53]``);
+        default: the grid's (2**53 for a grid built without bounds).
+
+    Raises
+    ------
+    ValueError
+        A bound outside ``[1, 2**53]``.
     """
 
-    def __init__(self, InstrumentGrid grid, str symbol):
+    def __init__(self, InstrumentGrid grid, str symbol, max_price_ticks=None, max_qty_lots=None):
+        if max_price_ticks is not None or max_qty_lots is not None:
+            grid = grid.with_bounds(grid.max_price_ticks if max_price_ticks is None else max_price_ticks,
+                                    grid.max_qty_lots if max_qty_lots is None else max_qty_lots)
         self.grid = grid
         self.symbol = symbol
 
+    @property
+    def max_price_ticks(self):
+        """Largest price (ticks) accepted."""
+        return self.grid.max_price_ticks
+
+    @property
+    def max_qty_lots(self):
+        """Largest quantity (lots) accepted."""
+        return self.grid.max_qty_lots
+
     cpdef object decode(self, bytes raw):
         """Return a DepthSnapshot / DepthDiff / Trade / BookTicker, or None for a well-formed message
-        that is not used (other symbol or stream). Raises MalformedLine (a ValueError) otherwise."""
+        that is not used (other symbol or stream). Raises MalformedLine (a ValueError) otherwise, naming the
+        field: not JSON, a missing field, a wrong type, off the tick/lot grid, or outside the bounds of the
+        module docstring. Never raises anything else for any ``bytes``."""
         if raw is None:
             raise MalformedLine("no line (None)")
         cdef Py_ssize_t sp = raw.find(b" ")
@@ -103,7 +163,7 @@ cdef class BinanceLineDecoder:
                 s = DepthSnapshot.__new__(DepthSnapshot)
                 s.ts_local_ns = ts
                 s.ts_event_ns = _ms(msg.get("E"))
-                s.last_update_id = msg["lastUpdateId"]
+                s.last_update_id = _id(msg["lastUpdateId"], "lastUpdateId")
                 s._fill(self.grid, msg["bids"], msg["asks"])
                 return s
             return None
@@ -117,21 +177,21 @@ cdef class BinanceLineDecoder:
             d = DepthDiff.__new__(DepthDiff)
             d.ts_local_ns = ts
             d.ts_event_ns = _ms(data["E"])
-            d.first_update_id = data["U"]
-            d.final_update_id = data["u"]
+            d.first_update_id = _id(data["U"], "U")
+            d.final_update_id = _id(data["u"], "u")
+            if d.first_update_id > d.final_update_id:
+                raise ValueError(f"depthUpdate U={d.first_update_id} > u={d.final_update_id}")
             pu = data.get("pu")
-            d.prev_final_update_id = -1 if pu is None else pu
+            d.prev_final_update_id = -1 if pu is None else _id(pu, "pu")
             d._fill(self.grid, data["b"], data["a"])
             return d
         if e == "trade":
             t = Trade.__new__(Trade)
             t.ts_local_ns = ts
             t.ts_event_ns = _ms(data["E"])
-            t.trade_id = data["t"]
-            t.price = units_from_str(data["p"], self.grid.price)
-            t.qty = units_from_str(data["q"], self.grid.qty)
-            if t.price <= 0 or t.qty <= 0:
-                raise ValueError(f"trade {t.trade_id}: price and quantity must be > 0")
+            t.trade_id = _id(data["t"], "t")
+            t.price = self.grid.check_price(units_from_str(data["p"], self.grid.price), "trade 'p'")
+            t.qty = self.grid.check_qty(units_from_str(data["q"], self.grid.qty), "trade 'q'", True)
             m = data["m"]
             if m is True:
                 t.side = -1
@@ -144,12 +204,10 @@ cdef class BinanceLineDecoder:
             k = BookTicker.__new__(BookTicker)
             k.ts_local_ns = ts
             k.ts_event_ns = _ms(data.get("E"))
-            k.update_id = data["u"]
-            k.bid_px = units_from_str(data["b"], self.grid.price)
-            k.bid_qty = units_from_str(data["B"], self.grid.qty)
-            k.ask_px = units_from_str(data["a"], self.grid.price)
-            k.ask_qty = units_from_str(data["A"], self.grid.qty)
-            if k.bid_px <= 0 or k.ask_px <= 0 or k.bid_qty < 0 or k.ask_qty < 0:
-                raise ValueError(f"bookTicker {k.update_id}: prices must be > 0 and quantities >= 0")
+            k.update_id = _id(data["u"], "u")
+            k.bid_px = self.grid.check_price(units_from_str(data["b"], self.grid.price), "bookTicker 'b'")
+            k.bid_qty = self.grid.check_qty(units_from_str(data["B"], self.grid.qty), "bookTicker 'B'", False)
+            k.ask_px = self.grid.check_price(units_from_str(data["a"], self.grid.price), "bookTicker 'a'")
+            k.ask_qty = self.grid.check_qty(units_from_str(data["A"], self.grid.qty), "bookTicker 'A'", False)
             return k
         return None

@@ -78,6 +78,8 @@ cdef class L2Book:
     """Diffs buffered while awaiting a snapshot."""
     cdef readonly int64_t stale
     """Diffs dropped as already covered by the snapshot or the book."""
+    cdef readonly int64_t stale_snapshots
+    """Snapshots ignored because the synced book was already at or past their ``lastUpdateId``."""
     cdef readonly int64_t gaps
     """Sequence gaps detected (each clears the book and requires a new snapshot)."""
     cdef readonly int64_t crossed

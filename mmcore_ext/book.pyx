@@ -5,6 +5,7 @@
 # ``n``), and ``lv - 1`` only when the front room ``off`` > 0; every window index is a slot k in [0, width)
 # (checked by one unsigned compare against ``span``) or a word k >> 6 of such a slot; the only Python indexing
 # is ``self._pending[0]`` on a non-empty deque.
+# Integer bounds: see "Bounds" in the docstring below; every int64 sum and offset here relies on them.
 """L2 order book for one instrument: integer ticks/lots, Binance snapshot + diff synchronisation.
 
 Layout
@@ -49,18 +50,39 @@ loaded. A sequence gap is never applied: the book clears its levels, goes to ``A
 until the next snapshot. The diff that revealed the gap is kept at the head of the buffer, because it may
 straddle the next snapshot's ``lastUpdateId`` (dropping it could force a second resync).
 
-Two choices go beyond the documents' wording, for events that a correct stream does not produce: once
+Three choices go beyond the documents' wording, for events that a correct stream does not produce: once
 synchronised, an event with ``u <=`` the book's update id (a duplicate or late delivery; every update in it is
-already reflected) is dropped as STALE rather than treated as a gap; and on spot an event that overlaps the
-book (``U <= last u < u`` but ``U != last u + 1``) is a GAP, following the strict ``U == previous u + 1`` rule.
+already reflected) is dropped as STALE rather than treated as a gap; on spot an event that overlaps the
+book (``U <= last u < u`` but ``U != last u + 1``) is a GAP, following the strict ``U == previous u + 1`` rule;
+and a snapshot that arrives while the book is SYNCED with a ``lastUpdateId <=`` the book's update id (a
+duplicated or late snapshot) is ignored and counted in ``stale_snapshots``: loading it would rewind the book
+behind the stream, and the next diff would then be a gap.
+
+Bounds (checked at ``load_snapshot`` / ``apply_diff``, ValueError with nothing changed otherwise)
+--------------------------------------------------------------------------------------------------
+- prices in ``[1, MAX_PRICE_TICKS]`` (2**53) and quantities in ``[0, MAX_QTY_LOTS]`` (2**53) (the decoder
+  already refuses anything outside the instrument's own, tighter bounds). Keys are thus within +-2**53, a
+  window base within ``key - 3 width / 4`` with ``width <= 2**22``, so ``base + width``, ``base + k``,
+  ``key - base`` and the re-centre bounds cannot overflow; ``mid_x2`` (a sum of two prices, < 2**54) and
+  ``spread`` cannot either; ``microprice`` multiplies ``(ask - bid) * bid_qty`` in int64 only when the product
+  fits (``__builtin_mul_overflow``), else in double; ``depth_qty`` saturates at 2**63 - 1;
+- update ids ``U``, ``u``, ``pu`` and ``lastUpdateId`` within ``+-MAX_UPDATE_ID`` (2**62), and ``U <= u``, so
+  ``lastUpdateId + 1`` cannot overflow;
+- slot counts: the sorted store's capacity is checked against ``PY_SSIZE_T_MAX / sizeof(Level)`` before
+  each (re)allocation (MemoryError), so no byte count can wrap.
 """
 from collections import deque
 
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Realloc
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.string cimport memmove
 
+from mmcore_ext.bounds cimport MAX_PRICE_TICKS as _MAX_PX, MAX_QTY_LOTS as _MAX_QTY, MAX_UPDATE_ID as _MAX_ID
+from mmcore_ext.bounds cimport mul_overflows, sat_add
 from mmcore_ext.events cimport DepthDiff, DepthSnapshot
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 
 cdef extern from *:
@@ -77,6 +99,11 @@ DEFAULT_MAX_PENDING = 100_000
 DEFAULT_WINDOW_TICKS = 32768
 #: Largest window accepted (ticks).
 MAX_WINDOW_TICKS = 1 << 22
+#: Largest price (ticks) and quantity (lots) a level may have: 2**53 (``mmcore.instruments.MAX_UNITS``).
+MAX_PRICE_TICKS = _MAX_PX
+MAX_QTY_LOTS = _MAX_QTY
+#: Largest ``|update id|`` accepted: 2**62.
+MAX_UPDATE_ID = _MAX_ID
 
 _MARKET_RULES = {"binance_spot": SYNC_SPOT, "binance_usdm": SYNC_USDM}
 
@@ -440,16 +467,29 @@ cdef inline bint _walk_next(const Side* s, Py_ssize_t* fi, Py_ssize_t* wi, int64
     return True
 
 
+cdef inline bint _bad_level(int64_t px, int64_t qty) noexcept nogil:
+    # price outside [1, MAX_PRICE_TICKS] or quantity outside [0, MAX_QTY_LOTS]; unsigned, so negatives wrap to huge
+    return (<uint64_t>px - 1 >= <uint64_t>_MAX_PX) | (<uint64_t>qty > <uint64_t>_MAX_QTY)
+
+
 cdef int _check_levels(const int64_t* px, const int64_t* qty, Py_ssize_t n, str what) except -1:
-    """Raise ValueError unless every price is > 0 ticks and every quantity >= 0 lots."""
+    """Raise ValueError unless every price is in [1, MAX_PRICE_TICKS] ticks and every quantity in
+    [0, MAX_QTY_LOTS] lots."""
     cdef Py_ssize_t i
     cdef int bad = 0
     for i in range(n):                  # branch-free pass (vectorisable); locate the culprit only on failure
-        bad |= (px[i] <= 0) | (qty[i] < 0)
+        bad |= _bad_level(px[i], qty[i])
     if bad:
         for i in range(n):
-            if px[i] <= 0 or qty[i] < 0:
-                raise ValueError(f"{what} level ({px[i]}, {qty[i]}): price must be > 0 and quantity >= 0")
+            if _bad_level(px[i], qty[i]):
+                raise ValueError(f"{what} level ({px[i]}, {qty[i]}): price must be in [1, {_MAX_PX}] ticks and "
+                                 f"quantity in [0, {_MAX_QTY}] lots")
+    return 0
+
+
+cdef int _check_id(int64_t v, str name) except -1:
+    if v < -_MAX_ID or v > _MAX_ID:
+        raise ValueError(f"{name} = {v}: update ids must be within +-{_MAX_ID}")
     return 0
 
 
@@ -548,6 +588,8 @@ cdef class L2Book:
         cdef Level* buf
         if cap <= s.cap:
             return 0
+        if cap > PY_SSIZE_T_MAX // <Py_ssize_t>(2 * sizeof(Level)):
+            raise MemoryError(f"sorted store of {cap} levels")    # the byte count would overflow
         if cap < 2 * s.cap:
             cap = 2 * s.cap
         if cap < 64:
@@ -567,8 +609,10 @@ cdef class L2Book:
         room below), after growing the allocation so that at least a third of it is free: re-centring thus
         happens at most once per ``n/8`` deep inserts. Raises MemoryError (levels unchanged).
         """
-        cdef Py_ssize_t need = s.n + extra
-        cdef Py_ssize_t off
+        cdef Py_ssize_t need, off
+        if extra < 0 or extra > PY_SSIZE_T_MAX // 4 - s.off - s.n:
+            raise MemoryError(f"sorted store of {s.n} + {extra} levels")   # need + need // 2 would overflow
+        need = s.n + extra
         if s.off + need <= s.cap and (s.off > 0 or s.n == 0):
             return 0
         self._grow(s, need + need // 2)
@@ -667,14 +711,17 @@ cdef class L2Book:
         -------
         int
             The state afterwards: SYNCED, or AWAITING_SNAPSHOT if a buffered diff revealed a gap (the snapshot
-            is older than the buffered stream; fetch a newer one).
+            is older than the buffered stream; fetch a newer one). A snapshot that arrives while SYNCED with
+            ``lastUpdateId <= last_update_id`` is ignored (the book is unchanged, ``stale_snapshots`` += 1) and
+            SYNCED is returned.
 
         Raises
         ------
         TypeError
             ``s`` is None.
         ValueError
-            A price <= 0 or quantity < 0 (the book is unchanged).
+            A price outside ``[1, MAX_PRICE_TICKS]``, a quantity outside ``[0, MAX_QTY_LOTS]`` or
+            ``|lastUpdateId| > MAX_UPDATE_ID`` (the book is unchanged).
         MemoryError
             The level arrays cannot grow (the book is unchanged).
 
@@ -687,8 +734,12 @@ cdef class L2Book:
         cdef int r
         if s is None:
             raise TypeError("load_snapshot() needs a DepthSnapshot, got None")
+        _check_id(s.last_update_id, "snapshot lastUpdateId")
         _check_levels(s.bid_px, s.bid_qty, s.n_bids, "snapshot bid")
         _check_levels(s.ask_px, s.ask_qty, s.n_asks, "snapshot ask")
+        if self.state == SYNCED and s.last_update_id <= self.last_update_id:
+            self.stale_snapshots += 1       # duplicated / late: loading it would rewind the book
+            return self.state
         self._grow(&self._bids.far, s.n_bids + s.n_bids // 2)
         self._grow(&self._asks.far, s.n_asks + s.n_asks // 2)
         _load_side(&self._bids, s.bid_px, s.bid_qty, s.n_bids)
@@ -727,7 +778,8 @@ cdef class L2Book:
         TypeError
             ``d`` is None.
         ValueError
-            ``u < U``, a price <= 0 or a quantity < 0 (nothing changes).
+            ``u < U``, an update id outside ``+-MAX_UPDATE_ID``, a price outside ``[1, MAX_PRICE_TICKS]`` or a
+            quantity outside ``[0, MAX_QTY_LOTS]`` (nothing changes).
         MemoryError
             The level arrays cannot grow (nothing changes).
 
@@ -740,6 +792,9 @@ cdef class L2Book:
             raise TypeError("apply_diff() needs a DepthDiff, got None")
         if d.final_update_id < d.first_update_id:
             raise ValueError(f"depth diff with u={d.final_update_id} < U={d.first_update_id}")
+        _check_id(d.first_update_id, "diff U")
+        _check_id(d.final_update_id, "diff u")
+        _check_id(d.prev_final_update_id, "diff pu")
         _check_levels(d.bid_px, d.bid_qty, d.n_bids, "diff bid")
         _check_levels(d.ask_px, d.ask_qty, d.n_asks, "diff ask")
         if self.state == AWAITING_SNAPSHOT:
@@ -789,21 +844,25 @@ cdef class L2Book:
     cpdef double microprice(self) noexcept:
         """Size-weighted mid (ticks): ``(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)``.
 
-        Computed as ``bid + (ask - bid) * bid_qty / (bid_qty + ask_qty)`` so the integer product stays small.
+        Computed as ``bid + (ask - bid) * bid_qty / (bid_qty + ask_qty)`` so the integer product stays small;
+        when it would not fit int64 (prices and quantities near 2**53) it is formed in double instead.
         0.0 if either side is empty.
         """
-        cdef int64_t b, bq, a, aq
+        cdef int64_t b, bq, a, aq, prod
         if not (_best(&self._bids, &b, &bq) and _best(&self._asks, &a, &aq)):
             return 0.0
         a = -a
-        return <double>b + <double>((a - b) * bq) / <double>(aq + bq)
+        if mul_overflows(a - b, bq, &prod):     # |a - b| < 2**54, bq <= 2**53: the product may pass int64
+            return <double>b + <double>(a - b) * <double>bq / <double>(aq + bq)
+        return <double>b + <double>prod / <double>(aq + bq)
 
     cpdef bint is_crossed(self) noexcept:
         """True if both sides are non-empty and best bid >= best ask."""
         return _crossed(&self._bids, &self._asks)
 
     cpdef int64_t qty_at(self, int side, int64_t price) except -1:
-        """Quantity (lots) at ``price`` (ticks) on ``side`` (+1 bid, -1 ask); 0 if no such level.
+        """Quantity (lots) at ``price`` (ticks) on ``side`` (+1 bid, -1 ask); 0 if no such level (also for any
+        price outside ``[1, MAX_PRICE_TICKS]``, where no level can be).
 
         Raises
         ------
@@ -811,9 +870,13 @@ cdef class L2Book:
             ``side`` is not +1 or -1.
         """
         cdef Side* s = self._side(side)
-        cdef int64_t key = s.sign * price
-        cdef uint64_t k = <uint64_t>key - <uint64_t>s.near.base
+        cdef int64_t key
+        cdef uint64_t k
         cdef Py_ssize_t i
+        if price <= 0 or price > _MAX_PX:       # also keeps sign * price from overflowing
+            return 0
+        key = s.sign * price
+        k = <uint64_t>key - <uint64_t>s.near.base
         if k < <uint64_t>s.near.span:
             return s.near.qty[k]
         i = _find(&s.far, key)
@@ -824,7 +887,9 @@ cdef class L2Book:
     cpdef int64_t depth_qty(self, int side, Py_ssize_t n_levels) except -1:
         """Cumulative quantity (lots) of the best ``n_levels`` levels of ``side`` (+1 bid, -1 ask).
 
-        Fewer levels than asked: the whole side. Raises ValueError for a bad side or ``n_levels < 0``.
+        Fewer levels than asked: the whole side. The sum saturates at 2**63 - 1 (each level holds at most 2**53
+        lots, so only thousands of near-maximal levels reach it). Raises ValueError for a bad side or
+        ``n_levels < 0``.
         """
         cdef Side* s = self._side(side)
         cdef Py_ssize_t fi = s.far.n - 1, wi = s.near.top, k = 0
@@ -832,7 +897,7 @@ cdef class L2Book:
         if n_levels < 0:
             raise ValueError(f"n_levels must be >= 0, got {n_levels}")
         while k < n_levels and _walk_next(s, &fi, &wi, &key, &qty):
-            total += qty
+            total = sat_add(total, qty)
             k += 1
         return total
 

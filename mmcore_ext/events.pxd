@@ -5,6 +5,12 @@ from mmcore_ext.fixedpoint cimport Grid
 cdef class InstrumentGrid:
     cdef Grid price     # tick grid
     cdef Grid qty       # lot (step size) grid
+    cdef readonly int64_t max_price_ticks
+    """Largest price (ticks) a decoded message may carry; prices must lie in [1, max_price_ticks]."""
+    cdef readonly int64_t max_qty_lots
+    """Largest quantity (lots) a decoded message may carry; quantities must lie in [0, max_qty_lots]."""
+    cdef int64_t check_price(self, int64_t px, object what) except -1
+    cdef int64_t check_qty(self, int64_t qty, object what, bint positive) except -1
 
 cdef class Depth:
     cdef readonly int64_t ts_local_ns

@@ -5,6 +5,13 @@ Exchanges send prices and quantities as decimal strings (Binance: ``"61800.20"``
 https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams). mmcore converts them once,
 at the venue edge, to int64 units of the instrument's tick size (prices) or step size (quantities), with
 no float on the way, so ``"61800.20"`` on a 0.1 tick is exactly 618002 ticks.
+
+Arithmetic bounds: the value is accumulated digit by digit with the check ``value > (INT64_MAX - d) // 10`` before
+each step and ``value > INT64_MAX // 10`` before each scaling by 10, so no input (any length, any digits) can
+overflow; the only counters are ``frac`` (incremented only while below ``grid.decimals``, an int) and a
+seen-a-digit flag (not a count: a string of more than 2**31 digits cannot overflow it). ``-value`` is exact
+(value >= 0). Range checks (a price in [1, max], a quantity in [0, max]) are the caller's: see
+:class:`mmcore_ext.events.InstrumentGrid`.
 """
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int64_t, INT64_MAX
@@ -26,7 +33,7 @@ cdef int parse_units(const char* s, Py_ssize_t n, Grid grid, int64_t* out) noexc
     cdef Py_ssize_t i = 0
     cdef int64_t value = 0
     cdef int frac = -1          # -1: before the point; otherwise digits seen after it
-    cdef int digits = 0
+    cdef bint digits = False    # a digit was seen (a flag, not a count: no length can overflow it)
     cdef bint neg = False
     cdef char c
     cdef int d
@@ -44,7 +51,7 @@ cdef int parse_units(const char* s, Py_ssize_t n, Grid grid, int64_t* out) noexc
         if c < c'0' or c > c'9':
             return FP_BAD_CHAR
         d = c - c'0'
-        digits += 1
+        digits = True
         if frac >= 0:
             if frac >= grid.decimals:
                 if d != 0:
@@ -54,7 +61,7 @@ cdef int parse_units(const char* s, Py_ssize_t n, Grid grid, int64_t* out) noexc
         if value > (INT64_MAX - d) // 10:
             return FP_OVERFLOW
         value = value * 10 + d
-    if digits == 0:
+    if not digits:
         return FP_EMPTY
     if frac < 0:
         frac = 0

@@ -41,6 +41,12 @@ in flight the venue may work either quantity, so fills are accepted up to ``max(
 filling its old quantity, prove the amend was applied; a REPLACE_ACK/REPLACE_REJECT contradicting the fills
 is refused as ``INVALID``.
 
+Integer bounds (``bounds.pxd``): an order's price is in ``[1, MAX_PRICE_TICKS]`` and its quantity in
+``[1, MAX_QTY_LOTS]`` (both 2**53; the constructor raises ValueError, ``fill`` and ``request_replace`` refuse with
+``INVALID``), so ``filled`` (<= the order quantity) and ``qty - filled`` cannot overflow; ``fill_notional``
+(a sum of price * qty, up to 2**106) is refused with ``INVALID`` before it would pass int64
+(``price > (INT64_MAX - fill_notional) // qty``). The client-order-id counter stays below its limit (<= INT64_MAX).
+
 There is no local "denied" event: pre-trade refusals happen before an Order is created.
 The hot-path methods return int codes (``OK``, ``DUPLICATE``, ``ILLEGAL``, ``OVERFILL``, ``INVALID``), leave the
 order unchanged on any refusal, and put the reason in ``Order.last_error``; they raise only on programming
@@ -50,6 +56,7 @@ import re
 from fractions import Fraction
 
 from libc.stdint cimport int64_t, INT64_MAX
+from mmcore_ext.bounds cimport MAX_PRICE_TICKS, MAX_QTY_LOTS
 
 STATE_NAMES = ("INITIALIZED", "SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "FILLED", "PENDING_CANCEL",
                "CANCELED", "REJECTED", "EXPIRED", "PENDING_REPLACE")
@@ -178,16 +185,16 @@ cdef class Order:
     side : int
         +1 buy, -1 sell.
     price : int
-        Limit price (ticks, > 0).
+        Limit price (ticks, in ``[1, MAX_PRICE_TICKS]``).
     qty : int
-        Order quantity (lots, > 0).
+        Order quantity (lots, in ``[1, MAX_QTY_LOTS]``).
     ts_created_ns : int
         Creation time (ns since epoch).
 
     Raises
     ------
     ValueError
-        Empty id, side not +1/-1, or price/qty not positive.
+        Empty id, side not +1/-1, or price/qty outside its range.
     """
 
     def __init__(self, str client_order_id, int side, int64_t price, int64_t qty, int64_t ts_created_ns):
@@ -195,8 +202,9 @@ cdef class Order:
             raise ValueError("client_order_id must be a non-empty str")
         if side != 1 and side != -1:
             raise ValueError(f"side must be +1 or -1, got {side}")
-        if price <= 0 or qty <= 0:
-            raise ValueError(f"price (ticks) and qty (lots) must be > 0, got {price} and {qty}")
+        if price <= 0 or qty <= 0 or price > MAX_PRICE_TICKS or qty > MAX_QTY_LOTS:
+            raise ValueError(f"price (ticks) and qty (lots) must be in [1, {MAX_PRICE_TICKS}] and "
+                             f"[1, {MAX_QTY_LOTS}], got {price} and {qty}")
         self.client_order_id = client_order_id
         self.venue_order_id = None
         self.side = side
@@ -334,8 +342,8 @@ cdef class Order:
         -------
         int
             ``OK``; ``DUPLICATE`` (ignored, ``duplicate_fills`` += 1, checked first so a repeat of the
-            completing fill is not an error); ``ILLEGAL``; ``INVALID`` (price/qty not positive, or
-            ``fill_notional`` would overflow int64); ``OVERFILL`` (qty > ``remaining``). Refusals leave the
+            completing fill is not an error); ``ILLEGAL``; ``INVALID`` (price outside ``[1, MAX_PRICE_TICKS]``,
+            qty not positive, or ``fill_notional`` would overflow int64); ``OVERFILL`` (qty > ``remaining``). Refusals leave the
             order unchanged and set ``last_error``.
         """
         cdef int target
@@ -346,8 +354,9 @@ cdef class Order:
         target = _TABLE[self.state][FILL]
         if target == ILLEGAL:
             return self._refuse(ILLEGAL, transition_error(self.state, FILL))
-        if price <= 0 or qty <= 0:
-            return self._refuse(INVALID, f"fill {trade_id}: price {price} ticks and qty {qty} lots must be > 0")
+        if price <= 0 or qty <= 0 or price > MAX_PRICE_TICKS:
+            return self._refuse(INVALID, f"fill {trade_id}: price {price} ticks must be in [1, {MAX_PRICE_TICKS}] "
+                                         f"and qty {qty} lots > 0")
         open_qty = self._open_qty()
         if qty > open_qty - self.filled:
             return self._refuse(OVERFILL, f"fill {trade_id}: {qty} lots > remaining {open_qty - self.filled} lots")
@@ -375,9 +384,9 @@ cdef class Order:
         Parameters
         ----------
         price : int
-            New limit price (ticks, > 0).
+            New limit price (ticks, in ``[1, MAX_PRICE_TICKS]``).
         qty : int
-            New total order quantity (lots), > ``filled``: Binance USDⓈ-M cancels a partially filled order
+            New total order quantity (lots), > ``filled`` and <= ``MAX_QTY_LOTS``: Binance USDⓈ-M cancels a partially filled order
             amended to ``quantity <= executedQty``.
         ts_ns : int
             Request time (ns since epoch).
@@ -385,15 +394,15 @@ cdef class Order:
         Returns
         -------
         int
-            ``OK``; ``ILLEGAL``; ``INVALID`` (price not positive, qty <= filled, or nothing changes: Binance
-            rejects a no-op amend). Refusals leave the order unchanged and set ``last_error``.
+            ``OK``; ``ILLEGAL``; ``INVALID`` (price or qty outside its range, qty <= filled, or nothing
+            changes: Binance rejects a no-op amend). Refusals leave the order unchanged and set ``last_error``.
         """
         cdef int target = _TABLE[self.state][REPLACE_REQUEST]
         if target == ILLEGAL:
             return self._refuse(ILLEGAL, transition_error(self.state, REPLACE_REQUEST))
-        if price <= 0 or qty <= self.filled:
-            return self._refuse(INVALID, f"amend to price {price} ticks, qty {qty} lots: need price > 0 and "
-                                         f"qty > filled {self.filled} lots")
+        if price <= 0 or qty <= self.filled or price > MAX_PRICE_TICKS or qty > MAX_QTY_LOTS:
+            return self._refuse(INVALID, f"amend to price {price} ticks, qty {qty} lots: need price in "
+                                         f"[1, {MAX_PRICE_TICKS}] and qty in (filled {self.filled}, {MAX_QTY_LOTS}] lots")
         if price == self.price and qty == self.qty:
             return self._refuse(INVALID, "amend changes neither price nor qty")
         self.pending_price = price

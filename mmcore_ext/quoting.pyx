@@ -13,18 +13,29 @@ pure-Python reference is :mod:`mmcore.reference.quoting`.
 
 cdivision is on module-wide: every divisor is a validated positive constructor argument or a positive time
 difference checked in the same function, and the only integer division has non-negative operands.
+
+Integer bounds (``bounds.pxd``): quotes are kept within the price bound of the book, ``MAX_PRICE_TICKS`` (2**53):
+the rounded bid/ask are formed only from values within +-2**53 ticks, so the +-1 tick adjustments cannot
+overflow, and a finished ask (hence bid) above 2**53 raises ValueError; ``best_bid``/``best_ask`` must lie in
+``[0, MAX_PRICE_TICKS]`` (ValueError). Times are arbitrary int64 ns: the A-S cycle clock forms ``ts - start`` and
+the cycle step in 128-bit integers (the new start lies between the old one and ``ts``), the EWMA's ``dt`` is an
+unsigned difference of ordered times, and the intensity window's cut-off ``now - window`` saturates.
 """
 from libc.math cimport sqrt, log, log1p, exp, expm1, floor, ceil, fabs, llround, isfinite, M_LN2, M_E
 from libc.float cimport DBL_EPSILON
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from mmcore_ext.bounds cimport MAX_PRICE_TICKS as _MAX_PX, int128, sat_sub
 
 # A quote within this many ticks of a whole tick is on that tick. The tolerance grows to TICK_TOL_ULPS ulps
 # of the tick count above ~5.6e5 ticks, where 1e-9 is finer than the double resolution of price / tick.
 cdef double TICK_TOL = 1e-9
 cdef double TICK_TOL_ULPS = 8.0
-# Largest |price / tick| accepted (2^62, leaves room for the +-1 tick adjustments in int64).
-cdef double MAX_TICKS = 4611686018427387904.0
+# Largest |price / tick| accepted: MAX_PRICE_TICKS (2**53), the book's price bound (exact as a double).
+cdef double MAX_TICKS = <double>_MAX_PX
+#: Largest quote (ticks) a model produces: 2**53, the price bound of the book and the risk gate.
+MAX_QUOTE_TICKS = _MAX_PX
+_INT64_MAX_PY = 9223372036854775807
 
 
 cdef inline double _tol(double x) noexcept nogil:
@@ -125,9 +136,10 @@ cdef class EwmaVolatility:
             self._prev_ts = ts_ns
             self._prev_mid = mid
             return
-        if ts_ns <= self._prev_ts or ts_ns - self._prev_ts < self.sample_interval_ns:
+        # ts > prev here, so the unsigned difference is exact (< 2**64) whatever the two times are
+        if ts_ns <= self._prev_ts or <uint64_t>ts_ns - <uint64_t>self._prev_ts < <uint64_t>self.sample_interval_ns:
             return
-        dt = <double>(ts_ns - self._prev_ts) * 1e-9
+        dt = <double>(<uint64_t>ts_ns - <uint64_t>self._prev_ts) * 1e-9
         change = mid - self._prev_mid
         alpha = -expm1(-dt * self._decay_per_s)          # 1 - 2^(-dt / half_life)
         self.variance += alpha * (change * change / dt - self.variance)
@@ -184,11 +196,13 @@ cdef class QuoteModel:
             spread = lo
         if spread > hi:
             spread = hi
+        if best_bid < 0 or best_bid > _MAX_PX or best_ask < 0 or best_ask > _MAX_PX:
+            raise ValueError(f"best bid/ask {best_bid}/{best_ask} ticks outside [0, {_MAX_PX}]")
         x = (reservation - 0.5 * spread) / self.tick_size
         y = (reservation + 0.5 * spread) / self.tick_size
         if not (fabs(x) <= MAX_TICKS and fabs(y) <= MAX_TICKS):
-            raise ValueError(f"quotes out of the int64 tick range: reservation {reservation!r}, "
-                             f"spread {spread!r}, tick {self.tick_size!r}")
+            raise ValueError(f"quotes outside the price bound +-{_MAX_PX} ticks (MAX_QUOTE_TICKS): reservation "
+                             f"{reservation!r}, spread {spread!r}, tick {self.tick_size!r}")
         bid = <int64_t>floor(x + _tol(x))
         ask = <int64_t>ceil(y - _tol(y))
         if bid >= ask:
@@ -204,6 +218,9 @@ cdef class QuoteModel:
             bid = 0
         if ask < 1:
             ask = 1
+        if ask > _MAX_PX:                                    # bid < ask: both within the bound after this
+            raise ValueError(f"ask {ask} ticks above the price bound {_MAX_PX} (MAX_QUOTE_TICKS): reservation "
+                             f"{reservation!r}, spread {spread!r}, tick {self.tick_size!r}")
         self.reservation = reservation
         self.spread = spread
         self.bid_ticks = bid
@@ -311,20 +328,22 @@ cdef class AvellanedaStoikov(QuoteModel):
         Raises
         ------
         ValueError
-            mid, q or sigma is out of range, or the quotes do not fit int64 ticks.
+            mid, q or sigma is out of range, best_bid/best_ask is outside ``[0, MAX_PRICE_TICKS]``, or a
+            quote would lie beyond ``MAX_QUOTE_TICKS`` (2**53, the book's price bound).
         """
-        cdef int64_t elapsed
+        cdef int128 elapsed
         cdef double var_term
         _check_inputs(mid, q, sigma)
         if not self._started:
             self._started = True
             self.cycle_start_ns = ts_ns
-        elapsed = ts_ns - self.cycle_start_ns
+        elapsed = <int128>ts_ns - self.cycle_start_ns      # 128-bit: any two int64 times
         if elapsed < 0:
             elapsed = 0
         elif elapsed >= self._horizon_ns:
-            self.cycle_start_ns += (elapsed // self._horizon_ns) * self._horizon_ns
-            elapsed = ts_ns - self.cycle_start_ns
+            # the new start is in (ts - horizon, ts], between the old start and ts: it fits int64
+            self.cycle_start_ns = <int64_t>(self.cycle_start_ns + (elapsed // self._horizon_ns) * self._horizon_ns)
+            elapsed = <int128>ts_ns - self.cycle_start_ns
         self.time_left_s = <double>(self._horizon_ns - elapsed) * 1e-9
         var_term = self.gamma * sigma * sigma * self.time_left_s           # gamma sigma^2 (T - t)
         return self._set_quotes(mid, mid - q * var_term,                  # (3.17)
@@ -435,7 +454,8 @@ cdef class GLFT(QuoteModel):
         Raises
         ------
         ValueError
-            mid, q or sigma is out of range, or the quotes do not fit int64 ticks.
+            mid, q or sigma is out of range, best_bid/best_ask is outside ``[0, MAX_PRICE_TICKS]``, or a
+            quote would lie beyond ``MAX_QUOTE_TICKS`` (2**53, the book's price bound).
         """
         _check_inputs(mid, q, sigma)
         self.half_spread = self.c1 + 0.5 * self.order_qty_delta * sigma * self.c2
@@ -558,7 +578,7 @@ cdef class TradeIntensity:
 
     cdef void _expire(self, int64_t now_ns) noexcept:
         # Drop trades at or before now - window.
-        cdef int64_t cutoff = now_ns - self._window_ns
+        cdef int64_t cutoff = sat_sub(now_ns, self._window_ns)
         while self._size > 0 and self._ts[self._head] <= cutoff:
             self._counts[self._bucket[self._head]] -= 1
             self._head += 1
@@ -637,16 +657,19 @@ cdef class TradeIntensity:
         if not self._started:
             return self.A, self.kappa
         if now_ns is not None and now_ns > now:
+            if now_ns > _INT64_MAX_PY:
+                raise ValueError(f"now_ns {now_ns} is past the int64 ns range")
             now = now_ns
         self._expire(now)
-        if now - self._first_ns < self._window_ns:
+        # now >= last trade >= first trade: the unsigned difference is exact
+        if <uint64_t>now - <uint64_t>self._first_ns < <uint64_t>self._window_ns:
             return self.A, self.kappa
-        start = now - self._window_ns
+        start = sat_sub(now, self._window_ns)
         if self._from_ns > start:
             start = self._from_ns
         if now <= start:
             return self.A, self.kappa
-        span_s = <double>(now - start) * 1e-9
+        span_s = <double>(<uint64_t>now - <uint64_t>start) * 1e-9
         # Tail counts are non-increasing in depth, so the usable depths are a prefix 0..n-1.
         for i in range(self.n_buckets):
             tail += self._counts[i]

@@ -127,9 +127,9 @@ cdef class RiskGate:
     cpdef int64_t reference_x2_ticks(self) noexcept
     cpdef double exposure_usdt(self) noexcept
     cpdef void on_market(self, int64_t ts_ns, int64_t mid_x2_ticks, bint synced) noexcept
-    cpdef void set_oracle_price(self, int64_t price_ticks) noexcept
+    cpdef void set_oracle_price(self, int64_t price_ticks) except *
     cpdef void on_fill(self, int side, int64_t price_ticks, int64_t qty_lots) except *
-    cpdef void set_position(self, int64_t position_lots) noexcept
+    cpdef void set_position(self, int64_t position_lots) except *
     cpdef void on_order_open(self, int side, int64_t price_ticks, int64_t qty_lots) except *
     cpdef void on_order_closed(self, int side, int64_t price_ticks, int64_t remaining_qty_lots) except *
     cpdef void note_order_sent(self, int64_t ts_ns) noexcept

@@ -34,12 +34,32 @@ exposure. ``check_spread`` (SPREAD_TOO_NARROW / SPREAD_TOO_WIDE) and ``check_can
 
 The trading state follows the day's PnL (``on_pnl``), the manual kill switch (``halt``) and ``reset``; every change
 is appended to ``state_changes`` and logged on logger ``mmcore.risk``.
+
+Integer bounds (``bounds.pxd``; no int64 operation here can wrap):
+
+- an order's price is in ``[1, MAX_PRICE_TICKS]`` (2**53) and its quantity in ``[1, MAX_QTY_LOTS]`` (2**53), else
+  ``check_order`` returns INVALID_ORDER and ``check_spread`` INVALID_ORDER; ``on_fill``, ``on_order_open`` and
+  ``on_order_closed`` raise ValueError for a price outside ``[1, MAX_PRICE_TICKS]`` or a quantity outside
+  ``[0, MAX_QTY_LOTS]`` (nothing changes);
+- ``position_lots`` and the open quantities stay within ``+-MAX_ACCUM_LOTS`` (2**62): ``set_position``,
+  ``on_fill`` and ``on_order_open`` raise ValueError rather than pass it; the open notionals (tick*lots) stay in
+  ``[0, 2**63 - 1]`` (``on_order_open`` raises ValueError rather than overflow);
+- the reference price: ``on_market`` treats a ``mid_x2`` above ``2 * MAX_PRICE_TICKS`` as no valid mid (the
+  engine passes ``best_bid + best_ask`` of a book whose prices are at most 2**53 each, so that sum cannot
+  overflow), and ``set_oracle_price`` raises ValueError above MAX_PRICE_TICKS, so ``2 * price - reference``
+  is small; ``price * qty`` is formed only after MAX_ORDER_NOTIONAL proved it <= the int64 cap;
+- sums and products of the caps (``pos + open + qty``, ``abs_pos * ref_x2``, twice the notionals) are
+  evaluated in 128-bit integers (exact, as the pure-Python reference's unbounded ints);
+- times are arbitrary int64 ns: ``ts - last_market_ns``, ``ts - oldest`` of a rate window and ``ts + cooldown``
+  saturate at the int64 limits instead of wrapping.
 """
 import logging
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport INFINITY, fabs, isfinite
-from libc.stdint cimport int64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t
+
+from mmcore_ext.bounds cimport MAX_ACCUM_LOTS, MAX_PRICE_TICKS, MAX_QTY_LOTS, int128, sat_add, sat_sub
 
 from mmcore.risk_config import RiskConfig
 
@@ -70,9 +90,22 @@ cdef inline int _check_side(int side) except -1:
     return 0
 
 
+cdef inline bint _price_ok(int64_t px) noexcept:
+    return <uint64_t>px - 1 < <uint64_t>MAX_PRICE_TICKS        # 1 <= px <= MAX_PRICE_TICKS
+
+
+cdef int _check_fill_args(int side, int64_t price_ticks, int64_t qty_lots, str what) except -1:
+    # side +1/-1, price in [1, MAX_PRICE_TICKS], quantity in [0, MAX_QTY_LOTS]; ValueError otherwise.
+    _check_side(side)
+    if not _price_ok(price_ticks) or <uint64_t>qty_lots > <uint64_t>MAX_QTY_LOTS:
+        raise ValueError(f"{what}: price {price_ticks} ticks must be in [1, {MAX_PRICE_TICKS}] and quantity "
+                         f"{qty_lots} lots in [0, {MAX_QTY_LOTS}]")
+    return 0
+
+
 cdef inline int _window_full(RateWindow* w, int64_t ts_ns, int64_t window_ns) noexcept:
     # True if `cap` events already fall in (ts_ns - window_ns, ts_ns]: one more would exceed the limit.
-    return w.cap > 0 and w.count == w.cap and ts_ns - w.ts[w.head] < window_ns
+    return w.cap > 0 and w.count == w.cap and sat_sub(ts_ns, w.ts[w.head]) < window_ns
 
 
 cdef inline void _window_add(RateWindow* w, int64_t ts_ns) noexcept:
@@ -221,35 +254,38 @@ cdef class RiskGate:
             return TRADING_HALTED
         if not self.symbol_allowed:
             return SYMBOL_NOT_ALLOWED
-        if (side != BUY and side != SELL) or price_ticks <= 0 or qty_lots <= 0:
+        if ((side != BUY and side != SELL) or not _price_ok(price_ticks)
+                or qty_lots <= 0 or qty_lots > MAX_QTY_LOTS):
             return INVALID_ORDER
-        if not self.synced or ts_ns - self.last_market_ns > self.stale_after_ns:
+        if not self.synced or sat_sub(ts_ns, self.last_market_ns) > self.stale_after_ns:
             return STALE_DATA
         ref_x2 = self.reference_x2_ticks()
         if self.mid_none_count >= self.mid_none_limit or ref_x2 <= 0:
             return NO_MID
         if price_ticks < self.min_price_ticks:
             return PRICE_TOO_LOW
+        # price <= 2**53 and 0 < ref_x2 <= 2**54 (on_market / set_oracle_price bound it): no overflow
         if fabs(<double>(2 * price_ticks - ref_x2)) > self.max_price_deviation * <double>ref_x2:
             return PRICE_BAND
         # qty > floor(cap / price)  <=>  price * qty > cap, without the overflow of a fat-finger quantity
         if qty_lots > self.max_order_notional_tl // price_ticks:
             return MAX_ORDER_NOTIONAL
-        notional = price_ticks * qty_lots
+        notional = price_ticks * qty_lots          # <= max_order_notional_tl (int64) by the check above
         reducing = self.is_reducing(side, qty_lots)
         if self.trading_state == REDUCING and not reducing:
             return TRADING_REDUCING
         if not reducing:
             # not reducing: the worst-case position is on the order's side, so its absolute value is this sum
+            # 128-bit: |pos|, open qty <= 2**62, qty <= 2**53, notionals <= 2**63, ref_x2 <= 2**54
             if side == BUY:
-                if pos + self.open_buy_qty_lots + qty_lots > self.max_position_lots:
+                if <int128>pos + self.open_buy_qty_lots + qty_lots > self.max_position_lots:
                     return MAX_POSITION
-            elif self.open_sell_qty_lots + qty_lots - pos > self.max_position_lots:
+            elif <int128>self.open_sell_qty_lots + qty_lots - pos > self.max_position_lots:
                 return MAX_POSITION
             abs_pos = pos if pos >= 0 else -pos
             # in units of tick*lots / 2, since the reference is kept as twice the price
-            if (2 * (self.open_buy_notional_tl + self.open_sell_notional_tl + notional) + abs_pos * ref_x2
-                    > 2 * self.max_symbol_notional_tl):
+            if (2 * (<int128>self.open_buy_notional_tl + self.open_sell_notional_tl + notional)
+                    + <int128>abs_pos * ref_x2 > 2 * <int128>self.max_symbol_notional_tl):
                 return SYMBOL_NOTIONAL_CAP
             if (self.global_exposure.notional_usdt + <double>notional * self.usdt_per_tick_lot
                     > self.max_global_notional_usdt):
@@ -275,19 +311,21 @@ cdef class RiskGate:
         -------
         int
             ``PASS``; ``SPREAD_TOO_NARROW`` (also for a locked or crossed pair, ``ask <= bid``);
-            ``SPREAD_TOO_WIDE``; ``INVALID_ORDER`` if a price is <= 0.
+            ``SPREAD_TOO_WIDE``; ``INVALID_ORDER`` if a price is outside ``[1, MAX_PRICE_TICKS]``.
         """
         cdef int code
-        cdef double sum_px = <double>(ask_ticks + bid_ticks)
-        cdef double spread_x2 = <double>(2 * (ask_ticks - bid_ticks))
-        if bid_ticks <= 0 or ask_ticks <= 0:
+        cdef double sum_px, spread_x2
+        if not (_price_ok(bid_ticks) and _price_ok(ask_ticks)):
             code = INVALID_ORDER
-        elif ask_ticks <= bid_ticks or spread_x2 < self.min_spread_frac * sum_px:
-            code = SPREAD_TOO_NARROW
-        elif spread_x2 > self.max_spread_frac * sum_px:
-            code = SPREAD_TOO_WIDE
         else:
-            code = PASS
+            sum_px = <double>(ask_ticks + bid_ticks)          # both in [1, 2**53]: no overflow
+            spread_x2 = <double>(2 * (ask_ticks - bid_ticks))
+            if ask_ticks <= bid_ticks or spread_x2 < self.min_spread_frac * sum_px:
+                code = SPREAD_TOO_NARROW
+            elif spread_x2 > self.max_spread_frac * sum_px:
+                code = SPREAD_TOO_WIDE
+            else:
+                code = PASS
         self.counts[code] += 1
         return code
 
@@ -313,12 +351,13 @@ cdef class RiskGate:
         """Return whether an order only reduces the position.
 
         True when the side is opposite to the position and this order plus the open orders on that side
-        (lots) do not exceed ``|position|``: the fills cannot flip the position.
+        (lots) do not exceed ``|position|``: the fills cannot flip the position. Any int64 ``qty_lots`` is
+        safe (the sum is formed in 128 bits).
         """
         if side == BUY:
-            return self.position_lots < 0 and self.open_buy_qty_lots + qty_lots <= -self.position_lots
+            return self.position_lots < 0 and <int128>self.open_buy_qty_lots + qty_lots <= -<int128>self.position_lots
         if side == SELL:
-            return self.position_lots > 0 and self.open_sell_qty_lots + qty_lots <= self.position_lots
+            return self.position_lots > 0 and <int128>self.open_sell_qty_lots + qty_lots <= self.position_lots
         return False
 
     cpdef int64_t reference_x2_ticks(self) noexcept:
@@ -331,8 +370,8 @@ cdef class RiskGate:
         The caller can sum it over symbols into ``GlobalExposure.notional_usdt``.
         """
         cdef int64_t abs_pos = self.position_lots if self.position_lots >= 0 else -self.position_lots
-        cdef int64_t tl_x2 = (abs_pos * self.reference_x2_ticks()
-                              + 2 * (self.open_buy_notional_tl + self.open_sell_notional_tl))
+        cdef int128 tl_x2 = (<int128>abs_pos * self.reference_x2_ticks()          # < 2**117: exact in 128 bits
+                             + 2 * (<int128>self.open_buy_notional_tl + self.open_sell_notional_tl))
         return <double>tl_x2 * 0.5 * self.usdt_per_tick_lot
 
     def refusals(self):
@@ -350,19 +389,26 @@ cdef class RiskGate:
             Time of the update (ns); staleness is measured from it.
         mid_x2_ticks : int
             Best bid + best ask (ticks), i.e. twice the mid; <= 0 when there is no valid mid (one side empty).
+            A value above ``2 * MAX_PRICE_TICKS`` is no valid mid either (a book holds prices <= 2**53, so the
+            engine's ``best_bid + best_ask`` is at most 2**54 and cannot overflow on its way here).
         synced : bool
             The book is in sync with the exchange (no sequence gap pending a resync).
         """
         self.last_market_ns = ts_ns
         self.synced = synced
-        if mid_x2_ticks > 0:
+        if 0 < mid_x2_ticks <= 2 * MAX_PRICE_TICKS:
             self.mid_x2_ticks = mid_x2_ticks
             self.mid_none_count = 0
         else:
             self.mid_none_count += 1
 
-    cpdef void set_oracle_price(self, int64_t price_ticks) noexcept:
-        """Set the external reference price of the price band (ticks); <= 0 clears it (the own mid is used)."""
+    cpdef void set_oracle_price(self, int64_t price_ticks) except *:
+        """Set the external reference price of the price band (ticks); <= 0 clears it (the own mid is used).
+
+        Raises ValueError above ``MAX_PRICE_TICKS`` (2**53); the reference is unchanged then.
+        """
+        if price_ticks > MAX_PRICE_TICKS:
+            raise ValueError(f"oracle price {price_ticks} ticks above {MAX_PRICE_TICKS}")
         self.oracle_price_ticks = price_ticks if price_ticks > 0 else 0
 
     cpdef void on_fill(self, int side, int64_t price_ticks, int64_t qty_lots) except *:
@@ -380,42 +426,70 @@ cdef class RiskGate:
         Raises
         ------
         ValueError
-            ``side`` is not +1 or -1.
+            ``side`` is not +1 or -1, the price is outside ``[1, MAX_PRICE_TICKS]``, the quantity outside
+            ``[0, MAX_QTY_LOTS]``, or the position would leave ``+-MAX_ACCUM_LOTS`` (nothing changes).
         """
-        _check_side(side)
-        self.position_lots += side * qty_lots
+        cdef int64_t pos
+        _check_fill_args(side, price_ticks, qty_lots, "fill")
+        pos = self.position_lots + side * qty_lots             # |position| <= 2**62, qty <= 2**53: no overflow
+        if pos > MAX_ACCUM_LOTS or pos < -MAX_ACCUM_LOTS:
+            raise ValueError(f"fill of {qty_lots} lots: position would be {pos} lots, beyond +-{MAX_ACCUM_LOTS}")
+        self.position_lots = pos
         self._remove_open(side, price_ticks, qty_lots)
 
-    cpdef void set_position(self, int64_t position_lots) noexcept:
-        """Set the position (lots), e.g. after reconciliation with the exchange or a flatten."""
+    cpdef void set_position(self, int64_t position_lots) except *:
+        """Set the position (lots), e.g. after reconciliation with the exchange or a flatten.
+
+        Raises ValueError beyond ``+-MAX_ACCUM_LOTS`` (2**62; the position is unchanged then).
+        """
+        if position_lots > MAX_ACCUM_LOTS or position_lots < -MAX_ACCUM_LOTS:
+            raise ValueError(f"position {position_lots} lots beyond +-{MAX_ACCUM_LOTS}")
         self.position_lots = position_lots
 
     cpdef void on_order_open(self, int side, int64_t price_ticks, int64_t qty_lots) except *:
-        """Add a new open order (side +1/-1, limit price ticks, quantity lots). Raises ValueError on a bad side."""
-        _check_side(side)
+        """Add a new open order (side +1/-1, limit price ticks, quantity lots).
+
+        Raises ValueError (nothing changes) on a bad side, a price outside ``[1, MAX_PRICE_TICKS]``, a quantity
+        outside ``[0, MAX_QTY_LOTS]``, an open quantity beyond ``MAX_ACCUM_LOTS`` or an open notional beyond
+        2**63 - 1 tick*lots.
+        """
+        cdef int128 notional
+        cdef int64_t open_qty
+        _check_fill_args(side, price_ticks, qty_lots, "open order")
+        notional = <int128>price_ticks * qty_lots + (self.open_buy_notional_tl if side == BUY
+                                                     else self.open_sell_notional_tl)
+        open_qty = qty_lots + (self.open_buy_qty_lots if side == BUY else self.open_sell_qty_lots)
+        if notional > INT64_MAX or open_qty > MAX_ACCUM_LOTS:
+            raise ValueError(f"open order of {qty_lots} lots at {price_ticks} ticks: open quantity or notional "
+                             f"would pass the int64 range")
         if side == BUY:
-            self.open_buy_qty_lots += qty_lots
-            self.open_buy_notional_tl += price_ticks * qty_lots
+            self.open_buy_qty_lots = open_qty
+            self.open_buy_notional_tl = <int64_t>notional
         else:
-            self.open_sell_qty_lots += qty_lots
-            self.open_sell_notional_tl += price_ticks * qty_lots
+            self.open_sell_qty_lots = open_qty
+            self.open_sell_notional_tl = <int64_t>notional
 
     cpdef void on_order_closed(self, int side, int64_t price_ticks, int64_t remaining_qty_lots) except *:
         """Remove the unfilled remainder (lots) of an order that was cancelled, expired or rejected.
 
-        Open quantity and notional never go below zero. Raises ValueError on a bad side.
+        Open quantity and notional never go below zero. Raises ValueError (nothing changes) on a bad side, a
+        price outside ``[1, MAX_PRICE_TICKS]`` or a quantity outside ``[0, MAX_QTY_LOTS]``.
         """
-        _check_side(side)
+        _check_fill_args(side, price_ticks, remaining_qty_lots, "closed order")
         self._remove_open(side, price_ticks, remaining_qty_lots)
 
     cdef void _remove_open(self, int side, int64_t price_ticks, int64_t qty_lots) noexcept:
-        cdef int64_t notional = price_ticks * qty_lots
+        # Arguments checked by the caller: price <= 2**53, 0 <= qty <= 2**53; the product is formed in 128 bits
+        # and each result lies in [0, previous value].
+        cdef int128 notional = <int128>price_ticks * qty_lots
         if side == BUY:
             self.open_buy_qty_lots = max(<int64_t>0, self.open_buy_qty_lots - qty_lots)
-            self.open_buy_notional_tl = max(<int64_t>0, self.open_buy_notional_tl - notional)
+            self.open_buy_notional_tl = 0 if notional >= self.open_buy_notional_tl else \
+                <int64_t>(self.open_buy_notional_tl - notional)
         else:
             self.open_sell_qty_lots = max(<int64_t>0, self.open_sell_qty_lots - qty_lots)
-            self.open_sell_notional_tl = max(<int64_t>0, self.open_sell_notional_tl - notional)
+            self.open_sell_notional_tl = 0 if notional >= self.open_sell_notional_tl else \
+                <int64_t>(self.open_sell_notional_tl - notional)
 
     cpdef void note_order_sent(self, int64_t ts_ns) noexcept:
         """Record that a new order was sent at ``ts_ns`` (ns), for ``ORDER_RATE``."""
@@ -429,9 +503,9 @@ cdef class RiskGate:
         _check_side(side)
         _window_add(&self.cancels, ts_ns)
         if side == BUY:
-            self.cooldown_until_buy_ns = ts_ns + self.cancel_cooldown_ns
+            self.cooldown_until_buy_ns = sat_add(ts_ns, self.cancel_cooldown_ns)
         else:
-            self.cooldown_until_sell_ns = ts_ns + self.cancel_cooldown_ns
+            self.cooldown_until_sell_ns = sat_add(ts_ns, self.cancel_cooldown_ns)
 
     # ------------------------------------------------------------------------------------------------ state
 

@@ -4,6 +4,9 @@ Sync rules under test (Binance "How to manage a local order book correctly"):
 spot https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#how-to-manage-a-local-order-book-correctly
 USDⓈ-M https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/How-to-manage-a-local-order-book-correctly
 """
+import subprocess
+import sys
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,7 +42,7 @@ def state_of(book, prices=range(0, 45)):
     return {
         "state": book.state, "synced": book.synced, "last_update_id": book.last_update_id,
         "ts_local_ns": book.ts_local_ns, "applied": book.applied, "buffered": book.buffered,
-        "stale": book.stale, "gaps": book.gaps, "crossed": book.crossed, "buffer_dropped": book.buffer_dropped,
+        "stale": book.stale, "stale_snapshots": book.stale_snapshots, "gaps": book.gaps, "crossed": book.crossed, "buffer_dropped": book.buffer_dropped,
         "pending": book.pending,
         "bids": book.levels(BID), "asks": book.levels(ASK), "bids3": book.levels(BID, 3),
         "n": (book.n_levels(BID), book.n_levels(ASK)),
@@ -579,3 +582,153 @@ def test_levels_in_ascending_descending_or_random_order_within_an_event_match_re
         assert (book.n_levels(BID), book.n_levels(ASK)) == (reference.n_levels(BID), reference.n_levels(ASK))
         assert all(book.qty_at(BID, p) == reference.qty_at(BID, p) for p, _ in d.bids)
         assert all(book.qty_at(ASK, p) == reference.qty_at(ASK, p) for p, _ in d.asks)
+
+
+# ---------------------------------------------------------------- hostile numbers and stale snapshots (issue 8)
+MAXP = B.MAX_PRICE_TICKS        # 2**53
+MAXQ = B.MAX_QTY_LOTS           # 2**53
+MAXID = B.MAX_UPDATE_ID         # 2**62
+
+
+def test_bounds_are_the_instrument_tables_range():
+    from mmcore.instruments import MAX_UNITS
+    assert MAXP == MAXQ == MAX_UNITS == 2**53 and MAXID == 2**62
+    assert (ref.MAX_PRICE_TICKS, ref.MAX_QTY_LOTS, ref.MAX_UPDATE_ID) == (MAXP, MAXQ, MAXID)
+
+
+def test_price_near_int64_max_is_refused_by_the_book_without_corrupting_memory():
+    # Before: a bid of 922337203685477580.7 (USDⓈ-M, ~INT64_MAX ticks) made base + width overflow in the window
+    # placement; memmove got a negative size and the process aborted. Run in a child so an abort is a return code.
+    code = """if 1:
+        from mmcore_ext.book import L2Book, SYNC_USDM, SYNCED
+        from mmcore_ext.events import DepthDiff, DepthSnapshot
+        for px in (9223372036854775807, 9223372036854775800, 2**53 + 1, 2**62):
+            book = L2Book(SYNC_USDM)
+            book.load_snapshot(DepthSnapshot.from_ticks(10, [(618002, 5)], [(618003, 4)]))
+            before = (book.levels(1), book.levels(-1), book.last_update_id)
+            for side in ("bids", "asks"):
+                lv = {"bids": [(618001, 1)], "asks": [(618004, 1)]}
+                lv[side] = [(px, 1000)]
+                try:
+                    book.apply_diff(DepthDiff.from_ticks(10, 11, lv["bids"], lv["asks"], prev_final_update_id=9))
+                except ValueError as exc:
+                    assert "price must be in [1, 9007199254740992]" in str(exc), exc
+                else:
+                    raise SystemExit(f"diff with {side} at {px} accepted")
+                try:
+                    book.load_snapshot(DepthSnapshot.from_ticks(20, lv["bids"], lv["asks"]))
+                except ValueError:
+                    pass
+                else:
+                    raise SystemExit(f"snapshot with {side} at {px} accepted")
+                assert (book.levels(1), book.levels(-1), book.last_update_id) == before
+        print("ok")
+    """
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stdout, r.stderr[-2000:])
+
+
+@pytest.mark.parametrize("book_cls", [L2Book, ref.ReferenceL2Book])
+def test_levels_at_the_price_and_quantity_bounds_work_on_both_sides(book_cls):
+    book = book_cls(SYNC_USDM)
+    assert book.load_snapshot(snap(10, [(1, MAXQ), (MAXP - 1, 1)], [(MAXP, 3), (2, MAXQ)])) == SYNCED
+    assert book.apply_diff(diff(10, 11, [(MAXP - 2, MAXQ)], [(MAXP - 1, 1)], pu=9)) == APPLIED
+    assert book.levels(BID) == [(MAXP - 1, 1), (MAXP - 2, MAXQ), (1, MAXQ)]
+    assert book.levels(ASK) == [(2, MAXQ), (MAXP - 1, 1), (MAXP, 3)]
+    assert book.mid_x2() == MAXP - 1 + 2 and book.spread() == 2 - (MAXP - 1)
+    assert book.qty_at(BID, 1) == MAXQ and book.qty_at(ASK, MAXP) == 3
+    assert book.depth_qty(BID, 3) == 1 + 2 * MAXQ
+    # the far price moves the window: both ends of the key range
+    assert book.apply_diff(diff(12, 12, [(MAXP - 1, 0), (MAXP - 2, 0)], [(2, 0)], pu=11)) == APPLIED
+    assert book.best_bid_px() == 1 and book.best_ask_px() == MAXP - 1
+
+
+@pytest.mark.parametrize("book_cls", [L2Book, ref.ReferenceL2Book])
+@pytest.mark.parametrize("bad", [
+    lambda: diff(102, 102, bids=[(MAXP + 1, 1)]),
+    lambda: diff(102, 102, asks=[(100, MAXQ + 1)]),
+    lambda: diff(102, 102, asks=[(-2**63, 1)]),
+    lambda: diff(102, 102, bids=[(100, 2**63 - 1)]),
+    lambda: diff(102, MAXID + 1),
+    lambda: diff(-MAXID - 1, 102),
+    lambda: diff(102, 102, pu=2**63 - 1),
+    lambda: diff(102, 102, pu=-2**63),
+])
+def test_out_of_range_diff_raises_value_error_and_changes_nothing(book_cls, bad):
+    book = book_cls(SYNC_SPOT)
+    book.load_snapshot(snap(100, [(100, 5), (99, 3)], [(101, 4), (102, 6)]))
+    book.apply_diff(diff(100, 101, pu=99))
+    before = state_of(book)
+    with pytest.raises(ValueError):
+        book.apply_diff(bad())
+    assert state_of(book) == before
+
+
+@pytest.mark.parametrize("book_cls", [L2Book, ref.ReferenceL2Book])
+@pytest.mark.parametrize("last", [MAXID + 1, -MAXID - 1, 2**63 - 1])
+def test_snapshot_with_out_of_range_update_id_raises(book_cls, last):
+    book = book_cls(SYNC_SPOT)
+    with pytest.raises(ValueError):
+        book.load_snapshot(snap(last, [(100, 1)], [(101, 1)]))
+    assert book.state == AWAITING_SNAPSHOT and book.levels(BID) == []
+
+
+def test_update_id_at_the_bound_chains_without_overflow():
+    book = L2Book(SYNC_SPOT)
+    book.load_snapshot(snap(MAXID - 1, [(100, 1)], [(101, 1)]))
+    assert book.apply_diff(diff(MAXID - 1, MAXID, [(100, 2)])) == APPLIED     # U <= last + 1 <= u
+    assert book.last_update_id == MAXID and book.best_bid_qty() == 2
+
+
+def test_microprice_near_the_bounds_matches_the_exact_value():
+    # (ask - bid) * bid_qty ~ 2**106: the old int64 product wrapped (a wrong, even negative, microprice)
+    book, reference = L2Book(SYNC_SPOT), ref.ReferenceL2Book(SYNC_SPOT)
+    for b in (book, reference):
+        b.load_snapshot(snap(1, [(1, MAXQ)], [(MAXP, 1)]))
+    exact = (1 * 1 + MAXP * MAXQ) / (MAXQ + 1)
+    assert reference.microprice() == exact
+    assert book.microprice() == pytest.approx(exact, rel=1e-12)
+
+
+def test_depth_qty_saturates_instead_of_wrapping():
+    levels = [(p, MAXQ) for p in range(1, 1100)]          # 1099 * 2**53 lots > 2**63
+    book, reference = L2Book(SYNC_SPOT), ref.ReferenceL2Book(SYNC_SPOT)
+    for b in (book, reference):
+        b.load_snapshot(snap(1, levels, []))
+    assert book.depth_qty(BID, 2000) == reference.depth_qty(BID, 2000) == 2**63 - 1
+    assert book.depth_qty(BID, 1024) == reference.depth_qty(BID, 1024) == 2**63 - 1     # 2**63 exactly
+    assert book.depth_qty(BID, 1023) == reference.depth_qty(BID, 1023) == 1023 * MAXQ   # still exact
+    assert book.depth_qty(BID, 1) == MAXQ
+
+
+@pytest.mark.parametrize("price", [0, -1, -2**63, 2**63 - 1, MAXP + 1])
+def test_qty_at_any_int64_price_is_zero_outside_the_bounds(price):
+    book = synced_book(SYNC_SPOT)
+    assert book.qty_at(BID, price) == 0 and book.qty_at(ASK, price) == 0
+
+
+@pytest.mark.parametrize("book_cls", [L2Book, ref.ReferenceL2Book])
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("dup_id", [0, 50, 101])        # older than, or equal to, the book's update id
+def test_duplicated_or_stale_snapshot_while_synced_is_ignored_and_counted(book_cls, rule, dup_id):
+    # Before: the old snapshot was loaded, rewinding the book behind the stream; the next diff was a gap.
+    book = book_cls(rule)
+    book.load_snapshot(snap(100, [(100, 5), (99, 3)], [(101, 4), (102, 6)]))
+    assert book.apply_diff(diff(100, 101, [(100, 7)], pu=99)) == APPLIED
+    before = state_of(book)
+    assert book.load_snapshot(snap(dup_id, [(90, 1)], [(95, 1)])) == SYNCED
+    after = state_of(book)
+    assert after.pop("stale_snapshots") == before.pop("stale_snapshots") + 1 and after == before
+    assert book.apply_diff(diff(102, 103, [(99, 0)], pu=101)) == APPLIED       # the stream goes on
+    assert book.gaps == 0 and book.levels(BID) == [(100, 7)]
+    # a newer snapshot still replaces the book
+    assert book.load_snapshot(snap(200, [(90, 1)], [(95, 1)])) == SYNCED
+    assert book.levels(BID) == [(90, 1)] and book.last_update_id == 200 and book.stale_snapshots == 1
+
+
+def test_duplicate_of_the_loaded_snapshot_before_the_first_diff_is_ignored():
+    book = L2Book(SYNC_USDM)
+    s = snap(100, [(100, 5)], [(101, 4)])
+    assert book.load_snapshot(s) == SYNCED
+    assert book.load_snapshot(s) == SYNCED and book.stale_snapshots == 1
+    assert book.apply_diff(diff(99, 101, [(100, 6)], pu=98)) == APPLIED     # still the straddling rule

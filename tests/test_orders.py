@@ -412,11 +412,11 @@ def test_fill_with_non_positive_price_or_qty_is_invalid(m, price, qty):
 
 @pytest.mark.parametrize("m", IMPLS)
 def test_fill_notional_overflow_is_refused(m):
-    o = m.Order("mm-1", 1, 2**62, 4, 0)
+    o = m.Order("mm-1", 1, 2**53, 2**10, 0)        # the largest price the core accepts
     o.apply(m.SUBMIT, 1)
-    assert o.fill(1, 2**62, 1, 2) == m.OK
+    assert o.fill(1, 2**53, 2**9, 2) == m.OK       # 2**62 tick*lots
     before = snapshot(o)
-    assert o.fill(2, 2**62, 1, 3) == m.INVALID     # 2 * 2**62 > INT64_MAX
+    assert o.fill(2, 2**53, 2**9, 3) == m.INVALID  # 2 * 2**62 > INT64_MAX
     assert snapshot(o) == before and "overflow" in o.last_error
 
 

@@ -85,3 +85,73 @@ def test_malformed_lines_are_counted_and_named_never_raised(tmp_path, caplog):
     n = sum(1 for _ in r)
     assert r.malformed == 4 and r.lines == 204 and n == len(events)
     assert "line 6:" in caplog.text and "line 11:" in caplog.text and "line 21:" in caplog.text
+
+
+# ---------------------------------------------------------------- hostile numbers at the venue edge (issue 8)
+# Synthetic lines (labelled): real USDⓈ-M frames with one field changed. Instrument table: BTCUSDT USDⓈ-M tick 0.1,
+# lot 0.001, max_price 4529764 (45297640 ticks), max_qty 21000000 (21e9 lots).
+TS = b"1723161255030314667 "
+
+
+def _depth(U=5, u=6, pu=4, E=1723161256299, b='[["61800.20","2.507"]]', a='[["61800.30","3.330"]]'):
+    pu_part = "" if pu is None else f'"pu":{pu},'
+    return TS + (f'{{"stream":"btcusdt@depth@0ms","data":{{"e":"depthUpdate","E":{E},"T":1,"s":"BTCUSDT",'
+                 f'"U":{U},"u":{u},{pu_part}"b":{b},"a":{a}}}}}').encode()
+
+
+def _trade(p='"61800.30"', q='"0.006"', t=5266583935, E=1723161256322):
+    return TS + (f'{{"stream":"btcusdt@trade","data":{{"e":"trade","E":{E},"T":1,"s":"BTCUSDT","t":{t},'
+                 f'"p":{p},"q":{q},"X":"MARKET","m":false}}}}').encode()
+
+
+def _ticker(u=5123107839020, b='"61800.20"', B='"2.507"', a='"61800.30"', A='"2.510"'):
+    return TS + (f'{{"stream":"btcusdt@bookTicker","data":{{"e":"bookTicker","u":{u},"s":"BTCUSDT","b":{b},'
+                 f'"B":{B},"a":{a},"A":{A},"T":1,"E":1}}}}').encode()
+
+
+def _snapshot(last=5123107852948, bids='[["61800.20","2.909"]]', asks='[["61800.30","1.000"]]'):
+    return TS + f'{{"lastUpdateId":{last},"E":1,"T":1,"bids":{bids},"asks":{asks}}}'.encode()
+
+
+def test_decoder_takes_its_bounds_from_the_instrument(usdm, spot):
+    assert (BinanceDecoder(usdm).max_price_ticks, BinanceDecoder(usdm).max_qty_lots) == (45_297_640, 21_000_000_000)
+    assert BinanceDecoder(spot).max_price_ticks == 100_000_000 and BinanceDecoder(spot).max_qty_lots == 21 * 10**14
+
+
+@pytest.mark.parametrize("line", [
+    _depth(b='[["4529764.0","1.000"]]'),                  # exactly max_price
+    _depth(a='[["0.1","21000000.000"]]'),                 # the smallest price, exactly max_qty
+    _depth(b='[["61800.20","0.000"]]'),                   # quantity 0 deletes
+    _depth(U=0, u=0, pu=0),                               # ids at 0
+    _depth(U=2**62, u=2**62, pu=2**62),                   # ids at the bound
+    _depth(E=(2**63 - 1) // 10**6),                       # the last ms whose ns value fits int64
+    _trade(p='"4529764.0"', q='"21000000"'),
+    _ticker(b='"4529764.0"', B='"0"', a='"4529764.0"', A='"21000000.000"'),
+    _snapshot(last=0, bids='[["4529764.0","21000000.000"]]'),
+])
+def test_values_at_the_bounds_decode(line, usdm):
+    assert BinanceDecoder(usdm).decode(line) is not None
+
+
+@pytest.mark.parametrize("line, field", [
+    (_depth(b='[["922337203685477580.7","1.000"]]'), "max_price"),     # ~INT64_MAX ticks: crashed the book
+    (_depth(b='[["4529764.1","1.000"]]'), "max_price"),                # one tick above PRICE_FILTER.maxPrice
+    (_depth(a='[["-61800.30","1.000"]]'), "max_price"),
+    (_depth(a='[["0.0","1.000"]]'), "max_price"),
+    (_depth(b='[["61800.20","21000000.001"]]'), "max_qty"),           # one lot above max_qty
+    (_depth(b='[["61800.20","9223372036854775.807"]]'), "max_qty"),   # INT64_MAX lots
+    (_depth(b='[["61800.20","-0.001"]]'), "max_qty"),
+    (_depth(U=7, u=6), "U=7 > u=6"),                                   # aborted the whole replay before
+    (_depth(U=-1), "'U'"), (_depth(u=2**62 + 1), "'u'"), (_depth(pu=-1), "'pu'"), (_depth(pu=2**63 - 1), "'pu'"),
+    (_depth(U=1.5), "'U'"), (_depth(u='"6"'), "'u'"), (_depth(U="true"), "'U'"),
+    (_depth(E=10**17), "'E'"), (_depth(E=-1), "'E'"), (_depth(E=(2**63 - 1) // 10**6 + 1), "'E'"),
+    (_trade(E=10**17), "'E'"),                                         # wrapped silently before
+    (_trade(q='"0.000"'), "trade 'q'"), (_trade(p='"4529764.1"'), "trade 'p'"), (_trade(t=-5), "'t'"),
+    (_ticker(u=-1), "'u'"), (_ticker(u=2**62 + 1), "'u'"), (_ticker(b='"4529764.1"'), "bookTicker 'b'"),
+    (_ticker(A='"21000000.001"'), "bookTicker 'A'"),
+    (_snapshot(last=-1), "'lastUpdateId'"), (_snapshot(last=2**62 + 1), "'lastUpdateId'"),
+    (_snapshot(asks='[["922337203685477580.7","1.000"]]'), "max_price"),
+])
+def test_out_of_range_numbers_are_malformed_lines_naming_the_field(line, field, usdm):
+    with pytest.raises(MalformedLine, match=field.replace("[", r"\[")):
+        BinanceDecoder(usdm).decode(line)

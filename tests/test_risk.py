@@ -93,7 +93,9 @@ def test_max_order_notional_refuses_above_50_usdt_and_passes_at_50(impl):
 
 def test_max_order_notional_refuses_a_fat_finger_quantity_without_overflow(impl):
     gate = make_gate(impl)
-    assert gate.check_order(BUY, MID, 2**62, T0) == impl.MAX_ORDER_NOTIONAL
+    # 2**53 lots (the largest quantity the core accepts) at 10000 ticks: the product would pass int64
+    assert gate.check_order(BUY, MID, 2**53, T0) == impl.MAX_ORDER_NOTIONAL
+    assert gate.check_order(BUY, MID, 2**62, T0) == impl.INVALID_ORDER      # beyond the core's quantity bound
 
 
 def test_symbol_notional_cap_counts_position_and_open_orders_of_both_sides(impl):

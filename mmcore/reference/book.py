@@ -13,7 +13,12 @@ Units: prices in ticks, quantities in lots, times in ns (int). Sync rules and th
   drop ``u < lastUpdateId``; first applied ``U <= lastUpdateId <= u``; then ``pu == previous u``.
 
 Once synced, an event with ``u <=`` the book's update id is STALE; a gap clears the book, and the diff that
-revealed it is kept at the head of the buffer for the next snapshot (as in the compiled book).
+revealed it is kept at the head of the buffer for the next snapshot (as in the compiled book). A snapshot that
+arrives while SYNCED with ``lastUpdateId <=`` the book's update id is ignored and counted (``stale_snapshots``).
+
+Bounds (the compiled book's, mirrored so both refuse the same input with ValueError): prices in
+``[1, MAX_PRICE_TICKS]``, quantities in ``[0, MAX_QTY_LOTS]`` (both 2**53), update ids within ``+-MAX_UPDATE_ID``
+(2**62); ``depth_qty`` saturates at 2**63 - 1 as the compiled one does.
 
 Events are read through their Python attributes (``first_update_id``, ``final_update_id``,
 ``prev_final_update_id``, ``ts_local_ns``, ``bids``, ``asks``, ``last_update_id``), so any object carrying
@@ -35,6 +40,10 @@ GAP = 3
 BID = 1
 ASK = -1
 DEFAULT_MAX_PENDING = 100_000
+MAX_PRICE_TICKS = 2**53
+MAX_QTY_LOTS = 2**53
+MAX_UPDATE_ID = 2**62
+_INT64_MAX = 2**63 - 1
 
 _MARKET_RULES = {"binance_spot": SYNC_SPOT, "binance_usdm": SYNC_USDM}
 
@@ -49,8 +58,14 @@ def sync_rule_for_market(market: str) -> int:
 
 def _check_levels(levels, what: str) -> None:
     for px, qty in levels:
-        if px <= 0 or qty < 0:
-            raise ValueError(f"{what} level ({px}, {qty}): price must be > 0 and quantity >= 0")
+        if not (1 <= px <= MAX_PRICE_TICKS and 0 <= qty <= MAX_QTY_LOTS):
+            raise ValueError(f"{what} level ({px}, {qty}): price must be in [1, {MAX_PRICE_TICKS}] ticks and "
+                             f"quantity in [0, {MAX_QTY_LOTS}] lots")
+
+
+def _check_id(v: int, name: str) -> None:
+    if not -MAX_UPDATE_ID <= v <= MAX_UPDATE_ID:
+        raise ValueError(f"{name} = {v}: update ids must be within +-{MAX_UPDATE_ID}")
 
 
 class _Side:
@@ -111,6 +126,7 @@ class ReferenceL2Book:
         self.applied = 0
         self.buffered = 0
         self.stale = 0
+        self.stale_snapshots = 0
         self.gaps = 0
         self.crossed = 0
         self.buffer_dropped = 0
@@ -175,8 +191,12 @@ class ReferenceL2Book:
         if s is None:
             raise TypeError("load_snapshot() needs a DepthSnapshot, got None")
         bids, asks = s.bids, s.asks
+        _check_id(s.last_update_id, "snapshot lastUpdateId")
         _check_levels(bids, "snapshot bid")
         _check_levels(asks, "snapshot ask")
+        if self.state == SYNCED and s.last_update_id <= self.last_update_id:
+            self.stale_snapshots += 1
+            return self.state
         self._bids.load(bids)
         self._asks.load(asks)
         self.state = SYNCED
@@ -196,6 +216,9 @@ class ReferenceL2Book:
             raise TypeError("apply_diff() needs a DepthDiff, got None")
         if d.final_update_id < d.first_update_id:
             raise ValueError(f"depth diff with u={d.final_update_id} < U={d.first_update_id}")
+        _check_id(d.first_update_id, "diff U")
+        _check_id(d.final_update_id, "diff u")
+        _check_id(d.prev_final_update_id, "diff pu")
         _check_levels(d.bids, "diff bid")
         _check_levels(d.asks, "diff ask")
         if self.state == AWAITING_SNAPSHOT:
@@ -266,7 +289,7 @@ class ReferenceL2Book:
         if n_levels == 0:
             return 0
         qty = s.qty
-        return sum(qty[s.sign * k] for k in s.keys[-n_levels:])
+        return min(_INT64_MAX, sum(qty[s.sign * k] for k in s.keys[-n_levels:]))
 
     def n_levels(self, side: int) -> int:
         """Number of levels on ``side``."""

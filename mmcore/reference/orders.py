@@ -23,6 +23,9 @@ EVENT_NAMES = ("SUBMIT", "ACK", "REJECT", "FILL", "CANCEL_REQUEST", "CANCEL_ACK"
                "REPLACE_REQUEST", "REPLACE_ACK", "REPLACE_REJECT")
 TERMINAL_STATES = (FILLED, CANCELED, REJECTED, EXPIRED)
 _INT64_MAX = 2**63 - 1
+#: Bounds of the compiled core (``mmcore_ext/bounds.pxd``): an order's price (ticks) and quantity (lots).
+MAX_PRICE_TICKS = 2**53
+MAX_QTY_LOTS = 2**53
 
 #: (state, event) -> target; FILL holds the partial-fill target, RESTORE means "back to prev_state".
 TABLE: dict[tuple[int, int], int] = {
@@ -106,8 +109,9 @@ class Order:
             raise ValueError("client_order_id must be a non-empty str")
         if side not in (1, -1):
             raise ValueError(f"side must be +1 or -1, got {side}")
-        if price <= 0 or qty <= 0:
-            raise ValueError(f"price (ticks) and qty (lots) must be > 0, got {price} and {qty}")
+        if not (1 <= price <= MAX_PRICE_TICKS and 1 <= qty <= MAX_QTY_LOTS):
+            raise ValueError(f"price (ticks) and qty (lots) must be in [1, {MAX_PRICE_TICKS}] and "
+                             f"[1, {MAX_QTY_LOTS}], got {price} and {qty}")
         self.client_order_id = client_order_id
         self.venue_order_id = None
         self.side = side
@@ -205,8 +209,9 @@ class Order:
         target = TABLE.get((self.state, FILL), ILLEGAL)
         if target == ILLEGAL:
             return self._refuse(ILLEGAL, transition_error(self.state, FILL))
-        if price <= 0 or qty <= 0:
-            return self._refuse(INVALID, f"fill {trade_id}: price {price} ticks and qty {qty} lots must be > 0")
+        if price <= 0 or qty <= 0 or price > MAX_PRICE_TICKS:
+            return self._refuse(INVALID, f"fill {trade_id}: price {price} ticks must be in [1, {MAX_PRICE_TICKS}] "
+                                         f"and qty {qty} lots > 0")
         open_qty = self._open_qty()
         if qty > open_qty - self.filled:
             return self._refuse(OVERFILL, f"fill {trade_id}: {qty} lots > remaining {open_qty - self.filled} lots")
@@ -227,9 +232,9 @@ class Order:
         target = TABLE.get((self.state, REPLACE_REQUEST), ILLEGAL)
         if target == ILLEGAL:
             return self._refuse(ILLEGAL, transition_error(self.state, REPLACE_REQUEST))
-        if price <= 0 or qty <= self.filled:
-            return self._refuse(INVALID, f"amend to price {price} ticks, qty {qty} lots: need price > 0 and "
-                                         f"qty > filled {self.filled} lots")
+        if price <= 0 or qty <= self.filled or price > MAX_PRICE_TICKS or qty > MAX_QTY_LOTS:
+            return self._refuse(INVALID, f"amend to price {price} ticks, qty {qty} lots: need price in "
+                                         f"[1, {MAX_PRICE_TICKS}] and qty in (filled {self.filled}, {MAX_QTY_LOTS}] lots")
         if price == self.price and qty == self.qty:
             return self._refuse(INVALID, "amend changes neither price nor qty")
         self.pending_price, self.pending_qty = price, qty

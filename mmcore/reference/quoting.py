@@ -13,6 +13,8 @@ import math
 TICK_TOL = 1e-9
 #: Above ~5.6e5 ticks the tolerance grows to this many ulps of the tick count (see ``to_ticks``).
 TICK_TOL_ULPS = 8.0
+#: Largest quote (ticks): 2**53, the book's price bound (``mmcore_ext.quoting.MAX_QUOTE_TICKS``).
+MAX_QUOTE_TICKS = 2**53
 
 
 # --- Avellaneda & Stoikov (2008), preprint eqs (3.17), (3.18) ---
@@ -110,11 +112,20 @@ def quote_ticks(mid: float, reservation: float, spread: float, min_spread_bps: f
                 tick: float, best_bid: int, best_ask: int) -> tuple[float, int, int]:
     """Full pipeline: clamp the spread, centre it on the reservation price, round, finish.
 
-    Returns ``(clamped spread, bid_ticks, ask_ticks)``.
+    Returns ``(clamped spread, bid_ticks, ask_ticks)``. Raises ValueError, as the compiled models, when a best
+    price is outside ``[0, MAX_QUOTE_TICKS]``, a raw quote beyond ``+-MAX_QUOTE_TICKS`` ticks, or the finished
+    ask above ``MAX_QUOTE_TICKS``.
     """
+    if not (0 <= best_bid <= MAX_QUOTE_TICKS and 0 <= best_ask <= MAX_QUOTE_TICKS):
+        raise ValueError(f"best bid/ask {best_bid}/{best_ask} ticks outside [0, {MAX_QUOTE_TICKS}]")
     spread = clamp_spread(spread, mid, min_spread_bps, max_spread_bps)
+    lo, hi = (reservation - 0.5 * spread) / tick, (reservation + 0.5 * spread) / tick
+    if not (abs(lo) <= MAX_QUOTE_TICKS and abs(hi) <= MAX_QUOTE_TICKS):
+        raise ValueError(f"quotes outside the price bound +-{MAX_QUOTE_TICKS} ticks (MAX_QUOTE_TICKS)")
     bid, ask = to_ticks(reservation - 0.5 * spread, reservation + 0.5 * spread, tick)
     bid, ask = finish_quotes(mid, bid, ask, tick, best_bid, best_ask)
+    if ask > MAX_QUOTE_TICKS:
+        raise ValueError(f"ask {ask} ticks above the price bound {MAX_QUOTE_TICKS} (MAX_QUOTE_TICKS)")
     return spread, bid, ask
 
 

@@ -2,6 +2,9 @@
 
 Same API, same integer arithmetic, same results as the compiled gate; used by the differential tests and as the
 benchmark baseline. Read the compiled module's docstrings for the semantics; this file keeps only short notes.
+Bounds mirrored from the compiled gate: prices in [1, 2**53], quantities in [1, 2**53] (INVALID_ORDER) or [0, 2**53]
+(ValueError in on_fill / on_order_open / on_order_closed), position and open quantities within +-2**62, open notionals
+<= 2**63 - 1, a mid_x2 above 2**54 is no valid mid, and time differences / sums saturate at the int64 limits.
 """
 from __future__ import annotations
 
@@ -15,6 +18,15 @@ log = logging.getLogger("mmcore.risk")
 
 BUY = 1
 SELL = -1
+MAX_PRICE_TICKS = 2**53
+MAX_QTY_LOTS = 2**53
+MAX_ACCUM_LOTS = 2**62
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
+
+
+def _sat(v: int) -> int:
+    """``v`` clamped to the int64 range (the compiled gate's saturating time arithmetic)."""
+    return _INT64_MIN if v < _INT64_MIN else _INT64_MAX if v > _INT64_MAX else v
 
 ACTIVE = 0
 REDUCING = 1
@@ -50,6 +62,13 @@ N_REASONS = len(REASON_NAMES)
 def _check_side(side):
     if side != BUY and side != SELL:
         raise ValueError(f"side must be +1 (buy) or -1 (sell), got {side}")
+
+
+def _check_fill_args(side, price, qty, what):
+    _check_side(side)
+    if not (1 <= price <= MAX_PRICE_TICKS and 0 <= qty <= MAX_QTY_LOTS):
+        raise ValueError(f"{what}: price {price} ticks must be in [1, {MAX_PRICE_TICKS}] and quantity "
+                         f"{qty} lots in [0, {MAX_QTY_LOTS}]")
 
 
 class GlobalExposure:
@@ -132,9 +151,9 @@ class RiskGate:
             return TRADING_HALTED
         if not self.symbol_allowed:
             return SYMBOL_NOT_ALLOWED
-        if (side != BUY and side != SELL) or price <= 0 or qty <= 0:
+        if (side != BUY and side != SELL) or not 1 <= price <= MAX_PRICE_TICKS or not 1 <= qty <= MAX_QTY_LOTS:
             return INVALID_ORDER
-        if not self.synced or ts - self.last_market_ns > lim.stale_after_ns:
+        if not self.synced or _sat(ts - self.last_market_ns) > lim.stale_after_ns:
             return STALE_DATA
         ref_x2 = self.reference_x2_ticks()
         if self.mid_none_count >= lim.mid_none_limit or ref_x2 <= 0:
@@ -160,13 +179,13 @@ class RiskGate:
         if ts < self._cooldown_until_ns[side]:
             return CANCEL_COOLDOWN
         q = self._orders
-        if lim.orders_per_window > 0 and len(q) == lim.orders_per_window and ts - q[0] < lim.window_ns:
+        if lim.orders_per_window > 0 and len(q) == lim.orders_per_window and _sat(ts - q[0]) < lim.window_ns:
             return ORDER_RATE
         return PASS
 
     def check_spread(self, bid_ticks: int, ask_ticks: int) -> int:
         lim = self.limits
-        if bid_ticks <= 0 or ask_ticks <= 0:
+        if not (1 <= bid_ticks <= MAX_PRICE_TICKS and 1 <= ask_ticks <= MAX_PRICE_TICKS):
             code = INVALID_ORDER
         elif ask_ticks <= bid_ticks or 2 * (ask_ticks - bid_ticks) < lim.min_spread_frac * (ask_ticks + bid_ticks):
             code = SPREAD_TOO_NARROW
@@ -181,7 +200,7 @@ class RiskGate:
         lim = self.limits
         q = self._cancels
         code = PASS
-        if lim.cancels_per_window > 0 and len(q) == lim.cancels_per_window and ts_ns - q[0] < lim.window_ns:
+        if lim.cancels_per_window > 0 and len(q) == lim.cancels_per_window and _sat(ts_ns - q[0]) < lim.window_ns:
             code = CANCEL_RATE
         self._counts[code] += 1
         return code
@@ -193,31 +212,43 @@ class RiskGate:
     def on_market(self, ts_ns: int, mid_x2_ticks: int, synced: bool) -> None:
         self.last_market_ns = ts_ns
         self.synced = bool(synced)
-        if mid_x2_ticks > 0:
+        if 0 < mid_x2_ticks <= 2 * MAX_PRICE_TICKS:
             self.mid_x2_ticks = mid_x2_ticks
             self.mid_none_count = 0
         else:
             self.mid_none_count += 1
 
     def set_oracle_price(self, price_ticks: int) -> None:
+        if price_ticks > MAX_PRICE_TICKS:
+            raise ValueError(f"oracle price {price_ticks} ticks above {MAX_PRICE_TICKS}")
         self.oracle_price_ticks = price_ticks if price_ticks > 0 else 0
 
     def on_fill(self, side: int, price_ticks: int, qty_lots: int) -> None:
-        _check_side(side)
-        self.position_lots += side * qty_lots
+        _check_fill_args(side, price_ticks, qty_lots, "fill")
+        pos = self.position_lots + side * qty_lots
+        if abs(pos) > MAX_ACCUM_LOTS:
+            raise ValueError(f"fill of {qty_lots} lots: position would be {pos} lots, beyond +-{MAX_ACCUM_LOTS}")
+        self.position_lots = pos
         self.open_qty_lots[side] = max(0, self.open_qty_lots[side] - qty_lots)
         self.open_notional_tl[side] = max(0, self.open_notional_tl[side] - price_ticks * qty_lots)
 
     def set_position(self, position_lots: int) -> None:
+        if abs(position_lots) > MAX_ACCUM_LOTS:
+            raise ValueError(f"position {position_lots} lots beyond +-{MAX_ACCUM_LOTS}")
         self.position_lots = position_lots
 
     def on_order_open(self, side: int, price_ticks: int, qty_lots: int) -> None:
-        _check_side(side)
-        self.open_qty_lots[side] += qty_lots
-        self.open_notional_tl[side] += price_ticks * qty_lots
+        _check_fill_args(side, price_ticks, qty_lots, "open order")
+        notional = self.open_notional_tl[side] + price_ticks * qty_lots
+        open_qty = self.open_qty_lots[side] + qty_lots
+        if notional > _INT64_MAX or open_qty > MAX_ACCUM_LOTS:
+            raise ValueError(f"open order of {qty_lots} lots at {price_ticks} ticks: open quantity or notional "
+                             f"would pass the int64 range")
+        self.open_qty_lots[side] = open_qty
+        self.open_notional_tl[side] = notional
 
     def on_order_closed(self, side: int, price_ticks: int, remaining_qty_lots: int) -> None:
-        _check_side(side)
+        _check_fill_args(side, price_ticks, remaining_qty_lots, "closed order")
         self.open_qty_lots[side] = max(0, self.open_qty_lots[side] - remaining_qty_lots)
         self.open_notional_tl[side] = max(0, self.open_notional_tl[side] - price_ticks * remaining_qty_lots)
 
@@ -229,7 +260,7 @@ class RiskGate:
         _check_side(side)
         if self.limits.cancels_per_window > 0:
             self._cancels.append(ts_ns)
-        self._cooldown_until_ns[side] = ts_ns + self.limits.cancel_cooldown_ns
+        self._cooldown_until_ns[side] = _sat(ts_ns + self.limits.cancel_cooldown_ns)
 
     # --- trading state ---
     def on_pnl(self, ts_ns: int, realized_usdt: float, unrealized_usdt: float) -> None:

@@ -83,8 +83,11 @@ def detect_symbol(path: str | Path, max_lines: int = 5000) -> str:
 def BinanceDecoder(instrument: Instrument) -> BinanceLineDecoder:
     """The compiled line decoder for one instrument: ``decode(raw_line)`` returns an event, ``None`` for a
     well-formed message mmcore does not use (``markPrice``, another symbol), or raises MalformedLine.
-    Timestamp units come from the digit count (10/13/16/19 = s/ms/µs/ns)."""
-    return BinanceLineDecoder(instrument.grid, instrument.symbol)
+    Timestamp units come from the digit count (10/13/16/19 = s/ms/µs/ns). Prices outside
+    ``[1, instrument.max_price_ticks]`` and quantities outside ``[0, instrument.max_qty_lots]`` are malformed
+    (the instrument table's ``max_price`` / ``max_qty``), as are ids and times outside the ranges listed in
+    :mod:`mmcore_ext.binance_codec`."""
+    return BinanceLineDecoder(instrument.grid, instrument.symbol, instrument.max_price_ticks, instrument.max_qty_lots)
 
 
 class ReplayReader:
