@@ -585,14 +585,15 @@ def test_levels_in_ascending_descending_or_random_order_within_an_event_match_re
 
 
 # ---------------------------------------------------------------- hostile numbers and stale snapshots (issue 8)
-MAXP = B.MAX_PRICE_TICKS        # 2**53
-MAXQ = B.MAX_QTY_LOTS           # 2**53
-MAXID = B.MAX_UPDATE_ID         # 2**62
+MAXP = 2**53       # B.MAX_PRICE_TICKS
+MAXQ = 2**53       # B.MAX_QTY_LOTS
+MAXID = 2**62      # B.MAX_UPDATE_ID
 
 
 def test_bounds_are_the_instrument_tables_range():
     from mmcore.instruments import MAX_UNITS
-    assert MAXP == MAXQ == MAX_UNITS == 2**53 and MAXID == 2**62
+    assert (B.MAX_PRICE_TICKS, B.MAX_QTY_LOTS, B.MAX_UPDATE_ID) == (MAXP, MAXQ, MAXID)
+    assert MAX_UNITS == MAXP
     assert (ref.MAX_PRICE_TICKS, ref.MAX_QTY_LOTS, ref.MAX_UPDATE_ID) == (MAXP, MAXQ, MAXID)
 
 

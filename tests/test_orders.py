@@ -644,3 +644,32 @@ def test_long_counter_stays_within_length():
     assert g.next_id() == "X" * 26 + "-zzzzz"
     with pytest.raises(ValueError):
         g.next_id()
+
+
+# ---------------------------------------------------------------- hostile numbers (issue 8)
+# An order's price and quantity are bounded by the core's range (2**53), as the book's and the risk gate's.
+
+@pytest.mark.parametrize("m", IMPLS)
+@pytest.mark.parametrize("price, qty", [(2**53 + 1, 1), (2**63 - 1, 1), (PX, 2**53 + 1), (PX, 2**63 - 1)])
+def test_order_outside_the_core_bounds_is_refused_at_construction(m, price, qty):
+    with pytest.raises(ValueError, match="must be in"):
+        m.Order("mm-1", 1, price, qty, 0)
+    assert m.Order("mm-1", 1, 2**53, 2**53, 0).qty == 2**53
+
+
+@pytest.mark.parametrize("m", IMPLS)
+@pytest.mark.parametrize("price", [2**53 + 1, 2**63 - 1])
+def test_fill_at_a_price_outside_the_bound_is_invalid(m, price):
+    o = order_in(m, "ACCEPTED")
+    before = snapshot(o)
+    assert o.fill(50, price, 1, 10) == m.INVALID
+    assert snapshot(o) == before
+
+
+@pytest.mark.parametrize("m", IMPLS)
+@pytest.mark.parametrize("price, qty", [(2**53 + 1, QTY), (PX, 2**53 + 1), (2**63 - 1, 2**63 - 1)])
+def test_amend_outside_the_bounds_is_invalid(m, price, qty):
+    o = order_in(m, "ACCEPTED")
+    before = snapshot(o)
+    assert o.request_replace(price, qty, 10) == m.INVALID
+    assert snapshot(o) == before

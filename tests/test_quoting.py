@@ -544,3 +544,77 @@ def test_intensity_capacity_drop_shortens_the_window_used_for_rates():
 def test_intensity_constructor_rejects_bad_parameter_by_name(args, name):
     with pytest.raises(ValueError, match=name):
         TradeIntensity(*args)
+
+
+# --- hostile numbers (issue 8): quotes within the book's price bound, time arithmetic on any int64 ---
+EXTREME_TS = [-2**63, -2**63 + 1, -1, 0, 1, 2**62, 2**63 - 2, 2**63 - 1]
+
+
+def test_max_quote_is_the_book_price_bound():
+    from mmcore_ext.book import MAX_PRICE_TICKS
+    from mmcore_ext.quoting import MAX_QUOTE_TICKS
+    assert MAX_QUOTE_TICKS == MAX_PRICE_TICKS == ref.MAX_QUOTE_TICKS == 2**53
+
+
+@pytest.mark.parametrize("mid", [2**53 * 0.01 * 1.5, 2**60 * 0.01, 2**61 * 0.01])   # 1.5 * 2**53 .. 2**61 ticks
+def test_quotes_beyond_the_price_bound_raise_even_below_int64(mid):
+    # Before: quotes up to 2**62 ticks were accepted, past what the book and the risk gate can hold.
+    for m in (make_as(), make_glft()):
+        with pytest.raises(ValueError, match="MAX_QUOTE_TICKS"):
+            m.compute(0, mid, 0.0, 0.0, 0, 0)
+    with pytest.raises(ValueError, match="MAX_QUOTE_TICKS"):
+        ref.quote_ticks(mid, mid, 0.0, 0.0, INF, 0.01, 0, 0)
+
+
+def test_ask_pushed_above_the_bound_by_the_book_raises():
+    m = make_as(tick=1.0)
+    with pytest.raises(ValueError, match="MAX_QUOTE_TICKS"):
+        m.compute(0, 2.0**53 - 4, 0.0, 0.0, 2**53, 0)          # best bid at the bound: ask = best bid + 1
+    with pytest.raises(ValueError, match="MAX_QUOTE_TICKS"):
+        ref.quote_ticks(2.0**53 - 4, 2.0**53 - 4, 0.0, 0.0, INF, 1.0, 2**53, 0)
+
+
+@pytest.mark.parametrize("best_bid, best_ask", [(2**63 - 1, 0), (0, -2**63), (-1, 0), (0, 2**53 + 1)])
+def test_best_prices_outside_the_bound_raise(best_bid, best_ask):
+    # Before: best_bid + 1 / best_ask - 1 wrapped and the quotes could end up crossed (bid >= ask).
+    for m in (make_as(), make_glft()):
+        with pytest.raises(ValueError, match="best bid/ask"):
+            m.compute(0, 100.0, 0.0, 1.0, best_bid, best_ask)
+    with pytest.raises(ValueError, match="best bid/ask"):
+        ref.quote_ticks(100.0, 100.0, 0.1, 0.0, INF, 0.01, best_bid, best_ask)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ts=st.lists(st.sampled_from(EXTREME_TS) | st.integers(-2**63, 2**63 - 1), min_size=1, max_size=8),
+       horizon_s=st.sampled_from([1e-9, 0.5, 60.0, 9.1e9]))
+def test_as_cycle_clock_on_arbitrary_int64_times_matches_exact_integers(ts, horizon_s):
+    # Before: ts - cycle_start wrapped for times far apart (e.g. -2**63 then 2**63 - 1).
+    m = make_as(horizon_s=horizon_s)
+    horizon_ns = round(horizon_s * 1e9)
+    start = None
+    for t in ts:
+        m.compute(t, 100.0, 0.0, 1.0, 0, 0)
+        start = t if start is None else start
+        left, start = ref.cycle_time_left_s(t, start, horizon_ns)
+        assert m.cycle_start_ns == start and m.time_left_s == left
+        assert 0.0 < m.time_left_s <= horizon_ns * 1e-9 + 1e-18
+
+
+def test_ewma_sample_across_the_whole_int64_time_range_is_taken():
+    # Before: ts - prev_ts wrapped negative, so the sample was silently dropped.
+    v = EwmaVolatility(5.0, 1, 0.5)
+    v.update(-2**63 + 1, 100.0)
+    v.update(2**63 - 1, 101.0)
+    sigma, samples = ref.ewma_sigma([(-2**63 + 1, 100.0), (2**63 - 1, 101.0)], 5.0, 1, 0.5)
+    assert v.samples == samples == 1 and v.sigma == pytest.approx(sigma, rel=1e-12)
+
+
+def test_trade_intensity_window_near_the_int64_minimum_does_not_wrap():
+    # Before: now - window wrapped to a huge cut-off and the trade just recorded expired at once.
+    ti = TradeIntensity(1.0, 0.5, 4, 1.0, 1.0, min_count=1, min_points=2, capacity=8)
+    ti.on_trade(-2**63 + 5, 100.5, 100.0)
+    assert ti.n_trades == 1 and ti.counts == [0, 1, 0, 0]
+    ti.fit(2**63 - 1)                                    # a fit at the other end of time: no wrap either
+    assert ti.n_trades == 0
+    with pytest.raises(ValueError):
+        ti.fit(2**63)

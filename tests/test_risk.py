@@ -610,3 +610,124 @@ def apply(gate, ts, op):
     if name == "halt_or_reset":
         return gate.halt(ts, "random halt") if args[0] == "halt" else gate.reset(ts)
     return getattr(gate, name)(*args)
+
+
+# ------------------------------------------------------------------------------------------------ hostile numbers
+# Every int64 boundary (issue 8): the compiled gate must agree with the reference's exact Python integers, raise
+# only the documented ValueError, and never wrap. Before the fix it wrapped (e.g. ``abs_pos * ref_x2``,
+# ``ts - last_market_ns``, ``ts + cooldown``, ``price * qty`` of an open order) and disagreed.
+I64 = [-2**63, -2**63 + 1, -2**62, -1, 0, 1, 2, 2**31, 2**53 - 1, 2**53, 2**53 + 1, 2**62, 2**62 + 1, 2**63 - 2,
+       2**63 - 1]
+_xint = st.sampled_from(I64 + [MID, 2 * MID, 500])
+_xts = st.sampled_from([-2**63, -2**63 + 1, -1, 0, T0, T0 + SEC, 2**63 - 2, 2**63 - 1])
+_xops = st.one_of(
+    st.tuples(st.just("check_order"), st.sampled_from([BUY, SELL, 0]), _xint, _xint),
+    st.tuples(st.just("on_market"), _xint, st.booleans()),
+    st.tuples(st.just("check_spread"), _xint, _xint),
+    st.tuples(st.just("check_cancel")),
+    st.tuples(st.just("on_fill"), _side, _xint, _xint),
+    st.tuples(st.just("on_order_open"), _side, _xint, _xint),
+    st.tuples(st.just("on_order_closed"), _side, _xint, _xint),
+    st.tuples(st.just("note_order_sent")),
+    st.tuples(st.just("note_cancel_sent"), _side),
+    st.tuples(st.just("set_oracle_price"), _xint),
+    st.tuples(st.just("set_position"), _xint),
+    st.tuples(st.just("is_reducing"), _side, _xint),
+)
+
+
+def apply_catching(gate, ts, op):
+    try:
+        return apply(gate, ts, op)
+    except ValueError as exc:
+        return ("ValueError", str(exc).split(":")[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(cfg=_configs, steps=st.lists(st.tuples(_xts, _xops), min_size=5, max_size=60))
+def test_compiled_gate_agrees_with_reference_at_every_int64_boundary(cfg, steps):
+    config = RiskConfig(**{**cfg, "max_single_trade_usdt": 1e12, "max_symbol_notional_usdt": 1e12})
+    gates = [impl.RiskGate(config, TICK, LOT, SYMBOL, impl.GlobalExposure()) for impl in (compiled, reference)]
+    for g in gates:
+        g.on_market(T0, 2 * MID, True)
+    for ts, op in steps:                               # times jump anywhere in int64, backwards too
+        results = [apply_catching(g, ts, op) for g in gates]
+        assert results[0] == results[1], (op, ts)
+        c, r = gates
+        for name in ("position_lots", "open_buy_qty_lots", "open_sell_qty_lots", "open_buy_notional_tl",
+                     "open_sell_notional_tl", "mid_x2_ticks", "oracle_price_ticks"):
+            assert getattr(c, name) == getattr(r, name), (name, op, ts)
+        assert abs(c.position_lots) <= 2**62 and 0 <= c.open_buy_notional_tl <= 2**63 - 1
+        assert c.exposure_usdt() == r.exposure_usdt()
+    assert gates[0].refusals() == gates[1].refusals()
+
+
+def test_position_and_reference_near_the_bounds_hit_the_symbol_cap_instead_of_wrapping(impl):
+    gate = make_gate(impl, max_single_trade_usdt=1e12, max_symbol_notional_usdt=1e12)
+    gate.set_position(2**62)                     # |position| * 2 * mid = 2**62 * 20000 wrapped to 0 before
+    assert gate.check_order(BUY, MID, 1, T0) == impl.SYMBOL_NOTIONAL_CAP
+    assert gate.exposure_usdt() == pytest.approx(2**62 * MID * 1e-5)
+
+
+@pytest.mark.parametrize("call", [
+    lambda g: g.set_position(2**62 + 1), lambda g: g.set_position(-2**63), lambda g: g.set_oracle_price(2**53 + 1),
+    lambda g: g.on_fill(BUY, 2**53 + 1, 1), lambda g: g.on_fill(BUY, MID, 2**53 + 1), lambda g: g.on_fill(SELL, MID, -1),
+    lambda g: g.on_order_open(BUY, MID, -5), lambda g: g.on_order_open(SELL, 0, 5),
+    lambda g: g.on_order_closed(BUY, MID, -2**63), lambda g: g.on_order_closed(SELL, 2**63 - 1, 1),
+])
+def test_out_of_range_state_updates_raise_value_error_and_change_nothing(impl, call):
+    gate = make_gate(impl)
+    gate.on_order_open(BUY, MID, 100)
+    before = (gate.position_lots, gate.open_buy_qty_lots, gate.open_buy_notional_tl, gate.oracle_price_ticks)
+    with pytest.raises(ValueError):
+        call(gate)
+    assert (gate.position_lots, gate.open_buy_qty_lots, gate.open_buy_notional_tl, gate.oracle_price_ticks) == before
+
+
+def test_open_notional_that_would_pass_int64_raises(impl):
+    gate = make_gate(impl)
+    gate.on_order_open(BUY, 2**53, 2**9)              # 2**62 tick*lots
+    with pytest.raises(ValueError):
+        gate.on_order_open(BUY, 2**53, 2**9)          # 2**63: one past int64
+    assert gate.open_buy_notional_tl == 2**62 and gate.open_buy_qty_lots == 2**9
+
+
+def test_position_accumulated_by_fills_stays_within_the_bound(impl):
+    gate = make_gate(impl)
+    gate.set_position(2**62 - 2**53 + 1)
+    with pytest.raises(ValueError):
+        gate.on_fill(BUY, MID, 2**53)
+    assert gate.position_lots == 2**62 - 2**53 + 1
+    gate.on_fill(BUY, MID, 2**53 - 1)
+    assert gate.position_lots == 2**62
+
+
+@pytest.mark.parametrize("ts", [2**63 - 1, 2**63 - 2])
+def test_cancel_cooldown_near_the_end_of_int64_time_saturates_instead_of_wrapping(impl, ts):
+    gate = make_gate(impl, cancel_cooldown_seconds=1.0, stale_after_s=1e9)
+    gate.on_market(ts - 1, 2 * MID, True)
+    gate.note_cancel_sent(ts - 1, BUY)               # ts - 1 + 1 s wrapped to a time far in the past before
+    assert gate.check_order(BUY, MID, 1, ts - 1) == impl.CANCEL_COOLDOWN
+
+
+def test_time_going_back_to_the_int64_minimum_is_not_stale_data_by_wrapping(impl):
+    gate = make_gate(impl)
+    # ts - last = -2**63 - T0 wrapped to a large positive age (STALE_DATA) before; it is a time in the past (it is
+    # still before the initial cooldown end 0, which is the next check)
+    assert gate.check_order(BUY, MID, 1, -2**63) == impl.CANCEL_COOLDOWN
+
+
+@pytest.mark.parametrize("bid, ask", [(2**63 - 1, 2**63 - 1), (2**53 + 1, 2**53 + 2), (1, 2**63 - 1), (-2**63, 5)])
+def test_check_spread_with_prices_outside_the_bound_is_invalid(impl, bid, ask):
+    assert make_gate(impl).check_spread(bid, ask) == impl.INVALID_ORDER
+
+
+@pytest.mark.parametrize("price, qty", [(2**53 + 1, 1), (2**62, 1), (MID, 2**53 + 1), (2**63 - 1, 2**63 - 1)])
+def test_order_outside_the_price_or_quantity_bound_is_invalid(impl, price, qty):
+    assert make_gate(impl).check_order(BUY, price, qty, T0) == impl.INVALID_ORDER
+
+
+def test_a_mid_above_the_book_bound_is_no_valid_mid(impl):
+    gate = make_gate(impl, mid=0, mid_none_limit=1)
+    gate.on_market(T0, 2**63 - 1, True)              # was taken as the reference; 2 * price - ref overflowed
+    assert gate.mid_x2_ticks == 0 and gate.check_order(BUY, MID, 1, T0) == impl.NO_MID
