@@ -158,6 +158,7 @@ cdef class BinanceLineDecoder:
         cdef DepthSnapshot s
         cdef Trade t
         cdef BookTicker k
+        cdef InstrumentGrid g
         if data_obj is None:
             if "lastUpdateId" in msg:
                 s = DepthSnapshot.__new__(DepthSnapshot)
@@ -190,8 +191,9 @@ cdef class BinanceLineDecoder:
             t.ts_local_ns = ts
             t.ts_event_ns = _ms(data["E"])
             t.trade_id = _id(data["t"], "t")
-            t.price = self.grid.check_price(units_from_str(data["p"], self.grid.price), "trade 'p'")
-            t.qty = self.grid.check_qty(units_from_str(data["q"], self.grid.qty), "trade 'q'", True)
+            g = self.grid
+            t.price = g.check_price(units_from_str(data["p"], g.price, "trade 'p'"), "trade 'p'")
+            t.qty = g.check_qty(units_from_str(data["q"], g.qty, "trade 'q'"), "trade 'q'", True)
             m = data["m"]
             if m is True:
                 t.side = -1
@@ -205,9 +207,10 @@ cdef class BinanceLineDecoder:
             k.ts_local_ns = ts
             k.ts_event_ns = _ms(data.get("E"))
             k.update_id = _id(data["u"], "u")
-            k.bid_px = self.grid.check_price(units_from_str(data["b"], self.grid.price), "bookTicker 'b'")
-            k.bid_qty = self.grid.check_qty(units_from_str(data["B"], self.grid.qty), "bookTicker 'B'", False)
-            k.ask_px = self.grid.check_price(units_from_str(data["a"], self.grid.price), "bookTicker 'a'")
-            k.ask_qty = self.grid.check_qty(units_from_str(data["A"], self.grid.qty), "bookTicker 'A'", False)
+            g = self.grid
+            k.bid_px = g.check_price(units_from_str(data["b"], g.price, "bookTicker 'b'"), "bookTicker 'b'")
+            k.bid_qty = g.check_qty(units_from_str(data["B"], g.qty, "bookTicker 'B'"), "bookTicker 'B'", False)
+            k.ask_px = g.check_price(units_from_str(data["a"], g.price, "bookTicker 'a'"), "bookTicker 'a'")
+            k.ask_qty = g.check_qty(units_from_str(data["A"], g.qty, "bookTicker 'A'"), "bookTicker 'A'", False)
             return k
         return None

@@ -124,8 +124,8 @@ cdef class Depth:
         cdef int64_t max_px = g.max_price_ticks, max_qty = g.max_qty_lots
         for i in range(self.n_bids):
             lvl = bids[i]
-            px = units_from_str(lvl[0], g.price)
-            qty = units_from_str(lvl[1], g.qty)
+            px = units_from_str(lvl[0], g.price, "bid price")
+            qty = units_from_str(lvl[1], g.qty, "bid quantity")
             if <uint64_t>px - 1 >= <uint64_t>max_px or <uint64_t>qty > <uint64_t>max_qty:
                 raise ValueError(f"bid level {lvl!r}: {px} ticks x {qty} lots; need price in [1, {max_px}] "
                                  f"(max_price) and quantity in [0, {max_qty}] (max_qty)")
@@ -133,8 +133,8 @@ cdef class Depth:
             self.bid_qty[i] = qty
         for i in range(self.n_asks):
             lvl = asks[i]
-            px = units_from_str(lvl[0], g.price)
-            qty = units_from_str(lvl[1], g.qty)
+            px = units_from_str(lvl[0], g.price, "ask price")
+            qty = units_from_str(lvl[1], g.qty, "ask quantity")
             if <uint64_t>px - 1 >= <uint64_t>max_px or <uint64_t>qty > <uint64_t>max_qty:
                 raise ValueError(f"ask level {lvl!r}: {px} ticks x {qty} lots; need price in [1, {max_px}] "
                                  f"(max_price) and quantity in [0, {max_qty}] (max_qty)")

@@ -16,4 +16,4 @@ cdef enum:
     FP_OVERFLOW = -4       # does not fit in int64
 
 cdef int parse_units(const char* s, Py_ssize_t n, Grid grid, int64_t* out) noexcept nogil
-cdef int64_t units_from_str(object text, Grid grid) except? -1
+cdef int64_t units_from_str(object text, Grid grid, object what=*) except? -1

@@ -77,12 +77,18 @@ cdef int parse_units(const char* s, Py_ssize_t n, Grid grid, int64_t* out) noexc
     return FP_OK
 
 
-cdef int64_t units_from_str(object text, Grid grid) except? -1:
-    """Convert a Python ``str`` to grid units; raise ValueError naming the text on any error."""
+cdef int64_t units_from_str(object text, Grid grid, object what=None) except? -1:
+    """Convert a Python ``str`` to grid units; raise ValueError naming ``what`` (the field, when given) and the text
+    on any error, including a ``text`` that is not a str."""
     cdef Py_ssize_t n
-    cdef const char* s = PyUnicode_AsUTF8AndSize(text, &n)
+    cdef const char* s
     cdef int64_t out = 0
-    cdef int rc = parse_units(s, n, grid, &out)
+    cdef int rc
+    if type(text) is not str:
+        raise ValueError(f"{what or 'value'}: {text!r:.40} is not a decimal string")
+    s = PyUnicode_AsUTF8AndSize(text, &n)
+    rc = parse_units(s, n, grid, &out)
     if rc != FP_OK:
-        raise ValueError(f"{text!r}: {_ERRORS[rc]} (grid {grid.mantissa}e-{grid.decimals})")
+        raise ValueError(f"{what + ' ' if what else ''}{text!r:.60}: {_ERRORS[rc]} "
+                         f"(grid {grid.mantissa}e-{grid.decimals})")
     return out
