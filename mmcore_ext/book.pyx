@@ -64,8 +64,8 @@ Bounds (checked at ``load_snapshot`` / ``apply_diff``, ValueError with nothing c
   already refuses anything outside the instrument's own, tighter bounds). Keys are thus within +-2**53, a
   window base within ``key - 3 width / 4`` with ``width <= 2**22``, so ``base + width``, ``base + k``,
   ``key - base`` and the re-centre bounds cannot overflow; ``mid_x2`` (a sum of two prices, < 2**54) and
-  ``spread`` cannot either; ``microprice`` multiplies ``(ask - bid) * bid_qty`` in int64 only when the product
-  fits (``__builtin_mul_overflow``), else in double; ``depth_qty`` saturates at 2**63 - 1;
+  ``spread`` cannot either; ``microprice`` forms its numerator ``bid * ask_qty + ask * bid_qty`` (< 2**107) in
+  128-bit integers; ``depth_qty`` saturates at 2**63 - 1;
 - update ids ``U``, ``u``, ``pu`` and ``lastUpdateId`` within ``+-MAX_UPDATE_ID`` (2**62), and ``U <= u``, so
   ``lastUpdateId + 1`` cannot overflow;
 - slot counts: the sorted store's capacity is checked against ``PY_SSIZE_T_MAX / sizeof(Level)`` before
@@ -78,7 +78,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.string cimport memmove
 
 from mmcore_ext.bounds cimport MAX_PRICE_TICKS as _MAX_PX, MAX_QTY_LOTS as _MAX_QTY, MAX_UPDATE_ID as _MAX_ID
-from mmcore_ext.bounds cimport mul_overflows, sat_add
+from mmcore_ext.bounds cimport int128, sat_add
 from mmcore_ext.events cimport DepthDiff, DepthSnapshot
 
 cdef extern from "Python.h":
@@ -844,17 +844,18 @@ cdef class L2Book:
     cpdef double microprice(self) noexcept:
         """Size-weighted mid (ticks): ``(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)``.
 
-        Computed as ``bid + (ask - bid) * bid_qty / (bid_qty + ask_qty)`` so the integer product stays small;
-        when it would not fit int64 (prices and quantities near 2**53) it is formed in double instead.
+        The numerator (< 2**107 with prices and quantities <= 2**53) is formed exactly in 128-bit integers and
+        divided once in double, so the result is within a few ulps of the exact quotient even for a crossed
+        book with prices far apart (``bid + (ask - bid) * w`` would cancel catastrophically there).
         0.0 if either side is empty.
         """
-        cdef int64_t b, bq, a, aq, prod
+        cdef int64_t b, bq, a, aq
+        cdef int128 num
         if not (_best(&self._bids, &b, &bq) and _best(&self._asks, &a, &aq)):
             return 0.0
         a = -a
-        if mul_overflows(a - b, bq, &prod):     # |a - b| < 2**54, bq <= 2**53: the product may pass int64
-            return <double>b + <double>(a - b) * <double>bq / <double>(aq + bq)
-        return <double>b + <double>prod / <double>(aq + bq)
+        num = <int128>b * aq + <int128>a * bq
+        return <double>num / <double>(aq + bq)
 
     cpdef bint is_crossed(self) noexcept:
         """True if both sides are non-empty and best bid >= best ask."""

@@ -733,3 +733,11 @@ def test_duplicate_of_the_loaded_snapshot_before_the_first_diff_is_ignored():
     assert book.load_snapshot(s) == SYNCED
     assert book.load_snapshot(s) == SYNCED and book.stale_snapshots == 1
     assert book.apply_diff(diff(99, 101, [(100, 6)], pu=98)) == APPLIED     # still the straddling rule
+
+
+def test_microprice_of_a_crossed_book_with_far_apart_prices_is_accurate():
+    # Found by tests/test_fuzz_core.py: bid + (ask - bid) * w cancelled catastrophically (111.0 for ~112).
+    book, reference = L2Book(SYNC_SPOT), ref.ReferenceL2Book(SYNC_SPOT)
+    for b in (book, reference):
+        b.load_snapshot(snap(1, [(MAXP - 40, MAXQ - 1)], [(110, 2)]))
+    assert book.microprice() == pytest.approx(reference.microprice(), rel=1e-12)
