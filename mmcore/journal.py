@@ -589,6 +589,30 @@ class Journal:
         finally:
             conn.close()
 
+    def has_fill(self, client_order_id: str, trade_id: int) -> bool:
+        """True if the fill (``client_order_id``, ``trade_id``) is journaled or queued (no database read)."""
+        return (client_order_id, trade_id) in self._trade_ids
+
+    def order_rows(self, client_order_ids: Iterable[str]) -> dict[str, OrderRow]:
+        """The ``orders`` rows (any state) of the given client order ids that the journal has (after a flush);
+        ids it does not have are absent from the result."""
+        ids = list(dict.fromkeys(client_order_ids))
+        if self._put is not _closed:
+            self.flush()
+        if not ids:
+            return {}
+        conn = _connect(self.path, read_only=True)
+        try:
+            out = {}
+            for i in range(0, len(ids), 500):           # SQLite's bound on host parameters
+                chunk = ids[i:i + 500]
+                for r in conn.execute("SELECT * FROM orders WHERE client_order_id IN (%s)"
+                                      % ",".join("?" * len(chunk)), chunk):
+                    out[r[0]] = OrderRow(*r)
+            return out
+        finally:
+            conn.close()
+
 
 class NullJournal:
     """Same interface as :class:`Journal`, doing nothing (journal off). ``record_fill`` returns True
@@ -629,3 +653,9 @@ class NullJournal:
 
     def known_trade_ids(self) -> set[tuple[str, int]]:
         return set()
+
+    def has_fill(self, client_order_id: str, trade_id: int) -> bool:
+        return False
+
+    def order_rows(self, client_order_ids: Iterable[str]) -> dict[str, OrderRow]:
+        return {}

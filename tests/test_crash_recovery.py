@@ -231,6 +231,7 @@ def test_dropped_connection_is_reconciled_again_and_trading_resumes(tmp_path):
             return rc, runner, acc().state()
         finally:
             task.cancel()
+            runner.close()
             await _shut(server, srv)
 
     rc, runner, ex = asyncio.run(asyncio.wait_for(scenario(), 55))
@@ -260,6 +261,7 @@ def test_stop_with_flatten_on_shutdown_closes_the_position_at_the_exchange(tmp_p
             return rc, runner, acc().state()
         finally:
             task.cancel()
+            runner.close()
             await _shut(server, srv)
 
     rc, runner, ex = asyncio.run(asyncio.wait_for(scenario(), 58))
@@ -298,6 +300,7 @@ def test_restart_after_a_halt_stays_halted_until_the_operator_resets_it(tmp_path
                     assert await asyncio.wait_for(task, 20) == 0
                 finally:
                     task.cancel()
+                    runner.close()
         finally:
             await _shut(server, srv)
         return placed
@@ -377,7 +380,7 @@ def test_sequence_gap_while_already_paused_still_asks_for_a_snapshot(tmp_path):
         assert not runner.engine.book.synced
         assert asked == [1] and runner.resync
     finally:
-        runner.journal.close()
+        runner.close()
 
 
 def test_stop_cancels_again_when_the_venue_still_lists_an_order_whose_cancel_is_in_flight(tmp_path):
@@ -426,7 +429,7 @@ def test_stop_cancels_again_when_the_venue_still_lists_an_order_whose_cancel_is_
     try:
         clean, cancels, coid = asyncio.run(scenario())
     finally:
-        runner.journal.close()
+        runner.close()
     assert clean and cancels == [coid, coid]
 
 
@@ -457,6 +460,7 @@ def test_a_fatal_recovery_error_still_cancels_our_orders_at_the_venue(tmp_path):
             return acc().state()
         finally:
             task.cancel()
+            runner.close()
             await _shut(server, srv)
 
     ex = asyncio.run(asyncio.wait_for(scenario(), 50))
@@ -475,9 +479,10 @@ def test_a_late_fill_of_an_untracked_order_goes_through_pnl_and_the_kill_switch(
     runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(tmp_path / "j.db"))    # never connected
     try:
         fill = OrderFilled(10, runner.orders.coids.prefix + "5", 77, 1, 600_000, 1, Decimal("5"))
+        runner.journal.record_order(5, fill.client_order_id, 1, 600_000, 1, "CANCELED")   # closed by a recovery
         runner._on_report(fill)
         runner._on_report(fill)                                       # delivered twice: booked once
         assert runner.late_fills == 1 and runner.portfolio.position == 1 and runner.engine.fills == [fill]
         assert runner.engine.trading_state == HALTED
     finally:
-        runner.journal.close()
+        runner.close()
