@@ -300,7 +300,7 @@ class ExchangeServer:
     def _refuse(self, s: _Session, msg, why: str) -> None:
         """Answer ``error`` (with the request's id if it had a valid one), log (bounded per session)."""
         qid = msg.get("id") if type(msg) is dict else None
-        if type(qid) is not int:
+        if type(qid) is not int or not 0 <= qid <= INT64_MAX:
             qid = None
         s.bad_requests += 1
         if s.bad_requests <= MAX_WARNINGS or s.bad_requests % 1000 == 0:
