@@ -463,6 +463,9 @@ def main(argv=None) -> int:
     except VenueMismatch as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except JournalError as exc:                     # a recovery's journal write failed (orders were cancelled)
+        print(f"error: journal {args.journal}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -150,7 +150,9 @@ def assert_journal_is_the_exchange(journal, ex):
                                  "('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED')") == []
 
     # The audit trail: every fill names an order row; the database is intact.
-    assert journal_rows(journal, ORPHAN_FILLS_SQL) == [(0,)]
+    orphans = journal_rows(journal, "SELECT client_order_id, trade_id FROM fills WHERE client_order_id NOT IN "
+                                    "(SELECT client_order_id FROM orders)")
+    assert journal_rows(journal, ORPHAN_FILLS_SQL) == [(0,)], f"fills without an order row: {orphans}"
     assert journal_rows(journal, "PRAGMA integrity_check") == [("ok",)]
 
 

@@ -362,3 +362,57 @@ def test_a_late_fill_of_an_untracked_order_goes_through_pnl_and_the_kill_switch(
         assert runner.engine.trading_state == HALTED
     finally:
         runner.close()
+
+
+def test_a_live_fill_of_an_order_the_journal_never_had_is_booked_by_a_reconciliation_under_its_row(tmp_path):
+    """Synthetic venue (labelled stub, no network): a fill report arrives live for one of our ids that the
+    journal has no order row for. It is not booked blind: the runner reconciles, recovery fetches the venue's
+    record of the order, writes its row, then books the fill (once, also when the report comes again)."""
+    from mmcore.recovery import VenueOrder
+
+    from crashkit import ORPHAN_FILLS_SQL, journal_rows
+
+    cfg = load_config(DEFAULT_CONFIG)
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    path = tmp_path / "j.db"
+    runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(path))    # never connected
+    coid = runner.orders.coids.prefix + "z"
+    fill = OrderFilled(1_700_000_000_000_000_000, coid, 4, BUY, 600_000, 2, Decimal("0.024"))
+
+    class Venue:
+        connected = True
+        asked = []
+
+        def submit(self, *a, **k):
+            pass
+
+        def cancel(self, *a):
+            pass
+
+        async def open_orders(self):
+            return []
+
+        async def fills_since(self, ts):
+            return [fill]
+
+        async def order(self, c):
+            self.asked.append(c)
+            return VenueOrder(c, BUY, 600_000, 2, 2, "FILLED", "v9", fill.ts_ns - 5)
+
+    async def scenario():
+        runner.client = runner.orders.exec = Venue()
+        runner.restarted = True
+        runner._on_report(fill)
+        assert runner.portfolio.position == 0                        # not booked without its order row
+        await _until(lambda: runner.recoveries, 5, "the reconciliation")
+        runner._on_report(fill)                                      # again, live: a duplicate now
+        return runner.recoveries[0], runner.client.asked
+
+    try:
+        rep, asked = asyncio.run(asyncio.wait_for(scenario(), 10))
+        assert asked == [coid] and rep.rows_recorded == [coid] and rep.fills_booked == [fill]
+        assert runner.portfolio.position == 2 and runner.late_fills == 0
+    finally:
+        runner.close()
+    assert journal_rows(path, ORPHAN_FILLS_SQL) == [(0,)]
+    assert journal_rows(path, "SELECT state, filled_lots FROM orders") == [("FILLED", 2)]

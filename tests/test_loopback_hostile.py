@@ -229,7 +229,7 @@ def test_an_over_long_line_from_the_venue_is_dropped_and_the_stream_goes_on(inst
                 await asyncio.sleep(0.002)
             w.write(b"yyy\n" + orjson.dumps(fill(trade_id=8)) + b"\n")
             await until(lambda: got, 5, "the report after the long line")
-            return got, c.malformed_messages, len(c._proto.buf)
+            return got, c.malformed_messages, c._proto.pending_len
         finally:
             c.close()
             venue.close()

@@ -16,6 +16,20 @@ Exchange time (for requests, reports and ``fills_since``) is the local timestamp
 event; after the end of the recording it goes on with the wall clock (times ``--speed``), so requests are
 still processed. Listens on 127.0.0.1 only; ``--port 0`` picks a free port. The first stdout line is
 ``listening 127.0.0.1:<port>``.
+
+Bad input never freezes or kills it silently:
+
+* a recording line that the decoder refuses, that raises anything while decoded or applied to the book and
+  the accounts, or whose local time jumps more than ``MAX_TS_JUMP_NS`` ahead is skipped, counted
+  (``malformed``, ``bad_lines``) and logged with the file name and line number (the first ``MAX_WARNINGS``,
+  then every 1000th); the replay and the exchange clock go on;
+* the replay and clock tasks are supervised: if one dies anyway, the failure is logged (CRITICAL, one line)
+  and the server stops with ``error: <task> task died at recording line N: <exception>`` and exit code 1;
+* a bad request line (not JSON, not an object, an unknown op, a field of the wrong type or out of range,
+  a line over ``MAX_REQUEST_BYTES``) gets an ``error`` answer naming the field; the connection stays up
+  and nothing is logged as a traceback.
+
+Exit codes: 0 stopped by SIGTERM/SIGINT; 1 a supervised task died; 2 bad arguments, config or data file.
 """
 from __future__ import annotations
 

@@ -258,7 +258,8 @@ class _Wire(asyncio.Protocol):
     def __init__(self, client: LoopbackClient):
         self.client = client
         self.transport = None
-        self.buf = bytearray()          # the unfinished last line
+        self.pending: list[bytes] = []  # pieces of the unfinished last line
+        self.pending_len = 0
         self.discarding = False         # inside a line longer than MAX_LINE_BYTES: drop up to its newline
 
     def connection_made(self, transport) -> None:
@@ -271,15 +272,18 @@ class _Wire(asyncio.Protocol):
                 return
             self.discarding = False
             data = data[i + 1:]
-        if b"\n" not in data:                         # only a piece of a line: keep it (copy-free)
-            self.buf += data
-            if len(self.buf) > MAX_LINE_BYTES:
-                self._too_long()
+        if b"\n" not in data:                         # a piece of a line: keep it, copy-free
+            if data:
+                self.pending.append(data)
+                self.pending_len += len(data)
+                if self.pending_len > MAX_LINE_BYTES:
+                    self._too_long()
             return
-        if self.buf:
-            self.buf += data
-            data = bytes(self.buf)
-            self.buf.clear()
+        if self.pending:                               # one copy per chunk, as for any split
+            self.pending.append(data)
+            data = b"".join(self.pending)
+            self.pending = []
+            self.pending_len = 0
         lines = data.split(b"\n")
         tail = lines.pop()
         on_line = self.client._on_line
@@ -287,12 +291,14 @@ class _Wire(asyncio.Protocol):
             if line:
                 on_line(line)
         if tail:
-            self.buf += tail
-            if len(self.buf) > MAX_LINE_BYTES:
+            self.pending.append(tail)
+            self.pending_len = len(tail)
+            if self.pending_len > MAX_LINE_BYTES:
                 self._too_long()
 
     def _too_long(self) -> None:
-        self.buf.clear()
+        self.pending = []
+        self.pending_len = 0
         self.discarding = True
         self.client._bad_message(b"", MalformedMessage(f"line longer than {MAX_LINE_BYTES} bytes dropped"))
 
