@@ -48,7 +48,7 @@ from mmcore.locks import AccountLock, LockError
 from mmcore.order_manager import OrderManager
 from mmcore.recovery import LateFill, book_untracked_fill, is_own_id, recover
 from mmcore.venues.binance.replay import BinanceDecoder, detect_market, detect_symbol
-from mmcore.venues.loopback import LoopbackClient, QueryError
+from mmcore.venues.loopback import MAX_ID_LEN, LoopbackClient, QueryError
 from mmcore.wiring import build_engine
 from mmcore_ext.events import DepthDiff, DepthSnapshot
 
@@ -390,6 +390,14 @@ def parse_host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def parse_account(text: str) -> str:
+    """An account name: 1 to 64 printable characters (the loopback protocol's id bound). Raises
+    argparse.ArgumentTypeError otherwise."""
+    if not 0 < len(text) <= MAX_ID_LEN or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_ID_LEN} printable characters, got {text[:80]!r}")
+    return text
+
+
 def _open_error(exc: BaseException, journal: str) -> str | None:
     """The one-line message for a failure to construct the runner, or None if it is not one we explain."""
     if isinstance(exc, LockError):                      # AccountLocked included: its message names pid and file
@@ -412,7 +420,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mmcore.live_runner", description=__doc__.split("\n")[0])
     p.add_argument("--connect", required=True, metavar="HOST:PORT", type=parse_host_port,
                    help="the loopback exchange (1 <= PORT <= 65535)")
-    p.add_argument("--account", required=True, help="exchange account name")
+    p.add_argument("--account", required=True, type=parse_account, help="exchange account name (1-64 characters)")
     p.add_argument("--journal", required=True, help="SQLite journal file (restart state)")
     p.add_argument("--market", choices=("binance_spot", "binance_usdm"),
                    help="default: detected from the config's data.path")

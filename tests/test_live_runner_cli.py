@@ -25,6 +25,16 @@ def test_connect_must_be_host_colon_port_in_range(connect, capsys, tmp_path):
     assert not (tmp_path / "j.db").exists()
 
 
+@pytest.mark.parametrize("account", ["", "x" * 65, "bad\naccount"])
+def test_account_must_be_a_short_printable_name(account, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["--connect", "127.0.0.1:9", "--journal", str(tmp_path / "j.db"), "--account", account,
+              "--market", "binance_usdm", "--symbol", "BTCUSDT"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --account: expected 1 to 64 printable characters" in err and "Traceback" not in err
+
+
 def test_connect_parses_host_and_port():
     assert parse_host_port("127.0.0.1:1") == ("127.0.0.1", 1)
     assert parse_host_port("localhost:65535") == ("localhost", 65535)
