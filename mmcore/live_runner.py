@@ -266,7 +266,9 @@ class LiveRunner:
         _emit("stopped", clean=clean, flat=flat, position_lots=pf.position, fills=len(self.engine.fills),
               late_fills=self.late_fills, orders_placed=self.orders.placed, coid_counter=self.orders.coids.counter,
               reservations=self.orders.counters["coid_reservations"], connects=self.client.connects,
-              flatten_orders=self.engine.counters["flatten_orders"])
+              flatten_orders=self.engine.counters["flatten_orders"],
+              stale_pauses=self.engine.counters["stale_pauses"], quotes_refused=self.engine.counters["quotes_refused"],
+              fill_contradictions=self.orders.counters["fill_contradictions"])
         if not clean:
             log.error("stop not clean: orders of ours may be left open at the venue, or a position is left")
         return clean
