@@ -152,8 +152,8 @@ class Engine:
         if self.trading_state == HALTED:
             self.flatten_step(ts)
             return
-        if not synced or (mid_x2 and bb >= ba):
-            self._pause(ts, "book not synced" if not synced else "crossed book")
+        if not synced or not mid_x2 or bb >= ba:
+            self._pause(ts, "book not synced" if not synced else "crossed book" if mid_x2 else "a book side is empty")
             return
         mid = mid_x2 * 0.5 * self.tick
         self.vol.update(ts, mid)
