@@ -2,8 +2,8 @@
 
 The engine does not know which venue or mode it runs in: it is handed typed events
 (:mod:`mmcore_ext.events`) and an order manager bound to an execution client; execution reports come back
-through :meth:`Engine.on_report`. Bad market data never crashes it: a sequence gap or a crossed book is
-logged, counted, and quoting pauses (all orders cancelled) until the book is valid again.
+through :meth:`Engine.on_report`. Bad market data never crashes it: a sequence gap, a crossed book or a book
+side left empty is logged, counted, and quoting pauses (all orders cancelled) until the book is valid again.
 
 Risk: every market event updates the risk gate's view (mid, sync, staleness); PnL goes to the gate's
 trading-state machine after every fill and once per second of event time. ACTIVE quotes both sides;

@@ -1,5 +1,6 @@
-"""The engine's defined recoveries: a sequence gap or a crossed book pauses quoting and cancels everything;
-malformed lines are skipped and counted mid-run; an interrupted replay still shuts down clean.
+"""The engine's defined recoveries: a sequence gap, a crossed book or an empty book side pauses quoting and
+cancels everything; malformed lines are skipped and counted mid-run; an interrupted replay still shuts down
+clean; no exception escapes the engine for decoded events within the venue bounds (property test).
 
 Inputs are the real USDⓈ-M recording, altered where said (one depth line removed, garbage lines added),
 and small synthetic books (labelled)."""

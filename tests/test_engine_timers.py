@@ -12,7 +12,6 @@ import logging
 import sqlite3
 import subprocess
 import sys
-import pytest
 
 from mmcore.config import DEFAULT_CONFIG, load_config
 from mmcore.engine import QUOTE_REFUSED, STALE_REASON
@@ -20,7 +19,7 @@ from mmcore.execution import BUY, OrderAccepted, OrderCanceled, OrderExpired, Or
 from mmcore.live_runner import TIMER_TICK_S, LiveRunner
 from mmcore.replay import build_session, run_session, summarize
 from mmcore.sim.server import build_server, close_server
-from mmcore_ext.events import DepthDiff, DepthSnapshot, Trade
+from mmcore_ext.events import DepthSnapshot, Trade
 
 from datafiles import ROOT, USDM_FILE
 
