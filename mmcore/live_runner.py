@@ -27,15 +27,27 @@ One process per (venue, account): before the journal is opened or anything is se
 account's exclusive lock (:mod:`mmcore.locks`; venue identity ``loopback:HOST:PORT``). A second process on
 the same account gets ``error: account 'X' on venue loopback:HOST:PORT is already traded by pid N (lock file
 ...)`` and exits 1 without connecting. The lock is local to the machine.
+
+Timer: a periodic task (every ``TIMER_TICK_S`` of wall time) calls :meth:`mmcore.engine.Engine.on_timer`
+when it is due, so staleness, order TTL, flattening and the PnL check do not wait for a market event (after
+the feed stops, our orders are cancelled about ``risk.stale_after_s`` later). Its clock,
+:meth:`LiveRunner.venue_now`, estimates venue time: the latest venue time seen (market event, report or
+welcome) plus the monotonic time elapsed since the task first saw it, times ``rate``, which is the emulator's
+``speed`` from the welcome (it replays recorded time at that multiple of real time; 1.0 when the speed is
+<= 0 or absent, as for a real venue). The estimate keeps moving when nothing arrives, lags the truth by at
+most one tick times ``rate``, and starts again from each new venue time seen. A timer failure is handled
+like a fatal client failure (our orders at the venue are cancelled, exit 1).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import math
 import signal
 import sqlite3
 import sys
+import time
 
 import orjson
 
@@ -58,6 +70,8 @@ log = logging.getLogger("mmcore.live")
 STOP_TIMEOUT_S = 10.0
 #: Seconds between repeated cancels of an order still open during the stop sequence.
 RECANCEL_S = 1.0
+#: Wall-clock seconds between two looks of the timer task at the engine's next due time.
+TIMER_TICK_S = 0.05
 
 
 class VenueMismatch(RuntimeError):
@@ -134,6 +148,9 @@ class LiveRunner:
         self.late_fills_refused = 0
         self._late_recovery: asyncio.Task | None = None
         self._stop = asyncio.Event()
+        self.rate = 1.0                   # venue time per wall time (the emulator's speed); see venue_now
+        self._clock_seen = 0              # venue time last seen by venue_now, and when (time.monotonic)
+        self._clock_mono = 0.0
 
     def close(self) -> None:
         """Close the journal (if open; idempotent) and release the account lock."""
@@ -148,6 +165,27 @@ class LiveRunner:
     def now(self) -> int:
         """Best estimate of exchange time (ns): the latest market event, report or welcome time seen."""
         return max(self.last_ts, self.server_ts, self.last_report_ts)
+
+    def venue_now(self) -> int:
+        """Estimate of venue time (ns) that keeps moving when nothing arrives: :meth:`now` plus the monotonic
+        time elapsed since this method first saw that value, times :attr:`rate` (see the module docstring)."""
+        seen = self.now()
+        mono = time.monotonic()
+        if seen != self._clock_seen:
+            self._clock_seen, self._clock_mono = seen, mono
+        return seen + int((mono - self._clock_mono) * self.rate * 1e9)
+
+    async def _run_timer(self) -> None:
+        """Call ``Engine.on_timer(venue_now())`` whenever it is due, while connected, reconciled and not
+        stopping (a recovery in progress or the stop sequence own the orders then)."""
+        eng = self.engine
+        while True:
+            await asyncio.sleep(TIMER_TICK_S)
+            now = self.venue_now()
+            if (self.stopping or not self.restarted or not self.client.connected or self._recover_lock.locked()
+                    or 0 <= now < eng.next_timer_ns):
+                continue
+            eng.on_timer(now)
 
     # --- venue callbacks ---
     def _on_market(self, ev) -> None:
@@ -191,6 +229,8 @@ class LiveRunner:
             raise VenueMismatch(f"the venue serves {welcome.get('market')} {welcome.get('symbol')}, "
                                 f"not {inst.market} {inst.symbol}")
         self.server_ts = welcome.get("now_ns", 0)
+        speed = welcome.get("speed")
+        self.rate = float(speed) if type(speed) in (int, float) and 0 < speed < math.inf else 1.0
         await self._recover()
         self.resync = True
 
@@ -237,12 +277,15 @@ class LiveRunner:
             loop.add_signal_handler(sig, self._stop.set)
         task = loop.create_task(self.client.run())
         stop = loop.create_task(self._stop.wait())
-        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():                   # the client gave up (fatal recovery error)
+        timer = loop.create_task(self._run_timer())
+        await asyncio.wait({task, stop, timer}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done() or timer.done():   # the client gave up (fatal recovery error), or the timer failed
             stop.cancel()
-            if task.exception() is not None:
-                log.error("venue client ended with %r: cancelling our orders at the venue before exiting",
-                          task.exception())
+            failed, what = (task, "venue client") if task.done() else (timer, "engine timer")
+            timer.cancel()
+            if failed.exception() is not None:
+                log.error("%s ended with %r: cancelling our orders at the venue before exiting", what,
+                          failed.exception())
                 self.stopping = True
                 await self._cancel_at_venue(STOP_TIMEOUT_S)
             self.client.close()
@@ -250,8 +293,9 @@ class LiveRunner:
                 self.journal.close()
             except Exception as exc:      # noqa: BLE001 - the client's error is the one to raise
                 log.error("journal close failed too: %r", exc)
-            task.result()
+            failed.result()
             return 1
+        timer.cancel()
         clean = await self.stop()
         self.client.close()
         try:
@@ -282,7 +326,9 @@ class LiveRunner:
               late_fills=self.late_fills, late_fills_refused=self.late_fills_refused,
               malformed_messages=self.client.malformed_messages, orders_placed=self.orders.placed, coid_counter=self.orders.coids.counter,
               reservations=self.orders.counters["coid_reservations"], connects=self.client.connects,
-              flatten_orders=self.engine.counters["flatten_orders"])
+              flatten_orders=self.engine.counters["flatten_orders"],
+              stale_pauses=self.engine.counters["stale_pauses"], quotes_refused=self.engine.counters["quotes_refused"],
+              fill_contradictions=self.orders.counters["fill_contradictions"])
         if not clean:
             log.error("stop not clean: orders of ours may be left open at the venue, or a position is left")
         return clean

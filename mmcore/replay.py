@@ -129,6 +129,7 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
     total = s.path.stat().st_size
     t_start = time.perf_counter()
     events = 0
+    next_timer = -1
     with open(s.path, "rb") as raw_fh, open_recording(s.path, raw_fh) as fh:
         lineno = 0
         for raw in fh:
@@ -144,6 +145,8 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
                 continue
             t_parsed = clock()
             ts = ev.ts_local_ns
+            if ts > next_timer:           # liveness checks due before this event (one compare per event)
+                next_timer = _run_timers(engine, advance, ts)
             # The exchange sees the market first: due requests, then this trade against our orders.
             if type(ev) is Trade:
                 on_trade(ts, ev.trade_id, ev.price, ev.qty, ev.side)
@@ -173,6 +176,20 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
     s.wall_s = time.perf_counter() - t_start
     shutdown(s)
     return s
+
+
+def _run_timers(engine: Engine, advance: Callable[[int], None], ts: int) -> int:
+    """Fire :meth:`Engine.on_timer` at every due time before event time ``ts`` (the exchange first advances to
+    it, so e.g. a staleness cancel takes effect during a silence in the recording, before the next trade);
+    arm the timer at the first event. Returns the next due time."""
+    due = engine.next_timer_ns
+    if due < 0:
+        engine.on_timer(ts)
+    while 0 <= due < ts:
+        advance(due)
+        engine.on_timer(due)
+        due = engine.next_timer_ns
+    return engine.next_timer_ns
 
 
 SHUTDOWN_GRACE_NS = 10_000_000_000
@@ -276,6 +293,10 @@ def summarize(s: Session) -> dict:
         "bbo_checks_ok": eng.counters["bbo_checks_ok"],
         "bbo_mismatches": eng.counters["bbo_mismatches"],
         "quoting_pauses": eng.counters["pauses"],
+        "stale_pauses": eng.counters["stale_pauses"],
+        "quotes_refused": eng.counters["quotes_refused"],
+        "fill_contradictions": eng.orders.counters["fill_contradictions"],
+        "ttl_cancels": eng.orders.counters["ttl_cancels"],
         "risk_refusals": eng.orders.refusal_counts(),
         "trading_state_changes": [{"ts_ns": ts, "from": TRADING_STATES[a], "to": TRADING_STATES[b], "reason": r}
                                   for ts, a, b, r in eng.gate.state_changes],

@@ -79,6 +79,8 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
         ("sequence gaps / crossed / malformed", f"{summary['gaps']} / {summary['crossed_book_events']} / "
                                                 f"{summary['malformed_lines']}"),
         ("bookTicker checks ok / mismatches", f"{summary['bbo_checks_ok']} / {summary['bbo_mismatches']}"),
+        ("stale-data pauses / refused quotes", f"{summary['stale_pauses']} / {summary['quotes_refused']:,}"),
+        ("contradicting fills refused", f"{summary['fill_contradictions']}"),
     ]
     refusals = ", ".join(f"{k} {v}" for k, v in summary["risk_refusals"].items()) or "none"
     states = ", ".join(f"{c['from']}->{c['to']}" for c in summary["trading_state_changes"]) or "none"
