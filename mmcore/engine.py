@@ -83,9 +83,14 @@ class Engine:
         self._tickers = deque(maxlen=100_000)
         self.fills: list[OrderFilled] = []
 
+    #: Event time (ns) at which a journal write failure halted trading (None: no failure seen).
+    journal_failed_ts = None
+
     # --- hot path ---
     def on_event(self, ev) -> None:
         """Handle one market event (depth diff, trade, book ticker, snapshot)."""
+        if self.journal.failed is not None and self.journal_failed_ts is None:
+            self.on_journal_failure(ev.ts_local_ns)
         t = type(ev)
         if t is DepthDiff:
             rc = self.book.apply_diff(ev)
@@ -239,6 +244,19 @@ class Engine:
         o = self.orders.place(ts, side, px, abs(pos), post_only=False, check_risk=False)
         self._flat_coid = o.client_order_id if o is not None else None
 
+    def on_journal_failure(self, ts: int) -> None:
+        """A journal write failed (``journal.failed``, set by the journal's writer thread and read here on each
+        event and report; nothing calls across threads): halt the risk gate with reason ``journal write failed:
+        <write and error>`` at event time ``ts`` (ns). HALTED cancels every order and refuses new ones; the
+        trading state change is handled at once. Logged once; ``journal_failed_ts`` records ``ts``."""
+        self.journal_failed_ts = ts
+        reason = f"journal write failed: {self.journal.failed}"
+        log.error("%s: halting trading at %d (cancel all, no new orders)", reason, ts)
+        self.counters["journal_failures"] += 1
+        self.gate.halt(ts, reason)
+        if self.gate.trading_state != self.trading_state:
+            self._trading_state_changed(ts, self.gate.trading_state)
+
     # --- bad data and recovery ---
     def _pause(self, ts: int, reason: str) -> None:
         if not self.paused:
@@ -271,6 +289,8 @@ class Engine:
     # --- execution reports ---
     def on_report(self, rep) -> None:
         """Apply an execution report from the exchange (fills update the portfolio)."""
+        if self.journal.failed is not None and self.journal_failed_ts is None:
+            self.on_journal_failure(rep.ts_ns)
         o = self.orders.on_report(rep)
         if o is not None:                 # a new (non-duplicate) fill
             pf = self.portfolio

@@ -93,10 +93,20 @@ def test_latency_is_measured_per_event(run):
     assert summary["latency_with_parse_us"]["p50"] > lat["p50"]
 
 
-def test_position_limit_below_one_order_size_stops_all_orders(tmp_path):
-    _, summary = _backtest(USDM_FILE, tmp_path, "risk.net_max=0.001", journal=False)
-    assert summary["orders_placed"] == 0 and summary["fill_count"] == 0
+def test_position_limit_of_one_order_caps_the_position_and_counts_refusals(tmp_path):
+    _, summary = _backtest(USDM_FILE, tmp_path, "risk.net_max=0.002", journal=False)
+    assert summary["fill_count"] > 0
+    assert Decimal(summary["max_abs_inventory"]) == Decimal("0.002")     # one order's size, never more
     assert summary["risk_refusals"]["MAX_POSITION"] > 1000
+
+
+def test_position_limit_below_one_order_size_is_refused_at_start():
+    """It used to run placing 0 orders (every one refused MAX_POSITION) and exit 0."""
+    r = subprocess.run([sys.executable, "-m", "mmcore", "run", "--set", "risk.net_max=0.001"], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2
+    assert "config error:" in r.stderr and "strategy.order_qty = 0.002: must be <= the risk position limit" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
 
 
 def test_tight_daily_loss_moves_trading_state_and_counts_refusals(tmp_path):
