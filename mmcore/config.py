@@ -338,7 +338,8 @@ def validate(tree: dict, source: str = "<config>") -> Config:
         try:
             val = f.parse(raw)
         except (TypeError, ValueError, ArithmeticError):
-            errors.append(f"{f.path} = {brief(raw)}: must be {_TYPE_WORDS[f.parse]}, {f.allowed}")
+            errors.append(f"{f.path} = {brief(raw)}: must be {_TYPE_WORDS[f.parse]}, {f.allowed}"
+                          + _string_number_hint(f.parse, raw))
             continue
         if not f.check(val):
             errors.append(f"{f.path} = {brief(raw)}: out of range (allowed: {f.allowed})")
@@ -350,6 +351,17 @@ def validate(tree: dict, source: str = "<config>") -> Config:
     if errors:
         raise ConfigError([f"{source}: {e}" for e in errors])
     return Config(values=values, source=source, risk=risk)
+
+
+def _string_number_hint(parse, raw) -> str:
+    """YAML 1.1 reads ``1e400`` (no dot) as a string: say so when a number field gets one."""
+    if parse in (_num, _int) and isinstance(raw, str) and len(raw) <= MAX_DECIMAL_CHARS:
+        try:
+            float(raw)
+        except ValueError:
+            return ""
+        return " (YAML read it as a string: write exponents with a dot and a sign, e.g. 1.0e+3)"
+    return ""
 
 
 def _combinations(v: dict, risk) -> list[str]:

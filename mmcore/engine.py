@@ -19,7 +19,8 @@ from collections import Counter, deque
 from mmcore.accounting import Portfolio
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument
-from mmcore.journal import KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS
+from mmcore.journal import (KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS,
+                            JournalError)
 from mmcore.order_manager import OrderManager
 from mmcore_ext.book import APPLIED, GAP, L2Book
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
@@ -89,8 +90,6 @@ class Engine:
     # --- hot path ---
     def on_event(self, ev) -> None:
         """Handle one market event (depth diff, trade, book ticker, snapshot)."""
-        if self.journal.failed is not None and self.journal_failed_ts is None:
-            self.on_journal_failure(ev.ts_local_ns)
         t = type(ev)
         if t is DepthDiff:
             rc = self.book.apply_diff(ev)
@@ -119,6 +118,8 @@ class Engine:
             self._quote(ev.ts_local_ns)
 
     def _quote(self, ts: int) -> None:
+        if self.journal.failed is not None and self.journal_failed_ts is None:   # set by the journal's writer
+            self.on_journal_failure(ts)
         book = self.book
         gate = self.gate
         synced = book.synced
@@ -245,17 +246,21 @@ class Engine:
         self._flat_coid = o.client_order_id if o is not None else None
 
     def on_journal_failure(self, ts: int) -> None:
-        """A journal write failed (``journal.failed``, set by the journal's writer thread and read here on each
-        event and report; nothing calls across threads): halt the risk gate with reason ``journal write failed:
-        <write and error>`` at event time ``ts`` (ns). HALTED cancels every order and refuses new ones; the
-        trading state change is handled at once. Logged once; ``journal_failed_ts`` records ``ts``."""
+        """A journal write failed: halt the risk gate at event time ``ts`` (ns) with reason ``journal write failed:
+        <write and error>``. HALTED cancels every order and refuses new ones (the state change is handled at
+        once). ``journal.failed`` is set by the journal's writer thread and read on each event that can quote
+        (all but bookTickers) and each report; nothing calls across threads. Logged once; ``journal_failed_ts``
+        records ``ts``."""
         self.journal_failed_ts = ts
         reason = f"journal write failed: {self.journal.failed}"
         log.error("%s: halting trading at %d (cancel all, no new orders)", reason, ts)
         self.counters["journal_failures"] += 1
         self.gate.halt(ts, reason)
-        if self.gate.trading_state != self.trading_state:
-            self._trading_state_changed(ts, self.gate.trading_state)
+        try:
+            if self.gate.trading_state != self.trading_state:
+                self._trading_state_changed(ts, self.gate.trading_state)
+        except JournalError as exc:       # a flatten order's id reservation could not be written: not sent
+            log.error("after the journal failure: %s", exc)
 
     # --- bad data and recovery ---
     def _pause(self, ts: int, reason: str) -> None:

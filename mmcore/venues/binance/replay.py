@@ -86,6 +86,32 @@ def open_data_file(path: str | Path) -> IO[bytes]:
         raise
 
 
+class _GzipChunks(io.RawIOBase):
+    """A GzipFile as a raw stream whose ``readinto`` returns one decompressed chunk (``read1``).
+
+    Under a large BufferedReader (fast C ``readline``), a damaged file then loses no line decoded before the
+    damage: the gzip error is raised by the read after the last good chunk, not in the middle of filling a
+    1 MiB buffer (which would drop the part already decompressed)."""
+
+    def __init__(self, gz: gzip.GzipFile):
+        super().__init__()
+        self._gz = gz
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self._gz.read1(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._gz.close()
+        super().close()
+
+
 def open_recording(path: str | Path, fileobj: IO[bytes] | None = None) -> IO[bytes]:
     """Open a recording for fast binary line iteration (use :func:`iter_lines` to bound line lengths).
 
@@ -104,7 +130,7 @@ def open_recording(path: str | Path, fileobj: IO[bytes] | None = None) -> IO[byt
             gz = gzip.GzipFile(fileobj=raw, mode="rb")
             if own:
                 gz.myfileobj = raw               # GzipFile.close() then closes the raw file too
-            return io.BufferedReader(gz, buffer_size=READ_BUFFER)
+            return io.BufferedReader(_GzipChunks(gz), buffer_size=READ_BUFFER)
         if path.suffix == ".gz":
             raise DataFileError(path, "not a gzip file" + (f" (starts with {raw.peek(8)[:8]!r})" if magic
                                                            else " (empty)"))
@@ -115,11 +141,13 @@ def open_recording(path: str | Path, fileobj: IO[bytes] | None = None) -> IO[byt
         raise
 
 
-def iter_lines(fh: IO[bytes], path: str | Path, max_len: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+def iter_lines(fh: IO[bytes], path: str | Path, max_len: int = MAX_LINE_BYTES,
+               max_skip: int | None = None) -> Iterator[bytes]:
     """The lines of ``fh`` (from :func:`open_recording`), each at most ``max_len`` bytes.
 
     A longer line is read in ``max_len`` pieces and dropped; :data:`LINE_TOO_LONG` is yielded in its place
-    (so line numbers stay right). A read error ends the iteration with DataFileError naming ``path`` and what
+    (so line numbers stay right); with ``max_skip``, the iteration ends once one line has had more than that
+    many bytes skipped (bounded reads for detection). A read error ends the iteration with DataFileError naming ``path`` and what
     is wrong (gzip: truncated at byte N, CRC mismatch, corrupt data at bytes A-B, trailing garbage at byte N,
     found by a second, streaming pass over the file) and ``lines``, the lines yielded before it.
     """
@@ -132,10 +160,15 @@ def iter_lines(fh: IO[bytes], path: str | Path, max_len: int = MAX_LINE_BYTES) -
                 return
             n += 1
             if len(line) == max_len and line[-1] != 10:
+                skipped = len(line)
                 while True:              # skip the rest of the line without keeping it
                     rest = readline(max_len)
+                    skipped += len(rest)
                     if not rest or rest[-1] == 10:
                         break
+                    if max_skip is not None and skipped > max_skip:
+                        yield LINE_TOO_LONG
+                        return
                 yield LINE_TOO_LONG
                 continue
             yield line
@@ -210,7 +243,7 @@ def _detection_lines(path, max_lines: int, max_bytes: int = DETECT_MAX_BYTES) ->
     """The first ``max_lines`` lines of a recording, stopping after ``max_bytes`` bytes (bounded reads)."""
     with open_recording(path) as fh:
         total = 0
-        for i, raw in enumerate(iter_lines(fh, path)):
+        for i, raw in enumerate(iter_lines(fh, path, max_skip=max_bytes)):
             if i >= max_lines or total >= max_bytes:
                 return
             total += len(raw)
