@@ -44,8 +44,9 @@ class Unparsable:
         return f"<{self.what}>"
 
 
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose int/float/timestamp constructors never raise ValueError (see Unparsable)."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """``yaml.SafeLoader`` (libyaml's parser when PyYAML has it: faster, and it caps the nesting depth) whose
+    int/float/timestamp constructors never raise ValueError (see Unparsable)."""
 
 
 def _safe_scalar(base, what):

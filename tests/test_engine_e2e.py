@@ -208,3 +208,30 @@ def test_stop_handlers_install_on_the_main_thread_and_warn_where_they_cannot(cap
     worker.join(10)
     assert missing == [signal.SIGINT, signal.SIGTERM]
     assert "SIGINT, SIGTERM" in caplog.text and "without a clean shutdown" in caplog.text
+
+
+def test_a_journal_write_failure_mid_run_halts_cancels_and_places_nothing_after(tmp_path):
+    """SQLite's own SQLITE_FULL ("database or disk is full") after a few pages (PRAGMA max_page_count): the
+    engine learns it from Journal.failed, halts with the reason, cancels all, and the run is reported."""
+    cfg = load_config(overrides=["risk.flatten_on_halt=false"])
+    s = build_session(cfg, str(USDM_FILE), journal=str(tmp_path / "j.db"))
+    conn = s.journal._writer.conn                                  # writer idle right after opening
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0] + 30}")
+    sent = []
+    submit = s.sim.submit
+
+    def recording_submit(ts_ns, *args):
+        sent.append(ts_ns)
+        return submit(ts_ns, *args)
+
+    s.sim.submit = recording_submit
+    asyncio.run(run_session(s))
+    summary = summarize(s)
+    halt = summary["trading_state_changes"][-1]
+    assert halt["to"] == "HALTED" and halt["reason"].startswith("journal write failed: ")
+    assert "database or disk is full" in halt["reason"] and "client order id" in halt["reason"]
+    assert halt["ts_ns"] == summary["journal_failed_ts_ns"] == s.engine.journal_failed_ts
+    assert sent and max(sent) <= halt["ts_ns"]                     # nothing sent after the halt
+    assert summary["journal_error"] in halt["reason"] and summary["journal_lost_writes"] > 0
+    assert s.engine.orders.orders == {} and summary["shutdown_clean"] is True
+    assert summary["data_complete"] is False and summary["events"] < 93954

@@ -314,9 +314,21 @@ def test_fifo_and_devices_are_refused_before_any_read(tmp_path, command):
     fifo = tmp_path / "feed.gz"
     os.mkfifo(fifo)
     extra = {"run": [], "backtest": ["--out", tmp_path / "out"], "book": ["--out", tmp_path / "o.csv"]}[command]
-    for path, kind in ((fifo, "a FIFO (named pipe)"), ("/dev/zero", "a character device"), (tmp_path, "a directory")):
+    cases = [(fifo, "a FIFO (named pipe)")]
+    if command == "run":
+        cases += [("/dev/zero", "a character device"), (tmp_path, "a directory")]
+    for path, kind in cases:
         r = cli(command, "--data", path, *extra, timeout=30)
         assert_refused(r, 1, f"data file {path}: is {kind}, not a regular file")
+
+
+def test_a_report_directory_that_is_not_a_directory_is_refused_before_the_replay(tmp_path):
+    target = "/dev/full" if os.path.exists("/dev/full") else tmp_path / "file"
+    if not os.path.exists(target):
+        target.write_text("x")
+    r = cli("backtest", "--data", USDM_FILE, "--out", target)
+    assert_refused(r, 1, f"{target}: not a directory")
+    assert "wrote" not in r.stdout
 
 
 def test_detection_reads_are_bounded(tmp_path, monkeypatch):
