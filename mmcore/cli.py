@@ -180,7 +180,7 @@ def cmd_book(args) -> int:
             damage = exc
     print(f"wrote {rows} rows to {out} (gaps {book.gaps}, malformed lines {reader.malformed})")
     if damage is not None:
-        print(f"error: {damage}; stopped after line {damage.lines} (the rows written cover the part read)",
+        print(f"error: {damage}; stopped after line {reader.lines} (the rows written cover the part read)",
               file=sys.stderr)
         return 1
     return 0

@@ -51,12 +51,12 @@ class DataFileError(OSError):
     truncated, corrupt (CRC mismatch, bad deflate data), trailing garbage, or an I/O error.
 
     ``str()`` is the whole message, naming the file and what is wrong (with byte offsets for gzip damage);
-    ``path`` and ``problem`` hold the parts; ``lines`` the lines read before the error (None at open).
+    ``path`` and ``problem`` hold the parts.
     """
 
-    def __init__(self, path, problem: str, lines: int | None = None):
+    def __init__(self, path, problem: str):
         super().__init__(f"data file {path}: {problem}")
-        self.path, self.problem, self.lines = Path(path), problem, lines
+        self.path, self.problem = Path(path), problem
 
     def __str__(self) -> str:
         return self.args[0]
@@ -149,16 +149,14 @@ def iter_lines(fh: IO[bytes], path: str | Path, max_len: int = MAX_LINE_BYTES,
     (so line numbers stay right); with ``max_skip``, the iteration ends once one line has had more than that
     many bytes skipped (bounded reads for detection). A read error ends the iteration with DataFileError naming ``path`` and what
     is wrong (gzip: truncated at byte N, CRC mismatch, corrupt data at bytes A-B, trailing garbage at byte N,
-    found by a second, streaming pass over the file) and ``lines``, the lines yielded before it.
+    found by a second, streaming pass over the file); every line before the damage has been yielded.
     """
     readline = fh.readline
-    n = 0
     try:
         while True:
             line = readline(max_len)
             if not line:
                 return
-            n += 1
             if len(line) == max_len and line[-1] != 10:
                 skipped = len(line)
                 while True:              # skip the rest of the line without keeping it
@@ -179,7 +177,7 @@ def iter_lines(fh: IO[bytes], path: str | Path, max_len: int = MAX_LINE_BYTES,
             problem = diagnose_gzip(path) or f"gzip error: {exc}"
         else:
             problem = f"read error: {exc.strerror or exc}"
-        raise DataFileError(path, problem, lines=n) from None
+        raise DataFileError(path, problem) from None
 
 
 def diagnose_gzip(path: str | Path, chunk: int = 1 << 14) -> str | None:
@@ -390,8 +388,8 @@ class ReplayReader:
             log.warning("%s: more malformed lines; further warnings suppressed (count continues)", self.path.name)
 
     def __iter__(self) -> Iterator:
-        """The events, in file order. Raises DataFileError (with ``lines``) if the file turns out to be damaged
-        (the events before the damage have been yielded)."""
+        """The events, in file order. Raises DataFileError if the file turns out to be damaged (the events
+        before the damage have been yielded; ``lines`` counts the lines read)."""
         decode = self.decoder.decode
         with open_recording(self.path) as fh:
             for lineno, raw in enumerate(iter_lines(fh, self.path), 1):
