@@ -55,16 +55,13 @@ def _safe_scalar(base, what):
             return base(loader, node)
         except (ValueError, OverflowError):
             n = len(node.value)
-            return Unparsable(f"{what} of {n} characters" if n > 40 else f"{what} {node.value!r}")
+            return Unparsable(f"unloadable {what} of {n} characters" if n > 40 else f"unloadable {what} {node.value!r}")
     return construct
 
 
-_Loader.add_constructor("tag:yaml.org,2002:int", _safe_scalar(yaml.SafeLoader.construct_yaml_int,
-                                                               "integer too long to load"))
-_Loader.add_constructor("tag:yaml.org,2002:float", _safe_scalar(yaml.SafeLoader.construct_yaml_float,
-                                                                 "unparsable float"))
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _safe_scalar(yaml.SafeLoader.construct_yaml_timestamp,
-                                                                     "invalid date"))
+_Loader.add_constructor("tag:yaml.org,2002:int", _safe_scalar(yaml.SafeLoader.construct_yaml_int, "integer"))
+_Loader.add_constructor("tag:yaml.org,2002:float", _safe_scalar(yaml.SafeLoader.construct_yaml_float, "float"))
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _safe_scalar(yaml.SafeLoader.construct_yaml_timestamp, "date"))
 
 
 def load_yaml(text, what: str):
@@ -107,10 +104,9 @@ def brief(v, limit: int = 60) -> str:
         return repr(v) if len(v) <= limit else f"{v[:limit]!r}... ({len(v)} characters)"
     if isinstance(v, (list, tuple, dict, set, frozenset)):
         n = len(v)
-        items = list(v.items()) if isinstance(v, dict) else None
-        flat = (n <= 8 and all(isinstance(x, (str, int) + _SCALARS) for kv in (items or ())
-                               for x in kv) if items is not None
-                else n <= 8 and all(isinstance(x, (str, int, bytes) + _SCALARS) for x in v))
+        items = list(v.items()) if isinstance(v, dict) and n <= 8 else None
+        flat = n <= 8 and all(isinstance(x, (str, int, bytes) + _SCALARS)
+                              for x in ((x for kv in items for x in kv) if items is not None else v))
         if not flat:
             return f"<{type(v).__name__} of {n} item{'s' if n != 1 else ''}>"
         if items is not None:
@@ -196,7 +192,6 @@ def _opt_path(v):
     if v is None:
         return None
     return _path(v)
-
 
 
 #: Largest ``strategy.order_qty`` / ``max_inventory`` accepted by the config check (base units); the instrument
