@@ -216,6 +216,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book}
+    for name in ("config", "data", "out", "journal"):
+        if getattr(args, name, None) == "":
+            print(f"error: --{name}: empty path", file=sys.stderr)
+            return 2
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

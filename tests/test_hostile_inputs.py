@@ -175,7 +175,7 @@ def test_unreadable_config_files_are_refused_naming_the_file(tmp_path):
     ("devfull", 1, "is a character device, not a regular file"),
     ("not_sqlite", 2, "is not a SQLite database"),
     ("directory", 1, "is a directory, not a regular file"),
-    ("empty", 2, "--journal: empty path"),
+    ("empty", 2, "error: --journal: empty path"),
     ("no_dir", 1, "does not exist"),
 ])
 def test_bad_journal_paths_are_refused_naming_the_path(tmp_path, kind, code, phrase):
@@ -191,6 +191,11 @@ def test_bad_journal_paths_are_refused_naming_the_path(tmp_path, kind, code, phr
     assert not os.path.exists("/dev/full.lock")
     if kind == "not_sqlite":
         assert path.read_text().startswith("these are notes")        # untouched
+
+
+@pytest.mark.parametrize("option", ["--data", "--config"])
+def test_an_empty_path_argument_is_refused(option):
+    assert_refused(cli("run", option, ""), 2, f"error: {option}: empty path")
 
 
 def test_journal_path_dev_full_in_the_config_is_refused():
