@@ -28,7 +28,8 @@ from collections import Counter, deque
 from mmcore.accounting import Portfolio
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument
-from mmcore.journal import KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS
+from mmcore.journal import (KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS,
+                            JournalError)
 from mmcore.order_manager import OrderManager
 from mmcore_ext.book import APPLIED, GAP, L2Book
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
@@ -106,6 +107,9 @@ class Engine:
         self.timer_period_ns = max(TIMER_MIN_NS, period)
         self.next_timer_ns = -1       # -1: not armed yet (the first on_timer call arms it)
 
+    #: Event time (ns) at which a journal write failure halted trading (None: no failure seen).
+    journal_failed_ts = None
+
     # --- hot path ---
     def on_event(self, ev) -> None:
         """Handle one market event (depth diff, trade, book ticker, snapshot)."""
@@ -137,6 +141,8 @@ class Engine:
             self._quote(ev.ts_local_ns)
 
     def _quote(self, ts: int) -> None:
+        if self.journal.failed is not None and self.journal_failed_ts is None:   # set by the journal's writer
+            self.on_journal_failure(ts)
         book = self.book
         gate = self.gate
         synced = book.synced
@@ -324,6 +330,23 @@ class Engine:
         o = self.orders.place(ts, side, px, abs(pos), post_only=False, check_risk=False)
         self._flat_coid = o.client_order_id if o is not None else None
 
+    def on_journal_failure(self, ts: int) -> None:
+        """A journal write failed: halt the risk gate at event time ``ts`` (ns) with reason ``journal write failed:
+        <write and error>``. HALTED cancels every order and refuses new ones (the state change is handled at
+        once). ``journal.failed`` is set by the journal's writer thread and read on each event that can quote
+        (all but bookTickers) and each report; nothing calls across threads. Logged once; ``journal_failed_ts``
+        records ``ts``."""
+        self.journal_failed_ts = ts
+        reason = f"journal write failed: {self.journal.failed}"
+        log.error("%s: halting trading at %d (cancel all, no new orders)", reason, ts)
+        self.counters["journal_failures"] += 1
+        self.gate.halt(ts, reason)
+        try:
+            if self.gate.trading_state != self.trading_state:
+                self._trading_state_changed(ts, self.gate.trading_state)
+        except JournalError as exc:       # a flatten order's id reservation could not be written: not sent
+            log.error("after the journal failure: %s", exc)
+
     # --- bad data and recovery ---
     def _pause(self, ts: int, reason: str, level: int = logging.WARNING) -> None:
         if not self.paused:
@@ -360,6 +383,8 @@ class Engine:
         A fill report that contradicts its order (side, price beyond the limit, more than the remaining
         quantity: :func:`mmcore.execution.fill_contradiction`) is refused by the order manager (counted as
         ``fill_contradictions``, logged) and never reaches the portfolio, the gate or the journal."""
+        if self.journal.failed is not None and self.journal_failed_ts is None:
+            self.on_journal_failure(rep.ts_ns)
         o = self.orders.on_report(rep)
         if o is not None:                 # a new fill, consistent with its order (side, price, quantity)
             pf = self.portfolio
