@@ -20,6 +20,7 @@ from mmcore.live_runner import TIMER_TICK_S, LiveRunner
 from mmcore.replay import build_session, run_session, summarize
 from mmcore.sim.server import build_server, close_server
 from mmcore_ext.events import DepthSnapshot, Trade
+from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
 
 from datafiles import ROOT, USDM_FILE
 
@@ -30,6 +31,15 @@ SILENCE_NS = 800 * S
 #: q * gamma * sigma^2 * (T - t) = 1 * 100 * 1e12 * 86400 USDT (the slow half-life keeps sigma near its seed).
 OVERFLOW = ["strategy.gamma=100", "strategy.sigma_seed=1000000", "strategy.horizon_s=86400",
             "strategy.sigma_half_life_s=86400"]
+
+
+def _extreme_quoter(eng):
+    """Give the engine the quoter and sigma estimator that OVERFLOW would build. The start refuses OVERFLOW
+    (its reservation price at full inventory is beyond the instrument's max price), so a run can only meet
+    such a quote when the online sigma grows far past its seed on hostile data; this stands in for that."""
+    tick = float(eng.instrument.tick_size)
+    eng.quoter = AvellanedaStoikov(100.0, 0.5, 86400.0, 1.0, 20.0, tick)
+    eng.vol = EwmaVolatility(86400.0, 100 * 10**6, 1e6)
 
 
 def _with_silence(src, dst, at_line, shift_ns):
@@ -153,7 +163,8 @@ def test_timer_runs_the_due_flatten_attempt_while_halted():
 
 
 def test_a_quote_outside_int64_ticks_is_refused_counted_logged_once_and_quotes_nothing(caplog):
-    s, eng, sim = _session(*OVERFLOW)
+    s, eng, sim = _session()
+    _extreme_quoter(eng)
     _sync(eng, sim, T0)
     _fill_bid(eng, sim, T0 + 1)
     with caplog.at_level(logging.ERROR, logger="mmcore.engine"):
@@ -168,17 +179,17 @@ def test_a_quote_outside_int64_ticks_is_refused_counted_logged_once_and_quotes_n
     assert len(refused) == 1 and "int64" in refused[0].getMessage()
 
 
-def test_backtest_with_a_valid_config_whose_quotes_overflow_exits_0_with_its_report(tmp_path):
+def test_a_config_whose_quotes_would_overflow_is_refused_at_start_naming_its_fields(tmp_path):
+    """On main this config passed validation and the backtest died mid-run (exit 2, no report); now the start
+    refuses it (exit 2, one config error naming the fields), before any replay."""
     cmd = [sys.executable, "-m", "mmcore", "backtest", "--data", str(USDM_FILE), "--out", str(tmp_path)]
     for kv in OVERFLOW:
         cmd += ["--set", kv]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr[-2000:]
-    out = p.stdout + p.stderr
-    assert "Traceback" not in out and "quote refused" in out
-    rep = json.loads((tmp_path / "report.json").read_text())
-    assert rep["fill_count"] >= 1 and rep["quotes_refused"] > 0 and rep["shutdown_clean"] is True
-    assert rep["events"] == rep["lines"]
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "config error: strategy.gamma" in p.stderr
+    assert "strategy.sigma_seed" in p.stderr and "strategy.horizon_s" in p.stderr
+    assert not (tmp_path / "report.json").exists()
 
 
 # --- live runner against the loopback emulator ---
