@@ -55,13 +55,15 @@ def test_a_journal_in_use_is_refused_with_a_clear_message(tmp_path):
     assert err.startswith("error: ") and str(path) in err and "in use by another process" in err
 
 
-@pytest.mark.parametrize("kind", ["directory", "not sqlite"])
-def test_a_journal_that_cannot_be_opened_is_an_error_line(tmp_path, kind):
+@pytest.mark.parametrize("kind, code", [("directory", 1), ("not sqlite", 2)])
+def test_a_journal_that_cannot_be_opened_is_an_error_line(tmp_path, kind, code):
+    """A directory cannot be opened (exit 1, like an unreadable file); a file that is not a SQLite database
+    is a bad argument (exit 2), as for the replay CLI (mmcore.journal.JournalPathError)."""
     path = tmp_path / "j.db"
     if kind == "directory":
         path.mkdir()
     else:
         path.write_bytes(b"this is not an SQLite database\n" * 100)
     rc, err = _run(path)
-    assert rc == 1 and "Traceback" not in err and err.count("\n") == 1, err
-    assert err.startswith("error: journal ") and str(path) in err
+    assert rc == code and "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith("error: ") and "journal" in err and str(path) in err
