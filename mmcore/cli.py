@@ -1,8 +1,18 @@
 """Command line: ``python -m mmcore run | backtest | book``.
 
-Exit codes: 0 ok and shut down clean (every order cancelled and confirmed); 2 bad configuration or arguments
-(one line per bad field, no traceback); 1 runtime failure (e.g. unreadable data file); 3 the run ended
-but the shutdown was not clean (orders left open at the exchange).
+Exit codes (one ``error:`` / ``config error:`` line on stderr naming the field or file, never a traceback):
+
+- 0: the whole file replayed and shut down clean (every order cancelled and confirmed);
+- 2: bad configuration or arguments: a bad field or a combination that cannot work (``config error:
+  <field> = <value>: <allowed range>``, one line per problem), a config file that cannot be read or parsed,
+  a data file that is not a recording of the market (or the forced ``--market``), an empty ``--journal``, a
+  journal file that is not a SQLite journal or already holds a run;
+- 1: a file that cannot be read or written: a data file missing, not a regular file (directory, FIFO,
+  device), not gzip, truncated or corrupt (after the part replayed, with its summary / report, which says
+  ``data_complete: false`` and why); a journal that cannot be opened (directory, device, permission, full
+  disk) or is in use by another process, or whose write failed during the run (trading halted; the
+  summary / report names the failed write); a report that cannot be written;
+- 3: the run ended but the shutdown was not clean (orders left open at the exchange).
 """
 from __future__ import annotations
 
@@ -15,6 +25,8 @@ import sys
 from pathlib import Path
 
 from mmcore.config import DEFAULT_CONFIG, ConfigError, load_config
+from mmcore.journal import JournalUnavailable
+from mmcore.venues.binance.replay import DataFileError
 
 log = logging.getLogger("mmcore")
 
@@ -79,7 +91,28 @@ def cmd_run(args) -> int:
         _run_loop(_replay(session, lambda done, total: bar.update(task, completed=done)))
     summary = summarize(session)
     print_summary(summary, console)
+    return _exit_code(session, summary)
+
+
+def _exit_code(session, summary: dict) -> int:
+    """Print the error line of a run that ended on bad input (after its summary); return the exit code."""
+    if summary["data_error"]:
+        print(f"error: data file {session.path}: {summary['data_error']}; the replay stopped after line "
+              f"{summary['lines']} (the summary covers the part replayed)", file=sys.stderr)
+        return 1
+    if summary["journal_error"]:
+        when = (f"trading halted at {summary['journal_failed_ts_ns']} ns and the replay stopped"
+                if summary["journal_failed_ts_ns"] is not None else "found at shutdown")
+        print(f"error: journal {session.journal.path}: write failed: {summary['journal_error']} "
+              f"({summary['journal_lost_writes']} write(s) lost); {when}", file=sys.stderr)
+        return 1
     return 0 if summary["shutdown_clean"] else 3
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse, before the replay, a report directory that exists and is not a directory (OSError)."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(20, "not a directory", str(out))
 
 
 def cmd_backtest(args) -> int:
@@ -87,23 +120,34 @@ def cmd_backtest(args) -> int:
     from mmcore.report import write_json, write_plot
 
     config = _load(args)
+    out = Path(args.out) if args.out else config.resolve_path(config.get("report.out_dir"))
+    _check_out_dir(out)
     session = build_session(config, args.data, args.market, args.journal)
     _run_loop(_replay(session))
     summary = summarize(session)
-    out = Path(args.out) if args.out else config.resolve_path(config.get("report.out_dir"))
-    js = write_json(summary, out)
-    png = write_plot(session.series, summary, out)
+    try:
+        js = write_json(summary, out)
+        png = write_plot(session.series, summary, out)
+    except OSError as exc:
+        print(f"error: cannot write the report in {out}: {exc.strerror or exc}", file=sys.stderr)
+        _exit_code(session, summary)
+        return 1
     print(f"wrote {js} and {png}: {summary['events']} events in {summary['wall_s']:.3f} s, "
           f"{summary['fill_count']} fills, mtm PnL {summary['mtm_pnl']} {session.instrument.quote}")
-    return 0 if summary["shutdown_clean"] else 3
+    return _exit_code(session, summary)
 
 
 def cmd_book(args) -> int:
-    """Write the reconstructed top of book after every applied depth event as CSV."""
+    """Write the reconstructed top of book after every applied depth event as CSV.
+
+    The data file gets the same checks as ``run`` (regular file, bounded lines, the market check); a damaged
+    file keeps the rows written before the damage and exits 1."""
     from mmcore.venues.binance.replay import ReplayReader
     from mmcore_ext.book import APPLIED, L2Book, sync_rule_for_market
     from mmcore_ext.events import DepthDiff, DepthSnapshot
 
+    if not Path(args.data).exists():
+        raise FileNotFoundError(f"data file not found: {args.data}")
     reader = ReplayReader(args.data, market=args.market)
     inst = reader.instrument
     book = L2Book(sync_rule_for_market(reader.market))
@@ -116,21 +160,29 @@ def cmd_book(args) -> int:
         w.writerow((ts, u, fp(book.best_bid_px()), fq(book.best_bid_qty()), fp(book.best_ask_px()),
                     fq(book.best_ask_qty())))
 
+    damage = None
     with open(out, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(("local_ts_ns", "update_id", "bid_px", "bid_qty", "ask_px", "ask_qty"))
-        for ev in reader:
-            t = type(ev)
-            if t is DepthDiff:
-                if book.apply_diff(ev) == APPLIED:
-                    row(ev.ts_local_ns, ev.final_update_id)
-                    rows += 1
-            elif t is DepthSnapshot:
-                applied = book.load_snapshot(ev)
-                if applied and book.synced:
-                    row(ev.ts_local_ns, book.last_update_id)
-                    rows += 1
+        try:
+            for ev in reader:
+                t = type(ev)
+                if t is DepthDiff:
+                    if book.apply_diff(ev) == APPLIED:
+                        row(ev.ts_local_ns, ev.final_update_id)
+                        rows += 1
+                elif t is DepthSnapshot:
+                    applied = book.load_snapshot(ev)
+                    if applied and book.synced:
+                        row(ev.ts_local_ns, book.last_update_id)
+                        rows += 1
+        except DataFileError as exc:
+            damage = exc
     print(f"wrote {rows} rows to {out} (gaps {book.gaps}, malformed lines {reader.malformed})")
+    if damage is not None:
+        print(f"error: {damage}; stopped after line {reader.lines} (the rows written cover the part read)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -164,18 +216,24 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book}
+    for name in ("config", "data", "out", "journal"):
+        if getattr(args, name, None) == "":
+            print(f"error: --{name}: empty path", file=sys.stderr)
+            return 2
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"config error: {line}", file=sys.stderr)
         return 2
-    except (ValueError, KeyError) as exc:           # bad arguments, or a file that is not a recording
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, KeyError) as exc:           # bad arguments, or a file that is not a recording / journal
+        print(f"error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", file=sys.stderr)
         return 2
-    except OSError as exc:                          # missing, unreadable or not a file
-        print(f"error: cannot read {exc.filename}: {exc.strerror}" if exc.filename else f"error: {exc}",
-              file=sys.stderr)
+    except (DataFileError, JournalUnavailable) as exc:   # messages name the file and the problem
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:                          # missing, unreadable, unwritable
+        print(f"error: {exc.filename}: {exc.strerror}" if exc.filename else f"error: {exc}", file=sys.stderr)
         return 1
 
 

@@ -2,11 +2,20 @@
 
 A bad value stops the start with one message per bad field naming the field, the value and the allowed
 range (the CLI prints them and exits with code 2, no traceback). ``--set key=value`` overrides use dotted
-paths (``strategy.gamma=0.1``), the value parsed as YAML.
+paths (``strategy.gamma=0.1``), the value parsed as YAML by the same loader as the file.
+
+Hostile input: a value is shown in messages by :func:`brief` (bounded: a container as its type and size, a
+long string or integer shortened), never by a full ``repr``; validation never walks or copies a value
+beyond the top level of the field it checks, so a YAML alias bomb costs what its text costs. A config file
+must be a regular file of at most :data:`MAX_CONFIG_BYTES`; an integer YAML cannot build (more than 4300
+digits), a float or date it cannot parse reach the field check as a placeholder and are refused there
+naming the field.
 """
 from __future__ import annotations
 
-import copy
+import math
+import os
+import stat
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -16,6 +25,99 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "default.yaml"
+#: Largest config file read (bytes); the bundled default is about 5 KB.
+MAX_CONFIG_BYTES = 1 << 20
+#: Longest decimal string accepted for a decimal field (characters).
+MAX_DECIMAL_CHARS = 64
+
+
+class Unparsable:
+    """A YAML scalar the loader could not turn into its type (an integer of more than 4300 digits, a float
+    or timestamp that does not parse): kept as a placeholder so the field check refuses it by name."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"<{self.what}>"
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """``yaml.SafeLoader`` (libyaml's parser when PyYAML has it: faster, and it caps the nesting depth) whose
+    int/float/timestamp constructors never raise ValueError (see Unparsable)."""
+
+
+def _safe_scalar(base, what):
+    def construct(loader, node):
+        try:
+            return base(loader, node)
+        except (ValueError, OverflowError):
+            n = len(node.value)
+            return Unparsable(f"unloadable {what} of {n} characters" if n > 40 else f"unloadable {what} {node.value!r}")
+    return construct
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _safe_scalar(yaml.SafeLoader.construct_yaml_int, "integer"))
+_Loader.add_constructor("tag:yaml.org,2002:float", _safe_scalar(yaml.SafeLoader.construct_yaml_float, "float"))
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _safe_scalar(yaml.SafeLoader.construct_yaml_timestamp, "date"))
+
+
+def load_yaml(text, what: str):
+    """Parse YAML text (str or a text stream) with the config loader.
+
+    Raises ConfigError ``<what>: not valid YAML: <problem and position>`` (also for nesting deeper than the
+    parser's recursion allows).
+    """
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{what}: not valid YAML: {brief_text(str(exc), 300)}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{what}: not valid YAML: nested deeper than the loader allows"]) from None
+
+
+def brief_text(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters (with the total length when cut)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+_SCALARS = (bool, float, Decimal, type(None))
+
+
+def brief(v, limit: int = 60) -> str:
+    """A bounded ``repr`` for messages: at most a few hundred characters, whatever ``v`` is, and without
+    walking ``v`` beyond its first level (a YAML alias bomb is a DAG whose full repr is exponential).
+
+    Scalars as ``repr`` (a string cut at ``limit`` characters, an integer of more than 40 digits as its
+    digit count); a container of at most 8 scalars as its ``repr``; any other container as
+    ``<list of N items>``; other objects as ``<type>``.
+    """
+    if isinstance(v, _SCALARS) or isinstance(v, Unparsable):
+        return brief_text(repr(v), limit)
+    if isinstance(v, int):
+        if v.bit_length() > 132:           # more than 40 decimal digits
+            return f"<integer of about {int(v.bit_length() * math.log10(2)) + 1} digits>"
+        return repr(v)
+    if isinstance(v, (str, bytes)):
+        return repr(v) if len(v) <= limit else f"{v[:limit]!r}... ({len(v)} characters)"
+    if isinstance(v, (list, tuple, dict, set, frozenset)):
+        n = len(v)
+        items = list(v.items()) if isinstance(v, dict) and n <= 8 else None
+        flat = n <= 8 and all(isinstance(x, (str, int, bytes) + _SCALARS)
+                              for x in ((x for kv in items for x in kv) if items is not None else v))
+        if not flat:
+            return f"<{type(v).__name__} of {n} item{'s' if n != 1 else ''}>"
+        if items is not None:
+            return "{" + ", ".join(f"{brief(k, 20)}: {brief(x, 20)}" for k, x in items) + "}"
+        inner = ", ".join(brief(x, 20) for x in v)
+        if isinstance(v, list):
+            return f"[{inner}]"
+        if isinstance(v, tuple):
+            return f"({inner}{',' if n == 1 else ''})"
+        return "{" + inner + "}" if n else f"{type(v).__name__}()"
+    return f"<{type(v).__name__}>"
 
 
 class ConfigError(ValueError):
@@ -39,7 +141,10 @@ class Field:
 def _num(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:                  # an integer beyond the float range: out of every range
+        return math.inf if v > 0 else -math.inf
 
 
 def _int(v):
@@ -51,11 +156,16 @@ def _int(v):
 def _dec(v):
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise TypeError
+    if isinstance(v, int) and v.bit_length() > 200:
+        return Decimal("Infinity") if v > 0 else Decimal("-Infinity")   # out of every range
+    text = str(v).strip()
+    if len(text) > MAX_DECIMAL_CHARS:
+        raise TypeError
     try:
-        d = Decimal(str(v))
+        d = Decimal(text)
     except InvalidOperation:
         raise TypeError from None
-    if not d.is_finite():
+    if d.is_nan():
         raise TypeError
     return d
 
@@ -72,21 +182,31 @@ def _bool(v):
     return v
 
 
-def _opt_str(v):
+def _path(v):
+    if not isinstance(v, str) or not v or "\0" in v:
+        raise TypeError
+    return v
+
+
+def _opt_path(v):
     if v is None:
         return None
-    return _str(v)
+    return _path(v)
 
 
+#: Largest ``strategy.order_qty`` / ``max_inventory`` accepted by the config check (base units); the instrument
+#: check at start is tighter (``max_order_qty`` / ``max_qty`` of config/instruments.yaml).
+MAX_BASE_QTY = Decimal(10) ** 9
 
 FIELDS: tuple[Field, ...] = (
     Field("mode", _str, lambda v: v in ("replay",), "one of: replay"),
-    Field("data.path", _str, lambda v: True, "a recording file (.gz or text)"),
+    Field("data.path", _path, lambda v: True, "a recording file (.gz or text)"),
     Field("data.market", _str, lambda v: v in ("auto", "binance_spot", "binance_usdm"),
           "one of: auto, binance_spot, binance_usdm"),
-    Field("data.instruments", _str, lambda v: True, "a YAML instrument table"),
+    Field("data.instruments", _path, lambda v: True, "a YAML instrument table"),
     Field("strategy.model", _str, lambda v: v in ("avellaneda_stoikov",), "one of: avellaneda_stoikov"),
-    Field("strategy.order_qty", _dec, lambda v: v > 0, "> 0 (base units)"),
+    Field("strategy.order_qty", _dec, lambda v: 0 < v <= MAX_BASE_QTY,
+          f"0 < order_qty <= {MAX_BASE_QTY} (base units)"),
     Field("strategy.gamma", _num, lambda v: 0 < v <= 100, "0 < gamma <= 100 (1/quote currency)"),
     Field("strategy.kappa", _num, lambda v: 0 < v <= 1e6, "0 < kappa <= 1e6 (1/quote currency)"),
     Field("strategy.horizon_s", _num, lambda v: 0 < v <= 86400, "0 < T <= 86400 seconds"),
@@ -95,7 +215,8 @@ FIELDS: tuple[Field, ...] = (
     Field("strategy.sigma_sample_ms", _int, lambda v: 1 <= v <= 60000, "1 <= interval <= 60000 ms"),
     Field("strategy.min_spread_bps", _num, lambda v: 0 <= v <= 10000, "0 <= min_spread_bps <= 10000"),
     Field("strategy.max_spread_bps", _num, lambda v: 0 < v <= 10000, "0 < max_spread_bps <= 10000"),
-    Field("strategy.max_inventory", _dec, lambda v: v >= 0, ">= 0 (base units)"),
+    Field("strategy.max_inventory", _dec, lambda v: 0 <= v <= MAX_BASE_QTY,
+          f"0 <= max_inventory <= {MAX_BASE_QTY} (base units)"),
     Field("execution.price_tolerance_ticks", _int, lambda v: 0 <= v <= 1_000_000, "0 <= ticks <= 1000000"),
     Field("execution.order_price_deviation_bps", _num, lambda v: 0 <= v <= 10000, "0 <= bps <= 10000"),
     Field("execution.order_ttl_seconds", _num, lambda v: 0 < v <= 86400, "0 < ttl <= 86400 seconds"),
@@ -108,20 +229,25 @@ FIELDS: tuple[Field, ...] = (
     Field("execution.flatten_on_shutdown", _bool, lambda v: True, "true or false"),
     Field("execution.flat_retries", _int, lambda v: 0 <= v <= 100, "0 <= retries <= 100"),
     Field("execution.flat_retry_backoff", _num, lambda v: 0 <= v <= 3600, "0 <= seconds <= 3600"),
-    Field("journal.path", _opt_str, lambda v: True, "null (off) or a SQLite file path"),
+    Field("journal.path", _opt_path, lambda v: True, "null (off) or a SQLite file path"),
     Field("journal.synchronous", _str, lambda v: v in ("FULL", "NORMAL"), "one of: FULL, NORMAL"),
     Field("sim.entry_latency_ms", _num, lambda v: 0 <= v <= 60000, "0 <= latency <= 60000 ms"),
     Field("sim.cancel_latency_ms", _num, lambda v: 0 <= v <= 60000, "0 <= latency <= 60000 ms"),
     Field("sim.maker_fee_bps", _num, lambda v: -100 <= v <= 100, "-100 <= fee <= 100 bps"),
     Field("sim.taker_fee_bps", _num, lambda v: -100 <= v <= 100, "-100 <= fee <= 100 bps"),
-    Field("report.out_dir", _str, lambda v: True, "a directory path"),
+    Field("report.out_dir", _path, lambda v: True, "a directory path"),
     Field("report.sample_ms", _int, lambda v: 1 <= v <= 3_600_000, "1 <= interval <= 3600000 ms"),
 )
 _BY_PATH = {f.path: f for f in FIELDS}
-_TYPE_WORDS = {_num: "a number", _int: "an integer", _dec: "a decimal number", _str: "a non-empty string",
-               _bool: "true or false", _opt_str: "null or a non-empty string"}
+_TYPE_WORDS = {_num: "a number", _int: "an integer",
+               _dec: f"a decimal number (at most {MAX_DECIMAL_CHARS} characters)", _str: "a non-empty string",
+               _bool: "true or false", _path: "a non-empty path string", _opt_path: "null or a non-empty path string"}
 #: The ``risk:`` section is validated by :class:`mmcore.risk_config.RiskConfig` (field names are its own).
 RISK_SECTION = "risk"
+
+
+#: Sections of the config file (the first part of every field path, and ``risk``).
+SECTIONS = tuple(dict.fromkeys(f.path.split(".")[0] for f in FIELDS if "." in f.path)) + (RISK_SECTION,)
 
 
 def _get(tree: dict, path: str):
@@ -134,24 +260,32 @@ def _get(tree: dict, path: str):
 
 
 def _set(tree: dict, path: str, value) -> None:
+    """Set ``path`` in ``tree``, copying each mapping on the way (one level, not deep): a section that YAML
+    aliases from two places is not changed in both."""
     parts = path.split(".")
     node = tree
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError([f"--set {path}: {part} is not a section"])
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError([f"--set {path}: {'.'.join(parts[:i + 1])} = {brief(child)} is not a section"])
+        node[part] = child = dict(child)
+        node = child
     node[parts[-1]] = value
+
+
+def _key(key) -> str:
+    return brief_text(str(key), 60) if isinstance(key, str) else brief(key, 60)
 
 
 def _unknown(tree: dict, prefix: str = "") -> list[str]:
     out = []
     for key, val in tree.items():
-        path = f"{prefix}{key}"
+        path = f"{prefix}{_key(key)}"
         if path == RISK_SECTION:
             continue
-        if isinstance(val, dict) and any(f.path.startswith(path + ".") for f in FIELDS):
+        if isinstance(val, dict) and path in SECTIONS:
             out += _unknown(val, path + ".")
-        elif path not in _BY_PATH:
+        elif path not in _BY_PATH and path not in SECTIONS:
             out.append(f"{path}: unknown field (known: {', '.join(sorted(_BY_PATH))})")
     return out
 
@@ -174,12 +308,24 @@ class Config:
 
 
 def validate(tree: dict, source: str = "<config>") -> Config:
-    """Validate a config tree; return a :class:`Config` or raise :class:`ConfigError` listing every bad field."""
+    """Validate a config tree; return a :class:`Config` or raise :class:`ConfigError` listing every bad field.
+
+    Besides each field's type and range, combinations that cannot work are refused (see
+    :func:`_combinations`). Each message starts with ``<source>: <field>``.
+    """
     if not isinstance(tree, dict):
-        raise ConfigError([f"{source}: the top level must be a mapping"])
+        raise ConfigError([f"{source}: (top level) = {brief(tree)}: must be a mapping of sections "
+                           f"({', '.join(SECTIONS)})"])
     errors = _unknown(tree)
+    bad_sections = set()
+    for sec in SECTIONS:
+        if sec in tree and not isinstance(tree[sec], dict):
+            bad_sections.add(sec)
+            errors.append(f"{sec} = {brief(tree[sec])}: must be a mapping of the {sec} fields")
     values = {}
     for f in FIELDS:
+        if f.path.split(".")[0] in bad_sections:
+            continue
         try:
             raw = _get(tree, f.path)
         except KeyError:
@@ -187,21 +333,71 @@ def validate(tree: dict, source: str = "<config>") -> Config:
             continue
         try:
             val = f.parse(raw)
-        except (TypeError, ValueError):
-            errors.append(f"{f.path} = {raw!r}: must be {_TYPE_WORDS[f.parse]}, {f.allowed}")
+        except (TypeError, ValueError, ArithmeticError):
+            errors.append(f"{f.path} = {brief(raw)}: must be {_TYPE_WORDS[f.parse]}, {f.allowed}"
+                          + _string_number_hint(f.parse, raw))
             continue
         if not f.check(val):
-            errors.append(f"{f.path} = {raw!r}: out of range (allowed: {f.allowed})")
+            errors.append(f"{f.path} = {brief(raw)}: out of range (allowed: {f.allowed})")
             continue
         values[f.path] = val
+    risk = None if RISK_SECTION in bad_sections else _risk_config(tree.get(RISK_SECTION, {}), errors)
     if not errors:
-        if values["strategy.min_spread_bps"] > values["strategy.max_spread_bps"]:
-            errors.append(f"strategy.min_spread_bps = {values['strategy.min_spread_bps']}: must be <= "
-                          f"strategy.max_spread_bps ({values['strategy.max_spread_bps']})")
-    risk = _risk_config(tree.get(RISK_SECTION, {}), errors)
+        errors += _combinations(values, risk)
     if errors:
         raise ConfigError([f"{source}: {e}" for e in errors])
     return Config(values=values, source=source, risk=risk)
+
+
+def _string_number_hint(parse, raw) -> str:
+    """YAML 1.1 reads ``1e400`` (no dot) as a string: say so when a number field gets one."""
+    if parse in (_num, _int) and isinstance(raw, str) and len(raw) <= MAX_DECIMAL_CHARS:
+        try:
+            float(raw)
+        except ValueError:
+            return ""
+        return " (YAML read it as a string: write exponents with a dot and a sign, e.g. 1.0e+3)"
+    return ""
+
+
+def _combinations(v: dict, risk) -> list[str]:
+    """Field combinations with which the engine could not quote at all (each field valid alone).
+
+    - ``strategy.min_spread_bps`` above ``strategy.max_spread_bps``;
+    - ``strategy.order_qty`` above ``strategy.max_inventory``: neither side could be quoted even when flat;
+    - ``strategy.order_qty`` above the risk gate's position limit (``risk.max_position_base``, or
+      ``risk.net_max * risk.max_position_fraction_of_net_max``): every order refused ``MAX_POSITION``;
+    - ``strategy.min_spread_bps`` above ``risk.max_spread_frac`` (in bps): every quote refused
+      ``SPREAD_TOO_WIDE`` (rounding to ticks only widens a quote).
+
+    Instrument-dependent checks (step size, ``max_order_qty``, min notional, notional caps) are made when the
+    engine is wired (:func:`mmcore.wiring.build_engine`).
+    """
+    out = []
+    qty, inv = v["strategy.order_qty"], v["strategy.max_inventory"]
+    if v["strategy.min_spread_bps"] > v["strategy.max_spread_bps"]:
+        out.append(f"strategy.min_spread_bps = {v['strategy.min_spread_bps']}: must be <= "
+                   f"strategy.max_spread_bps ({v['strategy.max_spread_bps']})")
+    if qty > inv:
+        out.append(f"strategy.order_qty = {qty}: must be <= strategy.max_inventory ({inv}): no side could be "
+                   f"quoted, even with a flat position")
+    if risk is not None:
+        caps = []
+        if risk.max_position_base is not None:
+            caps.append(("risk.max_position_base", Decimal(str(risk.max_position_base))))
+        if risk.net_max is not None:
+            caps.append(("risk.net_max * risk.max_position_fraction_of_net_max",
+                         Decimal(str(risk.net_max)) * Decimal(str(risk.max_position_fraction_of_net_max))))
+        for name, cap in caps:
+            if qty > cap:
+                out.append(f"strategy.order_qty = {qty}: must be <= the risk position limit {name} ({cap}): "
+                           f"the risk gate would refuse every order (MAX_POSITION)")
+        wide = risk.max_spread_frac * 10_000
+        if v["strategy.min_spread_bps"] > wide:
+            out.append(f"strategy.min_spread_bps = {v['strategy.min_spread_bps']}: must be <= risk.max_spread_frac "
+                       f"({risk.max_spread_frac} = {wide:g} bps): the risk gate would refuse every quote "
+                       f"(SPREAD_TOO_WIDE)")
+    return out
 
 
 def _risk_config(section, errors: list):
@@ -210,46 +406,77 @@ def _risk_config(section, errors: list):
 
     from mmcore.risk_config import RiskConfig
 
-    if not isinstance(section, dict):
-        errors.append(f"{RISK_SECTION}: must be a mapping of RiskConfig fields")
-        return None
     known = {f.name for f in dataclasses.fields(RiskConfig)}
     for key in section:
         if key not in known:
-            errors.append(f"{RISK_SECTION}.{key}: unknown field (known: {', '.join(sorted(known))})")
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in section.items() if k in known}
+            errors.append(f"{RISK_SECTION}.{_key(key)}: unknown field (known: {', '.join(sorted(known))})")
+    kwargs = {k: v for k, v in section.items() if k in known}
     try:
         return RiskConfig(**kwargs)
     except (TypeError, ValueError) as exc:
-        errors.append(str(exc).replace("RiskConfig.", f"{RISK_SECTION}.", 1))
+        errors += [line.replace("RiskConfig.", f"{RISK_SECTION}.", 1) for line in str(exc).splitlines()]
         return None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"strategy.gamma=0.1"`` -> ``("strategy.gamma", 0.1)``; the value is parsed as YAML."""
+    """``"strategy.gamma=0.1"`` -> ``("strategy.gamma", 0.1)``; the value is parsed as YAML (the same loader
+    as the file). Raises ConfigError naming ``--set KEY``."""
     if "=" not in text:
-        raise ConfigError([f"--set {text!r}: expected key=value"])
+        raise ConfigError([f"--set {brief(text)}: expected key=value"])
     key, _, raw = text.partition("=")
     key = key.strip()
     if key not in _BY_PATH and not key.startswith(RISK_SECTION + "."):
-        raise ConfigError([f"--set {key}: unknown field (known: {', '.join(sorted(_BY_PATH))})"])
+        raise ConfigError([f"--set {brief_text(key, 60)}: unknown field (known: {', '.join(sorted(_BY_PATH))})"])
+    return key, load_yaml(raw, f"--set {key} = {brief(raw)}")
+
+
+def _read_config_file(path: Path) -> str:
+    """The text of a config file: a regular file (opened without blocking, so a FIFO is refused, not waited
+    on) of at most MAX_CONFIG_BYTES, UTF-8. Raises ConfigError naming the file."""
     try:
-        return key, yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"--set {key}: value {raw!r} is not valid YAML: {exc}"]) from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    with open(fd, "rb", closefd=True) as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError([f"{path}: not a regular file ({file_kind(st.st_mode)})"])
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError([f"{path}: {st.st_size} bytes, larger than the {MAX_CONFIG_BYTES} bytes a config "
+                               f"may have"])
+        try:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than the {MAX_CONFIG_BYTES} bytes a config may have"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
+
+
+def file_kind(mode: int) -> str:
+    """``st_mode`` in words: "a directory", "a FIFO", "a character device", ..."""
+    for test, word in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return word
+    return "not a regular file"
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG, overrides: list[str] = ()) -> Config:
-    """Read YAML, apply ``key=value`` overrides, validate. Raises ConfigError (fields named) or OSError."""
+    """Read YAML, apply ``key=value`` overrides, validate.
+
+    Raises
+    ------
+    ConfigError
+        One message per problem, each naming the field (or the file: unreadable, not a regular file, larger
+        than MAX_CONFIG_BYTES, not UTF-8, not valid YAML).
+    """
     path = Path(path)
-    try:
-        with open(path, "r", encoding="utf-8") as fh:
-            tree = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-    tree = copy.deepcopy(tree) if isinstance(tree, dict) else tree
+    tree = load_yaml(_read_config_file(path), str(path))
     for text in overrides:
         key, val = parse_override(text)
         if not isinstance(tree, dict):

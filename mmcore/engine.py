@@ -2,14 +2,23 @@
 
 The engine does not know which venue or mode it runs in: it is handed typed events
 (:mod:`mmcore_ext.events`) and an order manager bound to an execution client; execution reports come back
-through :meth:`Engine.on_report`. Bad market data never crashes it: a sequence gap or a crossed book is
-logged, counted, and quoting pauses (all orders cancelled) until the book is valid again.
+through :meth:`Engine.on_report`. Bad market data never crashes it: a sequence gap, a crossed book or a book
+side left empty is logged, counted, and quoting pauses (all orders cancelled) until the book is valid again.
 
 Risk: every market event updates the risk gate's view (mid, sync, staleness); PnL goes to the gate's
 trading-state machine after every fill and once per second of event time. ACTIVE quotes both sides;
 REDUCING cancels everything and lets only position-reducing orders through the gate; HALTED (kill switch)
 cancels everything, quotes nothing and, if ``flatten_on_halt``, closes the position with immediate-or-cancel
 orders (``flat_retries`` attempts, ``flat_retry_backoff`` apart).
+
+Liveness: what must happen even when no market event arrives is driven by :meth:`Engine.on_timer`, which the
+runner calls whenever :attr:`Engine.next_timer_ns` is due (event time in replay, an estimate of venue time
+live): market data older than ``risk.stale_after_s`` pauses quoting (reason ``"market data stale"``) and
+cancels everything until fresh data arrives; a working order older than ``execution.order_ttl_seconds`` is
+cancelled without waiting for a new quote; due flatten attempts run; the PnL and trading-state check runs at
+least once a second. A quote that cannot be computed (the quoter's ValueError, e.g. a reservation price
+outside int64 ticks with a large gamma, sigma and horizon) is a refused quote: counted (``quotes_refused``),
+logged once per burst, and quoting pauses (everything cancelled) until a quote can be computed again.
 """
 from __future__ import annotations
 
@@ -19,7 +28,8 @@ from collections import Counter, deque
 from mmcore.accounting import Portfolio
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument
-from mmcore.journal import KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS
+from mmcore.journal import (KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS,
+                            JournalError)
 from mmcore.order_manager import OrderManager
 from mmcore_ext.book import APPLIED, GAP, L2Book
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
@@ -27,6 +37,13 @@ from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
 from mmcore_ext.risk import ACTIVE, HALTED, STATE_NAMES as TRADING_STATES
 
 PNL_EVERY_NS = 1_000_000_000
+#: Longest and shortest interval (ns) between two timer checks (:meth:`Engine.on_timer`).
+TIMER_MAX_NS = 1_000_000_000
+TIMER_MIN_NS = 1_000_000
+#: ``Engine.pause_reason`` of a staleness pause (market data older than ``risk.stale_after_s``).
+STALE_REASON = "market data stale"
+#: ``Engine.pause_reason`` prefix while quotes cannot be computed (the quoter raised ValueError).
+QUOTE_REFUSED = "quote refused"
 #: Limit price of a flattening IOC order: this fraction beyond the best opposite price.
 FLATTEN_SLIPPAGE = 0.005
 
@@ -82,6 +99,16 @@ class Engine:
         # depth event whose final id equals its own (Binance bookTicker u shares the depth id sequence).
         self._tickers = deque(maxlen=100_000)
         self.fills: list[OrderFilled] = []
+        # Timer (see on_timer): market data older than this pauses quoting; checks at least every period.
+        self.stale_after_ns = int(self.gate.limits.stale_after_ns)
+        period = min(TIMER_MAX_NS, self.stale_after_ns, orders.ttl_ns)
+        if flat_retry_backoff_ns > 0:
+            period = min(period, flat_retry_backoff_ns)
+        self.timer_period_ns = max(TIMER_MIN_NS, period)
+        self.next_timer_ns = -1       # -1: not armed yet (the first on_timer call arms it)
+
+    #: Event time (ns) at which a journal write failure halted trading (None: no failure seen).
+    journal_failed_ts = None
 
     # --- hot path ---
     def on_event(self, ev) -> None:
@@ -114,6 +141,8 @@ class Engine:
             self._quote(ev.ts_local_ns)
 
     def _quote(self, ts: int) -> None:
+        if self.journal.failed is not None and self.journal_failed_ts is None:   # set by the journal's writer
+            self.on_journal_failure(ts)
         book = self.book
         gate = self.gate
         synced = book.synced
@@ -129,23 +158,85 @@ class Engine:
         if self.trading_state == HALTED:
             self.flatten_step(ts)
             return
-        if not synced or (mid_x2 and bb >= ba):
-            self._pause(ts, "book not synced" if not synced else "crossed book")
+        if not synced or not mid_x2 or bb >= ba:
+            self._pause(ts, "book not synced" if not synced else "crossed book" if mid_x2 else "a book side is empty")
             return
-        if self.paused:
-            log.info("quoting resumed at %d (%s cleared)", ts, self.pause_reason)
-            self.paused = False
         mid = mid_x2 * 0.5 * self.tick
         self.vol.update(ts, mid)
         pos = self.portfolio.position
         q = self.quoter
-        q.compute(ts, mid, pos / self.order_qty, self.vol.sigma, bb, ba)
+        try:
+            q.compute(ts, mid, pos / self.order_qty, self.vol.sigma, bb, ba)
+        except ValueError as exc:         # documented: inputs out of range or quotes outside int64 ticks
+            self._refuse_quote(ts, exc)
+            return
+        if self.paused:
+            log.info("quoting resumed at %d (%s cleared)", ts, self.pause_reason)
+            self.paused = False
         size = self.order_qty
         bid = q.bid_ticks if pos + size <= self.max_inventory else 0
         ask = q.ask_ticks if pos - size >= -self.max_inventory else 0
         self.last_bid = bid
         self.last_ask = ask
         self.orders.reconcile(ts, bid, ask, size)
+
+    def _refuse_quote(self, ts: int, exc: ValueError) -> None:
+        """The quoter cannot compute a quote at ``ts``: no quote (everything cancelled), counted, logged once
+        per burst (until a quote is computed again)."""
+        self.counters["quotes_refused"] += 1
+        if self.paused and self.pause_reason.startswith(QUOTE_REFUSED):
+            return
+        log.error("quote refused at %d: %s (position %d lots, sigma %r); quoting nothing and cancelling all "
+                  "orders until a quote can be computed again (further refusals only counted)", ts, exc,
+                  self.portfolio.position, self.vol.sigma)
+        if self.paused:                   # paused for another reason: orders are already cancelled
+            self.pause_reason = f"{QUOTE_REFUSED}: {exc}"
+        else:
+            self._pause(ts, f"{QUOTE_REFUSED}: {exc}", logging.DEBUG)
+
+    # --- timer: liveness without market events ---
+    def on_timer(self, ts_ns: int) -> None:
+        """Run the checks that must not wait for a market event, at time ``ts_ns`` (ns; event time in replay,
+        the runner's estimate of venue time live), then set :attr:`next_timer_ns`.
+
+        In order: the PnL and trading-state check (if none ran for a second); market-data staleness (the
+        risk gate's last market event older than ``stale_after_ns``: pause with reason ``"market data
+        stale"``, cancel all, count ``stale_pauses``; the next market event with a computable quote resumes
+        quoting); order TTL (working orders at least ``ttl_ns`` old are cancelled, counted ``ttl_cancels``
+        by the order manager, subject to the cancel-rate limit like any reprice); the due flatten attempt.
+
+        Call it whenever ``next_timer_ns`` is due (``<= now``) or is -1 (not armed); calling it more
+        often is harmless. ``next_timer_ns`` is strictly after ``ts_ns``: the earliest of ``ts_ns +
+        timer_period_ns``, the staleness deadline, a working order's TTL expiry and the next flatten attempt.
+        """
+        gate = self.gate
+        if 0 < self._next_pnl_ns <= ts_ns:         # market events do this while they flow
+            self._next_pnl_ns = ts_ns + PNL_EVERY_NS
+            self.update_pnl(ts_ns)
+        if gate.trading_state != self.trading_state:
+            self._trading_state_changed(ts_ns, gate.trading_state)
+        last = gate.last_market_ns
+        stale_at = last + self.stale_after_ns + 1 if last > 0 else -1      # first time it counts as stale
+        if self.trading_state == HALTED:
+            self.flatten_step(ts_ns)               # nothing rests while halted; flattening keeps its schedule
+            stale_at = -1
+        elif not self.paused and 0 <= stale_at <= ts_ns:
+            self.counters["stale_pauses"] += 1
+            log.warning("quoting paused at %d: no market data for %.3f s (risk.stale_after_s); cancelling all "
+                        "orders until fresh data arrives", ts_ns, (ts_ns - last) / 1e9)
+            self._pause(ts_ns, STALE_REASON, logging.DEBUG)
+        orders = self.orders
+        if not self.paused:
+            orders.expire_working(ts_ns)
+        nxt = ts_ns + self.timer_period_ns
+        if not self.paused and ts_ns < stale_at < nxt:
+            nxt = stale_at
+        expiry = orders.next_expiry_ns()
+        if ts_ns < expiry < nxt:
+            nxt = expiry
+        if ts_ns < self._flat_next_ns < nxt:
+            nxt = self._flat_next_ns
+        self.next_timer_ns = nxt
 
     # --- risk: PnL, trading state, flatten ---
     def update_pnl(self, ts: int) -> None:
@@ -239,10 +330,27 @@ class Engine:
         o = self.orders.place(ts, side, px, abs(pos), post_only=False, check_risk=False)
         self._flat_coid = o.client_order_id if o is not None else None
 
+    def on_journal_failure(self, ts: int) -> None:
+        """A journal write failed: halt the risk gate at event time ``ts`` (ns) with reason ``journal write failed:
+        <write and error>``. HALTED cancels every order and refuses new ones (the state change is handled at
+        once). ``journal.failed`` is set by the journal's writer thread and read on each event that can quote
+        (all but bookTickers) and each report; nothing calls across threads. Logged once; ``journal_failed_ts``
+        records ``ts``."""
+        self.journal_failed_ts = ts
+        reason = f"journal write failed: {self.journal.failed}"
+        log.error("%s: halting trading at %d (cancel all, no new orders)", reason, ts)
+        self.counters["journal_failures"] += 1
+        self.gate.halt(ts, reason)
+        try:
+            if self.gate.trading_state != self.trading_state:
+                self._trading_state_changed(ts, self.gate.trading_state)
+        except JournalError as exc:       # a flatten order's id reservation could not be written: not sent
+            log.error("after the journal failure: %s", exc)
+
     # --- bad data and recovery ---
-    def _pause(self, ts: int, reason: str) -> None:
+    def _pause(self, ts: int, reason: str, level: int = logging.WARNING) -> None:
         if not self.paused:
-            log.warning("quoting paused at %d: %s; cancelling all orders", ts, reason)
+            log.log(level, "quoting paused at %d: %s; cancelling all orders", ts, reason)
             self.counters["pauses"] += 1
             self.paused = True
             self.pause_reason = reason
@@ -270,11 +378,17 @@ class Engine:
 
     # --- execution reports ---
     def on_report(self, rep) -> None:
-        """Apply an execution report from the exchange (fills update the portfolio)."""
+        """Apply an execution report from the exchange (fills update the portfolio).
+
+        A fill report that contradicts its order (side, price beyond the limit, more than the remaining
+        quantity: :func:`mmcore.execution.fill_contradiction`) is refused by the order manager (counted as
+        ``fill_contradictions``, logged) and never reaches the portfolio, the gate or the journal."""
+        if self.journal.failed is not None and self.journal_failed_ts is None:
+            self.on_journal_failure(rep.ts_ns)
         o = self.orders.on_report(rep)
-        if o is not None:                 # a new (non-duplicate) fill
+        if o is not None:                 # a new fill, consistent with its order (side, price, quantity)
             pf = self.portfolio
-            pf.on_fill(rep.side, rep.price, rep.qty, rep.fee)
+            pf.on_fill(o.side, rep.price, rep.qty, rep.fee)     # the order's side, as the journal books it
             self.journal.record_position(rep.ts_ns, pf.position, pf.cash_tl, pf.fees)
             self.after_fill(rep)
 

@@ -35,7 +35,14 @@ by the OS when the process dies): the in-memory set of known trade ids that make
 
 Writer errors are counted (``Journal.errors``: writes that did not reach the database), logged on
 logger ``mmcore.journal`` and raised as :class:`JournalError` by the next ``flush()`` / ``close()`` /
-``durable=True`` call.
+``durable=True`` call. The first one also sets :attr:`Journal.failed` (from the writer thread, a plain
+attribute the engine reads on each event: it halts trading, never calls across threads).
+
+Opening refuses, before creating anything, a path that cannot be a journal (each message names the path):
+:class:`JournalPathError` (a ValueError: empty path; a file that is not a SQLite database; another schema
+version) and :class:`JournalUnavailable` (an OSError: a directory, device or FIFO; a missing parent
+directory; permission denied; a full or read-only disk; :class:`JournalLocked` when another process has it,
+naming that process's pid, which the holder writes into ``<path>.lock``).
 """
 from __future__ import annotations
 
@@ -44,6 +51,7 @@ import logging
 import os
 import queue
 import sqlite3
+import stat
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -110,6 +118,26 @@ END;
 
 # Queue items are flat tuples (kind, *params).
 _ORDER, _EVENT, _FILL, _POSITION, _KV, _FLUSH, _STOP = range(7)
+#: queue kind -> (what, table), for messages
+_KINDS = {_ORDER: ("order", "orders"), _EVENT: ("order event", "order_events"), _FILL: ("fill", "fills"),
+          _POSITION: ("position snapshot", "positions"), _KV: ("key", "kv")}
+
+
+def describe_write(op: tuple) -> str:
+    """A queued write in words: kind, table, and the client order id (or key / time) it carries."""
+    kind = op[0]
+    what, table = _KINDS.get(kind, (f"op {kind}", "?"))
+    if kind == _ORDER:
+        return f"{what} into {table} (client order id {op[1]}, state {op[7]})"
+    if kind == _EVENT:
+        return f"{what} into {table} (client order id {op[1]}, event {op[3]})"
+    if kind == _FILL:
+        return f"{what} into {table} (client order id {op[2]}, trade id {op[3]})"
+    if kind == _POSITION:
+        return f"{what} into {table} (ts_ns {op[1]})"
+    if kind == _KV:
+        return f"{what} into {table} (key {op[1]})"
+    return what
 
 _SQL_ORDER = (
     "INSERT INTO orders VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) ON CONFLICT (client_order_id) DO UPDATE"
@@ -125,6 +153,28 @@ _SQL_KV = "INSERT OR REPLACE INTO kv VALUES (?, ?)"
 
 class JournalError(RuntimeError):
     """Some queued writes did not reach the database (raised by flush/close; ``__cause__``: first error)."""
+
+
+class JournalPathError(ValueError, RuntimeError):
+    """The journal path is not usable as given: empty, a file that is not a SQLite database, or a journal of
+    another schema version (a bad argument: the CLI exits 2). The message names the path."""
+
+
+class JournalUnavailable(OSError):
+    """The journal file cannot be opened or written: not a regular file, missing directory, permission,
+    full or read-only disk, I/O error (the CLI exits 1). ``str()`` is the whole message, naming the path."""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else super().__str__()
+
+
+class JournalLocked(JournalUnavailable, BlockingIOError):
+    """Another process (``pid``; None if it did not say) holds the journal's lock."""
+
+    def __init__(self, message: str, pid: int | None):
+        super().__init__(message)
+        self.pid = pid
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +257,11 @@ class _Writer:
     """The background thread and its connection. Holds no reference to the Journal (so it can be
     finalized at interpreter exit)."""
 
-    def __init__(self, conn: sqlite3.Connection, q: queue.SimpleQueue, trade_ids: set):
+    def __init__(self, conn: sqlite3.Connection, q: queue.SimpleQueue, trade_ids: set, path: str = "",
+                 owner=None):
         self.conn = conn
+        self.path = path
+        self.owner = owner                         # weakref to the Journal whose ``failed`` is set
         self.q = q
         self.trade_ids = trade_ids                 # the Journal's de-duplication set: a lost fill leaves it
         self.errors = 0                            # writes that did not reach the database, ever
@@ -235,7 +288,8 @@ class _Writer:
             try:
                 stop = self._write_batch(conn, batch, waiters)
             except BaseException as e:  # must not kill the thread (flush() would hang)
-                self._fail(sum(1 for op in batch if op[0] < _FLUSH), e)
+                writes = [op for op in batch if op[0] < _FLUSH]
+                self._fail(len(writes), e, writes[0] if writes else None)
                 try:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -252,6 +306,7 @@ class _Writer:
         stop = False
         in_txn = 0                 # writes executed in the current transaction
         txn_fills = []             # (client_order_id, trade_id) of the fills written in it
+        txn_first = None           # the first write of the current transaction
         conn.execute("BEGIN")
         for op in batch:
             kind = op[0]
@@ -264,22 +319,24 @@ class _Writer:
             try:
                 _apply(conn, kind, op)
                 in_txn += 1
+                if txn_first is None:
+                    txn_first = op
                 if kind == _FILL:
                     txn_fills.append((op[2], op[3]))
             except Exception as e:
                 if kind == _FILL:
                     self._forget([(op[2], op[3])])
                 if conn.in_transaction:
-                    self._fail(1, e)       # statement rolled back, transaction goes on
+                    self._fail(1, e, op)   # statement rolled back, transaction goes on
                 else:                      # SQLite rolled back the whole transaction (e.g. disk full)
-                    self._fail(1 + in_txn, e)
+                    self._fail(1 + in_txn, e, op)
                     self._forget(txn_fills)
-                    in_txn, txn_fills = 0, []
+                    in_txn, txn_fills, txn_first = 0, [], None
                     conn.execute("BEGIN")
         try:
             conn.execute("COMMIT")
         except Exception as e:
-            self._fail(in_txn, e)
+            self._fail(in_txn, e, txn_first)
             self._forget(txn_fills)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -290,12 +347,16 @@ class _Writer:
         for key in keys:
             self.trade_ids.discard(key)
 
-    def _fail(self, n: int, exc: BaseException) -> None:
-        log.error("journal: %d write(s) lost: %r", n, exc)
+    def _fail(self, n: int, exc: BaseException, op: tuple | None = None) -> None:
+        what = describe_write(op) if op is not None else "write"
+        log.error("journal %s: %d write(s) lost, first: %s: %s", self.path, n, what, exc)
         with self._lock:
             self.errors += n
             self._pending_count += n
             self._pending.append(exc)
+        journal = self.owner() if self.owner is not None else None
+        if journal is not None and journal.failed is None:
+            journal.failed = f"{what}: {exc}"     # one attribute store: atomic for the engine's thread
 
     def raise_pending(self) -> None:
         """Raise :class:`JournalError` if writes failed since the last call."""
@@ -337,6 +398,75 @@ def _closed(*_args) -> None:
     raise RuntimeError("journal is closed")
 
 
+def _check_journal_path(path: str) -> None:
+    """Refuse, before creating anything, a path that cannot hold a journal (see Journal's Raises)."""
+    if not path:
+        raise JournalPathError("journal path is empty: give a SQLite file path")
+    if "\0" in path:
+        raise JournalPathError(f"journal path {path!r} contains a NUL byte")
+    for p, what in ((path, "journal"), (path + ".lock", "journal lock file")):
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise JournalUnavailable(f"{what} {p}: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            from mmcore.config import file_kind
+            raise JournalUnavailable(f"{what} {p} is {file_kind(st.st_mode)}, not a regular file")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise JournalUnavailable(f"journal {path}: directory {parent} does not exist")
+
+
+def _lock(path: str) -> int:
+    """Take the exclusive lock ``<path>.lock`` and write our pid into it; return its fd.
+
+    Raises JournalLocked (naming the holder's pid, read from the file) or JournalUnavailable.
+    """
+    lock_path = path + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        raise JournalUnavailable(f"journal {path}: cannot create its lock file {lock_path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise JournalUnavailable(f"journal lock file {lock_path} is not a regular file")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _lock_holder(fd)
+            who = "this process" if pid == os.getpid() else "another process"
+            raise JournalLocked(f"journal {path} is in use by {who} (pid {pid if pid is not None else 'unknown'}; "
+                                f"lock file {lock_path})", pid) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            raise JournalUnavailable(f"journal {path}: cannot write its lock file {lock_path}: "
+                                     f"{exc.strerror}") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _lock_holder(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _open_error(path: str, exc: sqlite3.Error) -> Exception:
+    """A SQLite error while opening, as JournalPathError (not a database) or JournalUnavailable."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == 26 or "not a database" in str(exc):        # SQLITE_NOTADB
+        return JournalPathError(f"journal {path} is not a SQLite database ({exc})")
+    return JournalUnavailable(f"journal {path}: cannot open or write: {exc}")
+
+
 def _connect(path: str, read_only: bool = False) -> sqlite3.Connection:
     if read_only:
         conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
@@ -368,32 +498,48 @@ class Journal:
     synchronous : int
         ``PRAGMA synchronous`` as read back from SQLite (2 = FULL, 1 = NORMAL).
 
+    failed : str or None
+        None until a write fails; then the first failed write in words (kind, table, client order id) and
+        the error. Set by the writer thread; the engine halts trading when it sees it.
+
     Raises
     ------
     ValueError
         Unknown ``synchronous`` level.
-    BlockingIOError
-        Another Journal (this or another process) has the file open.
-    RuntimeError
-        WAL mode could not be enabled, or the file has a different schema version.
+    JournalPathError
+        Empty path; the file is not a SQLite database; it has a different schema version (also a
+        RuntimeError, as before).
+    JournalLocked
+        Another Journal (another process, or this one) has the file open; the message names its pid (also a
+        BlockingIOError).
+    JournalUnavailable
+        The path is a directory, device, FIFO or socket, its directory is missing, or the file cannot be
+        opened or written (permission, read-only or full disk, I/O error), or WAL mode could not be enabled.
     """
+
+    failed: str | None = None
 
     def __init__(self, path: str | os.PathLike, synchronous: str = "FULL"):
         level = _SYNC_LEVELS.get(synchronous)
         if level is None:
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         self.path = os.fspath(path)
-        lock_fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self.failed = None
+        _check_journal_path(self.path)
+        lock_fd = _lock(self.path)
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             conn = _connect(self.path)
+        except sqlite3.Error as exc:
+            os.close(lock_fd)
+            raise _open_error(self.path, exc) from None
         except BaseException:
             os.close(lock_fd)
             raise
         try:
             self.journal_mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if self.journal_mode != "wal":
-                raise RuntimeError(f"could not enable WAL on {self.path!r} (journal_mode={self.journal_mode})")
+                raise JournalUnavailable(f"journal {self.path}: could not enable WAL mode "
+                                         f"(journal_mode={self.journal_mode})")
             conn.execute(f"PRAGMA synchronous = {synchronous}")
             self.synchronous = conn.execute("PRAGMA synchronous").fetchone()[0]
             conn.executescript("BEGIN;" + _SCHEMA)
@@ -402,15 +548,19 @@ class Journal:
                 conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
             conn.execute("COMMIT")
             if row is not None and row[0] != SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path!r} has schema version {row[0]}, expected {SCHEMA_VERSION}")
+                raise JournalPathError(f"journal {self.path} has schema version {row[0]}, expected {SCHEMA_VERSION}")
             self._trade_ids = _known_trade_ids(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            os.close(lock_fd)
+            raise _open_error(self.path, exc) from None
         except BaseException:
             conn.close()
             os.close(lock_fd)
             raise
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._put = self._q.put
-        self._writer = _Writer(conn, self._q, self._trade_ids)
+        self._writer = _Writer(conn, self._q, self._trade_ids, self.path, weakref.ref(self))
         self._writer.thread.start()
         # Close at interpreter exit if the caller did not (queued writes are then still committed).
         self._finalizer = weakref.finalize(self, _shutdown, self._writer, lock_fd)
@@ -589,6 +739,30 @@ class Journal:
         finally:
             conn.close()
 
+    def has_fill(self, client_order_id: str, trade_id: int) -> bool:
+        """True if the fill (``client_order_id``, ``trade_id``) is journaled or queued (no database read)."""
+        return (client_order_id, trade_id) in self._trade_ids
+
+    def order_rows(self, client_order_ids: Iterable[str]) -> dict[str, OrderRow]:
+        """The ``orders`` rows (any state) of the given client order ids that the journal has (after a flush);
+        ids it does not have are absent from the result."""
+        ids = list(dict.fromkeys(client_order_ids))
+        if self._put is not _closed:
+            self.flush()
+        if not ids:
+            return {}
+        conn = _connect(self.path, read_only=True)
+        try:
+            out = {}
+            for i in range(0, len(ids), 500):           # SQLite's bound on host parameters
+                chunk = ids[i:i + 500]
+                for r in conn.execute("SELECT * FROM orders WHERE client_order_id IN (%s)"
+                                      % ",".join("?" * len(chunk)), chunk):
+                    out[r[0]] = OrderRow(*r)
+            return out
+        finally:
+            conn.close()
+
 
 class NullJournal:
     """Same interface as :class:`Journal`, doing nothing (journal off). ``record_fill`` returns True
@@ -596,6 +770,8 @@ class NullJournal:
 
     errors = 0
     backlog = 0
+    failed = None
+    path = None
 
     def record_order(self, *args, **kwargs) -> None:
         pass
@@ -629,3 +805,9 @@ class NullJournal:
 
     def known_trade_ids(self) -> set[tuple[str, int]]:
         return set()
+
+    def has_fill(self, client_order_id: str, trade_id: int) -> bool:
+        return False
+
+    def order_rows(self, client_order_ids: Iterable[str]) -> dict[str, OrderRow]:
+        return {}

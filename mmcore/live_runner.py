@@ -17,17 +17,37 @@ position with immediate-or-cancel orders (``flat_retries`` attempts, ``flat_retr
 a time, priced off the book, which depth updates keep fresh during the stop) and confirm again; then write a
 final position snapshot and close the journal. Exit codes: 0 stopped clean (and flat, if flattening was
 configured); 3 stopped but orders may be left open or the position could not be closed; 2 bad arguments or
-config; 1 runtime failure (a recovery that fails other than by the network: every order of ours the venue
-lists is cancelled first). One JSON line per recovery (``{"event": "recovery", ...}``) and one at the end
-(``{"event": "stopped", ...}``) go to stdout.
+config (``--connect`` must be ``HOST:PORT`` with 1 <= PORT <= 65535); 1 runtime failure (a recovery that fails
+other than by the network: every order of ours the venue lists is cancelled first), the account is already
+traded by another process, or the journal cannot be opened (one ``error:`` line, no traceback). One JSON
+line per recovery (``{"event": "recovery", ...}``) and one at the end (``{"event": "stopped", ...}``) go to
+stdout.
+
+One process per (venue, account): before the journal is opened or anything is sent, the runner takes the
+account's exclusive lock (:mod:`mmcore.locks`; venue identity ``loopback:HOST:PORT``). A second process on
+the same account gets ``error: account 'X' on venue loopback:HOST:PORT is already traded by pid N (lock file
+...)`` and exits 1 without connecting. The lock is local to the machine.
+
+Timer: a periodic task (every ``TIMER_TICK_S`` of wall time) calls :meth:`mmcore.engine.Engine.on_timer`
+when it is due, so staleness, order TTL, flattening and the PnL check do not wait for a market event (after
+the feed stops, our orders are cancelled about ``risk.stale_after_s`` later). Its clock,
+:meth:`LiveRunner.venue_now`, estimates venue time: the latest venue time seen (market event, report or
+welcome) plus the monotonic time elapsed since the task first saw it, times ``rate``, which is the emulator's
+``speed`` from the welcome (it replays recorded time at that multiple of real time; 1.0 when the speed is
+<= 0 or absent, as for a real venue). The estimate keeps moving when nothing arrives, lags the truth by at
+most one tick times ``rate``, and starts again from each new venue time seen. A timer failure is handled
+like a fatal client failure (our orders at the venue are cancelled, exit 1).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import math
 import signal
+import sqlite3
 import sys
+import time
 
 import orjson
 
@@ -35,11 +55,12 @@ from mmcore.accounting import Portfolio
 from mmcore.config import DEFAULT_CONFIG, ConfigError, load_config
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument, load_instrument
-from mmcore.journal import Journal
+from mmcore.journal import Journal, JournalError
+from mmcore.locks import AccountLock, LockError
 from mmcore.order_manager import OrderManager
-from mmcore.recovery import book_untracked_fill, is_own_id, recover
+from mmcore.recovery import LateFill, book_untracked_fill, is_own_id, recover
 from mmcore.venues.binance.replay import BinanceDecoder, detect_market, detect_symbol
-from mmcore.venues.loopback import LoopbackClient, QueryError
+from mmcore.venues.loopback import MAX_ID_LEN, LoopbackClient, QueryError
 from mmcore.wiring import build_engine
 from mmcore_ext.events import DepthDiff, DepthSnapshot
 
@@ -49,6 +70,8 @@ log = logging.getLogger("mmcore.live")
 STOP_TIMEOUT_S = 10.0
 #: Seconds between repeated cancels of an order still open during the stop sequence.
 RECANCEL_S = 1.0
+#: Wall-clock seconds between two looks of the timer task at the engine's next due time.
+TIMER_TICK_S = 0.05
 
 
 class VenueMismatch(RuntimeError):
@@ -77,22 +100,40 @@ class LiveRunner:
         If the journal says the engine was HALTED (the restart comes back halted), return to ACTIVE after the
         restart reconciliation and forget the PnL peak: an operator's decision, logged.
 
+    lock_dir : str or Path, optional
+        Directory of the account lock (default :func:`mmcore.locks.lock_dir`).
+
+    The account lock is taken first (before the journal is opened); :meth:`close` releases it (and the OS,
+    when the process ends).
+
     Raises
     ------
+    AccountLocked
+        Another process trades ``account`` on this venue (message names its pid and the lock file).
+    LockError
+        The lock directory or file cannot be used.
     ValueError
-        ``strategy.order_qty`` off the step grid. BlockingIOError: the journal is in use by another process.
+        ``strategy.order_qty`` off the step grid. BlockingIOError: the journal is in use by another process;
+        OSError / JournalError / sqlite3.Error / RuntimeError: the journal cannot be opened.
     """
 
     def __init__(self, config, instrument: Instrument, host: str, port: int, account: str, journal_path: str,
-                 unknown_policy: str = "cancel", reset_halt: bool = False):
+                 unknown_policy: str = "cancel", reset_halt: bool = False, lock_dir=None):
         self.config = config
         self.instrument = instrument
         self.unknown_policy = unknown_policy
         self.reset_halt = reset_halt
-        self.journal = Journal(journal_path, config.get("journal.synchronous"))
         self.client = LoopbackClient(host, port, account, BinanceDecoder(instrument).decode, self._on_market,
-                                     self._on_report, self._on_connect, self._on_disconnect)
-        self.engine = build_engine(config, instrument, self.client, self.journal)
+                                     self._on_report, self._on_connect, self._on_disconnect,
+                                     instrument=instrument)
+        self.account_lock = AccountLock(self.client.venue_id, account, lock_dir).acquire()
+        self.journal = None
+        try:
+            self.journal = Journal(journal_path, config.get("journal.synchronous"))
+            self.engine = build_engine(config, instrument, self.client, self.journal)
+        except BaseException:
+            self.close()
+            raise
         self.orders: OrderManager = self.engine.orders
         self.portfolio: Portfolio = self.engine.portfolio
         self.restarted = False            # the restart reconciliation has been done
@@ -104,11 +145,47 @@ class LiveRunner:
         self.last_report_ts = 0
         self.recoveries = []
         self.late_fills = 0
+        self.late_fills_refused = 0
+        self._late_recovery: asyncio.Task | None = None
         self._stop = asyncio.Event()
+        self.rate = 1.0                   # venue time per wall time (the emulator's speed); see venue_now
+        self._clock_seen = 0              # venue time last seen by venue_now, and when (time.monotonic)
+        self._clock_mono = 0.0
+
+    def close(self) -> None:
+        """Close the journal (if open; idempotent) and release the account lock."""
+        try:
+            if self.journal is not None:
+                self.journal.close()
+        except JournalError as exc:
+            log.error("journal close failed: %s", exc)
+        finally:
+            self.account_lock.release()
 
     def now(self) -> int:
         """Best estimate of exchange time (ns): the latest market event, report or welcome time seen."""
         return max(self.last_ts, self.server_ts, self.last_report_ts)
+
+    def venue_now(self) -> int:
+        """Estimate of venue time (ns) that keeps moving when nothing arrives: :meth:`now` plus the monotonic
+        time elapsed since this method first saw that value, times :attr:`rate` (see the module docstring)."""
+        seen = self.now()
+        mono = time.monotonic()
+        if seen != self._clock_seen:
+            self._clock_seen, self._clock_mono = seen, mono
+        return seen + int((mono - self._clock_mono) * self.rate * 1e9)
+
+    async def _run_timer(self) -> None:
+        """Call ``Engine.on_timer(venue_now())`` whenever it is due, while connected, reconciled and not
+        stopping (a recovery in progress or the stop sequence own the orders then)."""
+        eng = self.engine
+        while True:
+            await asyncio.sleep(TIMER_TICK_S)
+            now = self.venue_now()
+            if (self.stopping or not self.restarted or not self.client.connected or self._recover_lock.locked()
+                    or 0 <= now < eng.next_timer_ns):
+                continue
+            eng.on_timer(now)
 
     # --- venue callbacks ---
     def _on_market(self, ev) -> None:
@@ -135,9 +212,14 @@ class LiveRunner:
         if rep.ts_ns > self.last_report_ts:
             self.last_report_ts = rep.ts_ns
         if type(rep) is OrderFilled and rep.client_order_id not in self.orders.orders:
-            if book_untracked_fill(rep, self.orders, self.portfolio):
+            done = book_untracked_fill(rep, self.orders, self.portfolio)
+            if done is LateFill.BOOKED:
                 self.late_fills += 1
                 self.engine.after_fill(rep)           # PnL and the kill switch, as for any fill
+            elif done is LateFill.REFUSED:
+                self.late_fills_refused += 1
+            elif done is LateFill.NO_ORDER_ROW:
+                self._reconcile_soon()                # books it under the venue's record of its order
             return
         self.engine.on_report(rep)
 
@@ -147,8 +229,25 @@ class LiveRunner:
             raise VenueMismatch(f"the venue serves {welcome.get('market')} {welcome.get('symbol')}, "
                                 f"not {inst.market} {inst.symbol}")
         self.server_ts = welcome.get("now_ns", 0)
+        speed = welcome.get("speed")
+        self.rate = float(speed) if type(speed) in (int, float) and 0 < speed < math.inf else 1.0
         await self._recover()
         self.resync = True
+
+    def _reconcile_soon(self) -> None:
+        """Schedule one reconciliation (a fill of an order the journal has no row for arrived live)."""
+        if self._late_recovery is not None and not self._late_recovery.done():
+            return
+
+        async def go():
+            try:
+                await self._recover()
+            except (OSError, asyncio.TimeoutError, QueryError) as exc:    # the next reconnect reconciles
+                log.warning("reconciliation for a late fill failed: %r", exc)
+            except Exception as exc:                                     # noqa: BLE001 - fatal: stop
+                log.error("reconciliation for a late fill failed: %r; stopping", exc)
+                self._stop.set()
+        self._late_recovery = asyncio.get_running_loop().create_task(go())
 
     def _on_disconnect(self) -> None:
         log.warning("venue connection lost: quoting stops until reconnected and reconciled")
@@ -178,12 +277,15 @@ class LiveRunner:
             loop.add_signal_handler(sig, self._stop.set)
         task = loop.create_task(self.client.run())
         stop = loop.create_task(self._stop.wait())
-        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():                   # the client gave up (fatal recovery error)
+        timer = loop.create_task(self._run_timer())
+        await asyncio.wait({task, stop, timer}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done() or timer.done():   # the client gave up (fatal recovery error), or the timer failed
             stop.cancel()
-            if task.exception() is not None:
-                log.error("venue client ended with %r: cancelling our orders at the venue before exiting",
-                          task.exception())
+            failed, what = (task, "venue client") if task.done() else (timer, "engine timer")
+            timer.cancel()
+            if failed.exception() is not None:
+                log.error("%s ended with %r: cancelling our orders at the venue before exiting", what,
+                          failed.exception())
                 self.stopping = True
                 await self._cancel_at_venue(STOP_TIMEOUT_S)
             self.client.close()
@@ -191,8 +293,9 @@ class LiveRunner:
                 self.journal.close()
             except Exception as exc:      # noqa: BLE001 - the client's error is the one to raise
                 log.error("journal close failed too: %r", exc)
-            task.result()
+            failed.result()
             return 1
+        timer.cancel()
         clean = await self.stop()
         self.client.close()
         try:
@@ -220,9 +323,12 @@ class LiveRunner:
         self.journal.record_position(max(self.now(), last) + 1, pf.position, pf.cash_tl, pf.fees)
         self.journal.close()
         _emit("stopped", clean=clean, flat=flat, position_lots=pf.position, fills=len(self.engine.fills),
-              late_fills=self.late_fills, orders_placed=self.orders.placed, coid_counter=self.orders.coids.counter,
+              late_fills=self.late_fills, late_fills_refused=self.late_fills_refused,
+              malformed_messages=self.client.malformed_messages, orders_placed=self.orders.placed, coid_counter=self.orders.coids.counter,
               reservations=self.orders.counters["coid_reservations"], connects=self.client.connects,
-              flatten_orders=self.engine.counters["flatten_orders"])
+              flatten_orders=self.engine.counters["flatten_orders"],
+              stale_pauses=self.engine.counters["stale_pauses"], quotes_refused=self.engine.counters["quotes_refused"],
+              fill_contradictions=self.orders.counters["fill_contradictions"])
         if not clean:
             log.error("stop not clean: orders of ours may be left open at the venue, or a position is left")
         return clean
@@ -316,10 +422,51 @@ def _instrument(config, market: str | None, symbol: str | None) -> Instrument:
         raise ValueError(str(exc.args[0])) from None
 
 
+def parse_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6addr]:PORT`` too) -> (host, port), 1 <= port <= 65535.
+
+    Raises argparse.ArgumentTypeError naming what is wrong (argparse then exits 2 with the message)."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text[:100]!r} (no host or no port)")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT with 1 <= PORT <= 65535, got port {port[:20]!r}")
+    return host, int(port)
+
+
+def parse_account(text: str) -> str:
+    """An account name: 1 to 64 printable characters (the loopback protocol's id bound). Raises
+    argparse.ArgumentTypeError otherwise."""
+    if not 0 < len(text) <= MAX_ID_LEN or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_ID_LEN} printable characters, got {text[:80]!r}")
+    return text
+
+
+def _open_error(exc: BaseException, journal: str) -> str | None:
+    """The one-line message for a failure to construct the runner, or None if it is not one we explain."""
+    if isinstance(exc, LockError):                      # AccountLocked included: its message names pid and file
+        return str(exc)
+    if isinstance(exc, BlockingIOError):
+        return (f"the journal {journal} is in use by another process (its lock {journal}.lock is held); "
+                "one engine per journal")
+    if isinstance(exc, JournalError):
+        return f"journal {journal}: {exc}"
+    if isinstance(exc, sqlite3.Error):
+        return f"journal {journal}: not a usable SQLite database ({exc})"
+    if isinstance(exc, OSError):
+        return f"journal {journal}: {exc.strerror or exc}"
+    if isinstance(exc, RuntimeError):                   # WAL refused, another schema version
+        return f"journal {journal}: {exc}"
+    return None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mmcore.live_runner", description=__doc__.split("\n")[0])
-    p.add_argument("--connect", required=True, metavar="HOST:PORT", help="the loopback exchange")
-    p.add_argument("--account", required=True, help="exchange account name")
+    p.add_argument("--connect", required=True, metavar="HOST:PORT", type=parse_host_port,
+                   help="the loopback exchange (1 <= PORT <= 65535)")
+    p.add_argument("--account", required=True, type=parse_account, help="exchange account name (1-64 characters)")
     p.add_argument("--journal", required=True, help="SQLite journal file (restart state)")
     p.add_argument("--market", choices=("binance_spot", "binance_usdm"),
                    help="default: detected from the config's data.path")
@@ -334,10 +481,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s engine %(name)s: %(message)s", stream=sys.stderr)
-    host, _, port = args.connect.rpartition(":")
+    host, port = args.connect
     try:
         config = load_config(args.config, list(args.set or []))
-        runner_args = (config, _instrument(config, args.market, args.symbol), host or "127.0.0.1", int(port),
+        runner_args = (config, _instrument(config, args.market, args.symbol), host, port,
                        args.account, args.journal, args.unknown_orders, args.reset_halt)
     except ConfigError as exc:
         for line in exc.errors:
@@ -353,13 +500,25 @@ def main(argv=None) -> int:
         except ValueError as exc:                   # a config value the instrument refuses (field named)
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        return await runner.run()
+        except Exception as exc:                    # noqa: BLE001 - explained below, or raised
+            msg = _open_error(exc, args.journal)
+            if msg is None:
+                raise
+            print(f"error: {msg}", file=sys.stderr)
+            return 1
+        try:
+            return await runner.run()
+        finally:
+            runner.close()
 
     import uvloop
     try:
         return uvloop.run(_main())
-    except (VenueMismatch, BlockingIOError) as exc:     # BlockingIOError: the journal is in use
+    except VenueMismatch as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except JournalError as exc:                     # a recovery's journal write failed (orders were cancelled)
+        print(f"error: journal {args.journal}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -11,7 +11,8 @@ from the mid, once.
 
 Every order lives in a compiled :class:`mmcore_ext.orders.Order`; illegal transitions are logged with both
 states named and counted, and the order is left unchanged. Duplicate execution reports (same trade id) are
-ignored and counted. Order lifecycle and fills go to the journal (off the hot path: a queue put).
+ignored and counted; fill reports that contradict their order are refused and counted. Order lifecycle and fills
+go to the journal (off the hot path: a queue put).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import logging
 from collections import Counter
 
 from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected,
-                              OrderExpired, OrderFilled, OrderRejected)
+                              OrderExpired, OrderFilled, OrderRejected, fill_contradiction)
 from mmcore.journal import KV_COID_COUNTER
 from mmcore_ext import orders as om
 from mmcore_ext.risk import PASS, REASON_NAMES
@@ -150,6 +151,27 @@ class OrderManager:
         self.exec.cancel(ts_ns, o.client_order_id)
         return True
 
+    def expire_working(self, ts_ns: int) -> int:
+        """Cancel the working orders that are at least ``ttl_ns`` old at ``ts_ns`` (the timer's TTL check, which
+        does not wait for a new quote). A cancel refused by the gate's cancel-rate limit is tried again at the
+        next check. Returns the number of cancels sent (also counted as ``ttl_cancels``)."""
+        n = 0
+        for side in (BUY, SELL):
+            o = self.working[side]
+            if o is not None and ts_ns - o.ts_created_ns >= self.ttl_ns and self.gate.check_cancel(ts_ns) == PASS:
+                n += self._cancel(ts_ns, o)
+        if n:
+            self.counters["ttl_cancels"] += n
+        return n
+
+    def next_expiry_ns(self) -> int:
+        """Time (ns) at which the older working order reaches its TTL, or -1 when no order is working."""
+        b, a = self.working[BUY], self.working[SELL]
+        if b is None and a is None:
+            return -1
+        created = min(o.ts_created_ns for o in (b, a) if o is not None)
+        return created + self.ttl_ns
+
     def cancel_all(self, ts_ns: int) -> int:
         """Cancel every live order whose cancel is not already in flight (risk-driven: not rate limited)."""
         n = 0
@@ -160,7 +182,14 @@ class OrderManager:
 
     # --- execution reports ---
     def on_report(self, rep):
-        """Apply an execution report; return the order for a new (non-duplicate) fill, else None."""
+        """Apply an execution report; return the order for a new (non-duplicate) fill, else None.
+
+        A fill report is checked in this order: a trade id already applied to the order is a duplicate
+        (ignored, counted ``duplicate_fills``, whatever its fields say); a report that contradicts the order
+        (:func:`mmcore.execution.fill_contradiction`: another side, more than the remaining lots, a price
+        beyond the limit, or a field that does not fit int64) is refused: counted ``fill_contradictions``,
+        logged as an error naming the order, the trade id and the field, and never applied to the order, the
+        gate or the journal (the engine then does not book it either)."""
         coid = rep.client_order_id
         o = self.orders.get(coid)
         t = type(rep)
@@ -173,7 +202,16 @@ class OrderManager:
         ts = rep.ts_ns
         old = o.state
         if t is OrderFilled:
-            rc = o.fill(rep.trade_id, rep.price, rep.qty, ts)
+            try:
+                dup = o.has_trade(rep.trade_id)
+                why = None if dup else fill_contradiction(rep, o.side, o.price, o.remaining)
+                if why is None:
+                    rc = o.fill(rep.trade_id, rep.price, rep.qty, ts)
+            except (OverflowError, TypeError) as exc:      # a field that is not an int64 (hostile venue)
+                why = f"a field is not an int64 ({exc})"
+            if why is not None:
+                self._refuse_fill(o, rep, why)
+                return None
             if rc == om.DUPLICATE:
                 self.counters["duplicate_fills"] += 1
                 log.info("duplicate execution report ignored: %s trade %d", coid, rep.trade_id)
@@ -223,6 +261,12 @@ class OrderManager:
         elif t is OrderCancelRejected and self.working[o.side] is None:
             self.working[o.side] = o        # still live: it stands for our quote again
         return None
+
+    def _refuse_fill(self, o, rep, why: str) -> None:
+        # Never booked: the order, the gate, the portfolio and the journal are left as they were.
+        self.counters["fill_contradictions"] += 1
+        log.error("fill report refused, not booked: order %s (%s %d lots left at limit %d ticks), trade %r: %s",
+                  o.client_order_id, "buy" if o.side > 0 else "sell", o.remaining, o.price, rep.trade_id, why)
 
     def _reprice(self, o, ts_ns: int) -> None:
         """A post-only order would have taken liquidity: try once more one tick further from the mid."""

@@ -166,13 +166,46 @@ def classify_exception(exc: BaseException, is_order_request: bool) -> Outcome | 
 
 _TOKEN = re.compile(r"[A-Za-z0-9+/=_\-]{24,}")
 _BANNED_UNTIL = re.compile(r"banned until (\d{10,13})")
+# A secret-bearing key: any key name containing signature, apiKey / api-key / api_key, secret or listenKey
+# (so also X-MBX-APIKEY, secretKey, apiSecret), case-insensitive.
+# Bounded affixes keep the match linear in the message length (an unbounded one backtracks quadratically
+# over a long run of key characters).
+_KEY = r"[A-Za-z0-9_.\-]{0,32}?(?:signature|api[-_]?key|secret|listen[-_]?key)[A-Za-z0-9_.\-]{0,32}"
+_QUOTED = r"""b?"(?:[^"\\]|\\.)*"?|b?'(?:[^'\\]|\\.)*'?"""
+_CLOSED = r"""b?"(?:[^"\\]|\\.)*"|b?'(?:[^'\\]|\\.)*'"""
+_SECRET_FIELD = re.compile(
+    # JSON and dict reprs: "apiKey": "..." / 'signature': '...' / "n": 123; the value is a whole quoted string
+    # (escapes included, unterminated up to the end) or a bare token.
+    rf"""(?P<qk>(?P<q>["'])(?:{_KEY})(?P=q)\s*[:=]\s*)(?:{_QUOTED}|[^,}}\]\s]*)"""
+    # HTTP headers and "key: value" lines: the value runs to the end of the line.
+    rf"""|(?P<hk>(?<![A-Za-z0-9_.\-])(?:{_KEY})[ \t]*:[ \t]*)[^\r\n]*"""
+    # Query strings, URL-encoded forms, key=value: up to the next '&', whitespace or '"' (a closed quoted
+    # string first, whole).
+    rf"""|(?P<ek>(?<![A-Za-z0-9_.\-])(?:{_KEY})[ \t]*=[ \t]*)(?:{_CLOSED})?[^&\s"]*""",
+    re.IGNORECASE)
+
+
+def _redact_field(m: re.Match) -> str:
+    return (m.group("qk") or m.group("hk") or m.group("ek")) + "<redacted>"
 
 
 def sanitize_message(msg: Any, limit: int = 200) -> str:
-    """Exchange message fit for logs/errors: long key-like tokens redacted, at most ``limit`` characters."""
+    """Exchange or transport message fit for logs and errors, at most ``limit`` characters (then ``...``).
+
+    Redacted as ``<redacted>``, whatever the value's length:
+
+    - the value of every secret-bearing key (a key name containing ``signature``, ``apiKey``/``api-key``/
+      ``api_key``, ``secret`` or ``listenKey``, e.g. ``X-MBX-APIKEY``, ``secretKey``; case-insensitive) in a
+      query string or URL-encoded form (``signature=...`` up to ``&``, whitespace or ``"``), a JSON body or a
+      Python dict repr (``"apiKey": "..."``, ``'signature': '...'``: the whole quoted string, escapes included),
+      or a header / ``key: value`` line (``X-MBX-APIKEY: ...`` to the end of the line);
+    - any run of 24 or more characters from ``[A-Za-z0-9+/=_-]`` (an API key or signature pasted in a sentence).
+
+    Redaction happens before truncation, so a cut never exposes part of a secret. ``None`` gives ``""``.
+    """
     if msg is None:
         return ""
-    text = _TOKEN.sub("<redacted>", str(msg))
+    text = _TOKEN.sub("<redacted>", _SECRET_FIELD.sub(_redact_field, str(msg)))
     return text if len(text) <= limit else text[:limit] + "..."
 
 

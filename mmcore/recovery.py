@@ -1,10 +1,11 @@
 """Restart and reconnect recovery: make the engine's view agree with the journal and the venue.
 
 The same code serves every venue (the loopback emulator now, Binance/MEXC later). It needs only a small
-execution-venue interface (:class:`ExecutionVenue`): ``submit``/``cancel`` for requests, and two queries,
-``open_orders()`` (:class:`VenueOrder` list) and ``fills_since(ts_ns)`` (:class:`mmcore.execution.OrderFilled`
-list) - plus the journal. :func:`reconcile` itself takes and returns plain data, so it is unit-tested without
-any venue.
+execution-venue interface (:class:`ExecutionVenue`): ``submit``/``cancel`` for requests, and three queries,
+``open_orders()`` (:class:`VenueOrder` list), ``fills_since(ts_ns)`` (:class:`mmcore.execution.OrderFilled`
+list) and ``order(client_order_id)`` (one :class:`VenueOrder` in any status, or None; Binance
+``GET /api/v3/order?origClientOrderId=``) - plus the journal. :func:`recover` does the queries;
+:func:`reconcile` itself takes and returns plain data, so it is unit-tested without any venue.
 
 What :func:`reconcile` does (each action logged on ``mmcore.recovery`` and counted in the
 :class:`RecoveryReport`):
@@ -30,10 +31,18 @@ What :func:`reconcile` does (each action logged on ``mmcore.recovery`` and count
    to cancel them).
 6. Venue fills with our prefix that the journal does not have, keyed by ``(client_order_id, trade_id)``,
    are booked exactly once - portfolio, risk gate, journal - also when the venue lists one twice.
-   A fill of a tracked order goes through the order state machine like a live report.
+   A fill of a tracked order goes through the order state machine like a live report. Every fill is first
+   checked against the order it names (:func:`mmcore.execution.fill_contradiction`: side, limit price,
+   quantity left); one that contradicts it is refused (``fills_refused``, a mismatch, logged), never booked.
+   Every booked fill names an ``orders`` row: for an order the journal does not have (sent just before a
+   crash, then filled or cancelled while the engine was down) the row is first written from the venue's
+   record of that order (event ``RECONCILE_RECORDED``, ``rows_recorded``); if the venue does not know the
+   order either, from its fills (the side of the earliest, the extreme fill price as limit, their total as
+   quantity, state FILLED; the event's detail says so; ``rows_reconstructed``).
 
 After reconciling, execution reports that arrive late for orders already closed (a fill that raced the
-reconnect) are booked by :func:`book_untracked_fill`, which the journal de-duplicates.
+reconnect) are booked by :func:`book_untracked_fill`, which the journal de-duplicates and checks against the
+journal's order row.
 
 Venue adapters must list as open every order the venue has received, including one not yet accepted
 (``status="PENDING_NEW"``); an order sent but not received at all is reported neither open nor filled and
@@ -41,13 +50,15 @@ is closed as CANCELED, which is what it is.
 """
 from __future__ import annotations
 
+import enum
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Iterable, Mapping, Protocol
 
-from mmcore.execution import OrderAccepted, OrderFilled
-from mmcore.journal import KV_COID_COUNTER, KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS, JournalState
+from mmcore.execution import OrderAccepted, OrderFilled, fill_contradiction
+from mmcore.journal import (KV_COID_COUNTER, KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS,
+                            JournalState, OrderRow)
 from mmcore_ext import orders as om
 
 log = logging.getLogger("mmcore.recovery")
@@ -60,11 +71,14 @@ PENDING_NEW = "PENDING_NEW"
 FILLS_LOOKBACK_NS = 60_000_000_000
 #: The digits of a client order id's base-36 counter.
 _B36 = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+#: Journal order state for a venue order status (the order state machine's names).
+VENUE_STATUS_STATE = {"PENDING_NEW": "SUBMITTED", "NEW": "ACCEPTED", "PARTIALLY_FILLED": "PARTIALLY_FILLED",
+                      "FILLED": "FILLED", "CANCELED": "CANCELED", "EXPIRED": "EXPIRED", "REJECTED": "REJECTED"}
 
 
 @dataclass(frozen=True, slots=True)
 class VenueOrder:
-    """An order the venue lists as open (venue-neutral).
+    """The venue's record of an order (venue-neutral): an open one (``open_orders``) or any (``order``).
 
     Attributes
     ----------
@@ -78,7 +92,8 @@ class VenueOrder:
     filled : int
         Executed quantity (lots).
     status : str
-        ``"PENDING_NEW"`` (received, not accepted yet), ``"NEW"`` or ``"PARTIALLY_FILLED"``.
+        Open: ``"PENDING_NEW"`` (received, not accepted yet), ``"NEW"`` or ``"PARTIALLY_FILLED"``; final (only
+        from ``order``): ``"FILLED"``, ``"CANCELED"``, ``"EXPIRED"`` or ``"REJECTED"``.
     venue_order_id : str or None
     ts_created_ns : int
         When the venue received it (ns; 0 if unknown).
@@ -105,13 +120,18 @@ class ExecutionVenue(Protocol):
 
     async def fills_since(self, ts_ns: int) -> list[OrderFilled]: ...
 
+    async def order(self, client_order_id: str) -> VenueOrder | None: ...
+
 
 @dataclass
 class RecoveryReport:
     """What one reconciliation did. Lists hold client order ids (fills: the booked ``OrderFilled``).
 
     ``mismatches`` lists real disagreements (the venue counts more filled than our fills, an order that
-    could not be adopted, a fill its order refused); ``snapshot_lagged`` only says that the journal's last
+    could not be adopted, a fill its order refused); ``fills_refused`` the fills not booked because they
+    contradict their order (``"coid/trade_id: reason"``, also in ``mismatches``); ``rows_recorded`` /
+    ``rows_reconstructed`` the orders whose journal row was written from the venue's record / from their
+    fills (the venue did not know them); ``snapshot_lagged`` only says that the journal's last
     position snapshot was older than its last fill (a crash between the two writes); ``halted_restored``
     that the journal said HALTED and the risk gate was halted again.
     """
@@ -126,6 +146,9 @@ class RecoveryReport:
     foreign_orders: list = field(default_factory=list)
     cancels_sent: list = field(default_factory=list)
     fills_booked: list = field(default_factory=list)
+    fills_refused: list = field(default_factory=list)
+    rows_recorded: list = field(default_factory=list)
+    rows_reconstructed: list = field(default_factory=list)
     fills_known: int = 0
     fills_duplicate: int = 0
     fills_foreign: int = 0
@@ -142,7 +165,8 @@ class RecoveryReport:
         """Counts (and the mismatch messages) as a JSON-able dict."""
         out = {"ts_ns": self.ts_ns, "restart": self.restart}
         for k in ("adopted", "closed_filled", "closed_canceled", "unknown_adopted", "unknown_canceled",
-                  "foreign_orders", "cancels_sent", "fills_booked"):
+                  "foreign_orders", "cancels_sent", "fills_booked", "fills_refused", "rows_recorded",
+                  "rows_reconstructed"):
             out[k] = len(getattr(self, k))
         out.update(fills_known=self.fills_known, fills_duplicate=self.fills_duplicate,
                    fills_foreign=self.fills_foreign, fills_restored=self.fills_restored,
@@ -183,9 +207,32 @@ def fills_query_start(state: JournalState, lookback_ns: int = FILLS_LOOKBACK_NS)
     return max(0, min(times) - lookback_ns)
 
 
+def _ours(state: JournalState, orders):
+    """``ours(coid)``: ids of our form, and every id the journal or the order manager knows (so orders sent
+    under an earlier client_order_id_prefix are still reconciled, not left alone as someone else's)."""
+    prefix = orders.coids.prefix
+    known_ids = ({o.client_order_id for o in state.open_orders} | {f.client_order_id for f in state.fills}
+                 | set(orders.orders))
+    return lambda coid: coid in known_ids or is_own_id(coid, prefix)
+
+
+def orders_to_look_up(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fills: Iterable[OrderFilled],
+                      orders) -> set[str]:
+    """Client order ids whose order :func:`reconcile` needs and has from neither the journal's open orders,
+    the order manager nor the venue's open orders: those of our new venue fills (not in the journal). For
+    each, :func:`recover` reads the journal's row (a closed order) or else asks the venue (``order``)."""
+    ours = _ours(state, orders)
+    known = {(f.client_order_id, f.trade_id) for f in state.fills}
+    have = ({o.client_order_id for o in state.open_orders} | set(orders.orders)
+            | {v.client_order_id for v in venue_orders})
+    return {f.client_order_id for f in venue_fills
+            if f.client_order_id not in have and ours(f.client_order_id) and (f.client_order_id, f.trade_id) not in known}
+
+
 def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fills: Iterable[OrderFilled],
               orders, portfolio, ts_ns: int, *, restart: bool, unknown_policy: str = "cancel",
-              cancel_foreign: bool = False) -> RecoveryReport:
+              cancel_foreign: bool = False, journal_rows: Mapping[str, OrderRow] | None = None,
+              venue_records: Mapping[str, VenueOrder | None] | None = None) -> RecoveryReport:
     """Bring the order manager, portfolio, risk gate and journal in line with the venue (module docstring).
 
     Parameters
@@ -208,6 +255,11 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
         What to do with our own orders that are open at the venue but unknown to the journal.
     cancel_foreign : bool
         Also cancel open orders that do not carry our prefix.
+    journal_rows : mapping of str to OrderRow, optional
+        The journal's rows (closed orders) of the ids :func:`orders_to_look_up` gives, as far as it has them.
+    venue_records : mapping of str to VenueOrder or None, optional
+        The venue's record (``order``) of those of the ids the journal has no row for; None: the venue does
+        not know the order. An id in neither mapping is taken as unknown to both (row from its fills).
 
     Returns
     -------
@@ -223,13 +275,7 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
     journal, gate = orders.journal, orders.gate
     prefix = orders.coids.prefix
     rep = RecoveryReport(ts_ns, restart, coid_counter_before=orders.coids.counter)
-    # Ours: ids of our form, and every id the journal or the order manager knows (so orders sent under an
-    # earlier client_order_id_prefix are still reconciled, not left open as someone else's).
-    known_ids = ({o.client_order_id for o in state.open_orders} | {f.client_order_id for f in state.fills}
-                 | set(orders.orders))
-
-    def ours(coid: str) -> bool:
-        return coid in known_ids or is_own_id(coid, prefix)
+    ours = _ours(state, orders)
 
     # Fills: what the journal has, what the venue says (ours, de-duplicated).
     known = {(f.client_order_id, f.trade_id) for f in state.fills}
@@ -339,12 +385,22 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
         if cancel and orders.cancel_order(ts_ns, coid):
             rep.cancels_sent.append(coid)
 
-    # 6. Fills the journal lacks: exactly once each.
+    # 6. Fills the journal lacks: exactly once each, each consistent with its order and under an order row.
     tracked = set(orders.orders)
+    jfilled = Counter()
+    for f in state.fills:
+        jfilled[f.client_order_id] += f.qty_lots
+    rows = _OrderRefs(journal, ts_ns, rep, journal_open, journal_rows or {}, venue_records or {}, venue_by_coid,
+                      jfilled, new_fills)
     for f in new_fills:
         o = orders.orders.get(f.client_order_id)
         if o is not None and o.has_trade(f.trade_id):
             rep.fills_known += 1                          # applied live since the journal was read (a race)
+            continue
+        ref = [o.side, o.price, o.remaining] if o is not None else rows.ref(f)
+        why = fill_contradiction(f, *ref)
+        if why is not None:
+            _refuse(rep, f, why)
             continue
         if o is not None:
             booked = orders.on_report(f) is not None        # through the order state machine
@@ -359,6 +415,8 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
         if not booked:
             rep.fills_known += 1
             continue
+        if o is None:
+            ref[2] -= f.qty
         rep.fills_booked.append(f)
         log.info("booked fill %s/%d missing from the journal: %+d lots at %d ticks", f.client_order_id,
                  f.trade_id, f.side * f.qty, f.price)
@@ -381,7 +439,7 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
     filled_by_coid = Counter()
     for f in state.fills:
         filled_by_coid[f.client_order_id] += f.qty_lots
-    for f in new_fills:
+    for f in rep.fills_booked:
         filled_by_coid[f.client_order_id] += f.qty
     for coid, row in journal_open.items():
         if coid in venue_by_coid or coid in tracked:
@@ -415,35 +473,135 @@ async def recover(venue: ExecutionVenue, journal, orders, portfolio, ts_ns: int,
     is the open :class:`mmcore.journal.Journal` (flushed by its ``load``). Open orders are queried before
     fills so that an order that fills between the two queries is seen filled, never lost.
 
+    Then, for our new fills whose order neither the journal's open orders, the order manager nor the venue's
+    open orders give (:func:`orders_to_look_up`), the journal's row is read, or the venue's record fetched
+    (``venue.order``), so that :func:`reconcile` can check each fill against its order and write the order
+    row of a fill whose order the journal never had.
+
     Raises
     ------
     ConnectionError, TimeoutError
-        A venue query failed (nothing was changed).
+        A venue query failed (nothing was changed). Venue adapters raise their query error (loopback:
+        QueryError, also for a malformed answer) likewise before anything changes.
     JournalError
         Journal writes failed.
     """
     state = journal.load(TERMINAL_STATE_NAMES)
     venue_orders = await venue.open_orders()
     venue_fills = await venue.fills_since(fills_query_start(state, lookback_ns))
-    return reconcile(state, venue_orders, venue_fills, orders, portfolio, ts_ns, restart=restart, **kw)
+    look_up = orders_to_look_up(state, venue_orders, venue_fills, orders)
+    journal_rows = journal.order_rows(look_up) if look_up else {}
+    venue_records = {}
+    for coid in sorted(look_up - journal_rows.keys()):
+        venue_records[coid] = await venue.order(coid)
+    return reconcile(state, venue_orders, venue_fills, orders, portfolio, ts_ns, restart=restart,
+                     journal_rows=journal_rows, venue_records=venue_records, **kw)
 
 
-def book_untracked_fill(rep: OrderFilled, orders, portfolio) -> bool:
+class LateFill(enum.Enum):
+    """What :func:`book_untracked_fill` did. Truthy only for ``BOOKED``."""
+
+    BOOKED = "booked"
+    DUPLICATE = "duplicate"          # the journal has it already
+    FOREIGN = "foreign"              # not one of our ids
+    REFUSED = "refused"              # contradicts the journal's row of its order (side, limit, lots left)
+    NO_ORDER_ROW = "no_order_row"    # the journal has no row of its order: a reconciliation must book it
+
+    def __bool__(self) -> bool:
+        return self is LateFill.BOOKED
+
+
+def book_untracked_fill(rep: OrderFilled, orders, portfolio) -> LateFill:
     """Book a live fill report of one of our orders that the order manager no longer tracks.
 
     Such a fill raced a reconciliation (the order was closed as canceled, or cancelled as unknown, and
-    traded meanwhile). De-duplicated by the journal on ``(client_order_id, trade_id)``: returns True if
-    booked, False if the journal already had it (with a :class:`mmcore.journal.NullJournal` every call
-    books). Fills of other prefixes are ignored (False).
+    traded meanwhile). De-duplicated by the journal on ``(client_order_id, trade_id)``, and checked against
+    the journal's row of the order (:func:`mmcore.execution.fill_contradiction` with the row's side, limit and
+    ``qty_lots - filled_lots``). Not booked (and why, :class:`LateFill`): a fill of another prefix, one the
+    journal has, one that contradicts the row (logged), and one whose order has no row in the journal
+    (logged; the caller reconciles, which fetches the venue's record of the order and books the fill under
+    it). With a :class:`mmcore.journal.NullJournal` there is no row, so nothing is booked here.
     """
-    if not is_own_id(rep.client_order_id, orders.coids.prefix):
-        return False
-    if not _book_direct(rep, orders.gate, portfolio, orders.journal):
-        return False
-    orders.journal.record_position(rep.ts_ns, portfolio.position, portfolio.cash_tl, portfolio.fees)
-    log.warning("late fill %s/%d of an untracked order booked: %+d lots at %d ticks", rep.client_order_id,
+    coid = rep.client_order_id
+    if not is_own_id(coid, orders.coids.prefix):
+        return LateFill.FOREIGN
+    journal = orders.journal
+    if journal.has_fill(coid, rep.trade_id):
+        return LateFill.DUPLICATE
+    row = journal.order_rows((coid,)).get(coid)
+    if row is None:
+        log.warning("late fill %s/%d: the journal has no row of this order; not booked until a reconciliation "
+                    "fetches the venue's record of it", coid, rep.trade_id)
+        return LateFill.NO_ORDER_ROW
+    why = fill_contradiction(rep, row.side, row.price_ticks, row.qty_lots - row.filled_lots)
+    if why is not None:
+        log.error("late fill %s/%d refused, not booked: %s (journal row: %s %d lots at %d ticks, %d filled, %s)",
+                  coid, rep.trade_id, why, "buy" if row.side > 0 else "sell", row.qty_lots, row.price_ticks,
+                  row.filled_lots, row.state)
+        return LateFill.REFUSED
+    if not _book_direct(rep, orders.gate, portfolio, journal):
+        return LateFill.DUPLICATE
+    journal.record_position(rep.ts_ns, portfolio.position, portfolio.cash_tl, portfolio.fees)
+    log.warning("late fill %s/%d of an untracked order booked: %+d lots at %d ticks", coid,
                 rep.trade_id, rep.side * rep.qty, rep.price)
-    return True
+    return LateFill.BOOKED
+
+
+class _OrderRefs:
+    """``[side, limit price, lots left]`` of the untracked orders that new fills name; writes the journal row
+    of an order the journal does not have (from the venue's record, else from its fills) the first time."""
+
+    def __init__(self, journal, ts_ns, rep, journal_open, journal_rows, venue_records, venue_open, jfilled,
+                 new_fills):
+        self.journal, self.ts_ns, self.rep = journal, ts_ns, rep
+        self.journal_open, self.journal_rows = journal_open, journal_rows
+        self.venue_records, self.venue_open = venue_records, venue_open
+        self.jfilled, self.new_fills = jfilled, new_fills
+        self.refs: dict[str, list] = {}
+
+    def ref(self, f: OrderFilled) -> list:
+        coid = f.client_order_id
+        r = self.refs.get(coid)
+        if r is None:
+            row = self.journal_open.get(coid) or self.journal_rows.get(coid)
+            if row is not None:
+                r = [row.side, row.price_ticks, row.qty_lots - row.filled_lots]
+            else:
+                r = self._write_row(coid, self.venue_records.get(coid) or self.venue_open.get(coid), f)
+            self.refs[coid] = r
+        return r
+
+    def _write_row(self, coid: str, v: VenueOrder | None, first: OrderFilled) -> list:
+        journal, done = self.journal, self.jfilled[coid]     # lots the journal booked without a row (old journals)
+        if v is not None:
+            state = VENUE_STATUS_STATE[v.status]
+            detail = (f"order row from the venue's record (status {v.status}, {v.filled}/{v.qty} lots filled): "
+                      "the order was sent but not journaled before the engine stopped")
+            journal.record_order(v.ts_created_ns or first.ts_ns, coid, v.side, v.price, v.qty, state,
+                                 v.venue_order_id, done)
+            journal.record_event(self.ts_ns, coid, "RECONCILE_RECORDED", None, state, detail)
+            self.rep.rows_recorded.append(coid)
+            log.warning("order %s: %s", coid, detail)
+            if state not in TERMINAL_STATE_NAMES:
+                log.warning("order %s is open at the venue but was not listed open: the next reconciliation "
+                            "adopts or closes it", coid)
+            return [v.side, v.price, v.qty - done]
+        same = [g for g in self.new_fills if g.client_order_id == coid and g.side == first.side]
+        limit = max(g.price for g in same) if first.side > 0 else min(g.price for g in same)
+        qty = sum(g.qty for g in same)
+        detail = (f"order row reconstructed from {len(same)} fill(s): the venue does not know this order "
+                  "(side from the earliest fill, limit price and quantity from the fills)")
+        journal.record_order(first.ts_ns, coid, first.side, limit, qty + done, "FILLED", None, done)
+        journal.record_event(self.ts_ns, coid, "RECONCILE_RECORDED", None, "FILLED", detail)
+        self.rep.rows_reconstructed.append(coid)
+        log.warning("order %s: %s", coid, detail)
+        return [first.side, limit, qty]
+
+
+def _refuse(rep: RecoveryReport, f: OrderFilled, why: str) -> None:
+    rep.fills_refused.append(f"{f.client_order_id}/{f.trade_id}: {why}")
+    _mismatch(rep, f"fill {f.client_order_id}/{f.trade_id} ({f.side:+d} x {f.qty} lots at {f.price} ticks) "
+                   f"refused, not booked: {why}")
 
 
 def _book_direct(f: OrderFilled, gate, portfolio, journal) -> bool:

@@ -5,11 +5,19 @@ parsed event to the order actions (engine only), ``with_parse`` from the raw lin
 included). The simulated exchange's matching runs outside both timers: it stands for the venue.
 The loop runs on the asyncio (uvloop) event loop and yields to it every ``YIELD_EVERY`` lines, so signal
 handling and other tasks stay live during a long replay.
+
+Bad input: the data file must be a regular file (checked before it is read); lines are bounded
+(``MAX_LINE_BYTES``); a damaged file (truncated or corrupt gzip, trailing garbage, I/O error) ends the replay
+where the damage is found, and the shutdown sequence and the report of the part replayed follow, with
+``data_complete`` False and ``data_error`` saying what is wrong. A journal write that fails halts trading
+(:meth:`Engine.on_journal_failure`), ends the replay at the next yield point, and the report names the failed
+write (``journal_error``).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import stat
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -23,10 +31,11 @@ from mmcore.accounting import Portfolio
 from mmcore.config import Config
 from mmcore.engine import Engine
 from mmcore.instruments import Instrument, load_instrument
-from mmcore.journal import KV_COID_COUNTER, Journal, NullJournal
+from mmcore.journal import KV_COID_COUNTER, Journal, JournalError, JournalPathError, NullJournal
 from mmcore.sim.exchange import SimExchange
 from mmcore.sim.models import ConservativeQueue
-from mmcore.venues.binance.replay import MalformedLine, ReplayReader, detect_market, detect_symbol, open_recording
+from mmcore.venues.binance.replay import (DataFileError, MalformedLine, ReplayReader, detect_market, detect_symbol,
+                                         iter_lines, open_data_file, open_recording)
 from mmcore.wiring import build_engine, sim_models
 from mmcore_ext.book import L2Book, sync_rule_for_market
 from mmcore_ext.events import Trade
@@ -72,6 +81,10 @@ class Session:
     interrupted: bool = False
     last_ts_ns: int = 0
     shutdown_clean: bool | None = None
+    #: What is wrong with the data file when the replay ended before its end because of it (else None).
+    data_error: str | None = None
+    #: The whole file was replayed (not ended by damage, an interrupt or a journal failure).
+    data_complete: bool = False
 
 
 def build_session(config: Config, data: str | None = None, market: str | None = None,
@@ -81,9 +94,21 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
     ``journal`` overrides ``journal.path``; ``book_cls`` lets benchmarks swap in the pure-Python reference
     book (same API) to compare the hot path in the same run.
 
-    Raises ValueError (with the path) when the data file's market or symbol cannot be determined or is
-    not in the instrument table.
+    Raises
+    ------
+    ValueError
+        (with the path) the data file's market or symbol cannot be determined or is not in the instrument
+        table, or the file is not a recording of the market (``ReplayReader.check_market``); the journal
+        already holds a run; ``JournalPathError``: empty journal path, not a SQLite journal.
+    ConfigError
+        The config does not fit the instrument (:func:`mmcore.wiring.check_instrument_fit`), or the
+        instrument table is not a regular file.
+    DataFileError, OSError
+        The data file is missing, not a regular file, or unreadable; ``JournalUnavailable``: the journal
+        cannot be opened or written, or is in use by another process.
     """
+    from mmcore.config import ConfigError, file_kind
+
     path = Path(data) if data else config.resolve_path(config.get("data.path"))
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
@@ -91,6 +116,12 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
     if market == "auto":
         market = detect_market(path)
     table = config.resolve_path(config.get("data.instruments"))
+    try:
+        mode = table.stat().st_mode
+    except OSError as exc:
+        raise ConfigError([f"data.instruments = {table}: cannot read: {exc.strerror}"]) from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError([f"data.instruments = {table}: is {file_kind(mode)}, not a regular file"])
     try:
         instrument = load_instrument(market, detect_symbol(path), table)
     except KeyError as exc:
@@ -103,6 +134,8 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
                       taker_fees=taker)
     # A journal given here (the CLI's --journal) is relative to the working directory, the config's to the
     # repository root.
+    if journal is not None and not str(journal):
+        raise JournalPathError("--journal: empty path (give a SQLite file path, or leave --journal out)")
     journal_path = Path(journal).resolve() if journal is not None else config.get("journal.path")
     jr = NullJournal()
     if journal_path:
@@ -111,13 +144,21 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
             jr.close()
             raise ValueError(f"journal {journal_path} already holds a run (its client order ids would be used "
                              f"again); give each backtest a new journal file")
-    engine = build_engine(config, instrument, sim, jr, book)
+    try:
+        engine = build_engine(config, instrument, sim, jr, book)
+    except BaseException:
+        jr.close()
+        raise
     engine_box.append(engine)
     return Session(config, path, instrument, reader, engine, sim, engine.portfolio, journal=jr)
 
 
 async def run_session(s: Session, progress: Callable[[int, int], None] | None = None) -> Session:
-    """Replay the whole file through the engine. ``progress(bytes_done, bytes_total)`` is called now and then."""
+    """Replay the whole file through the engine. ``progress(bytes_done, bytes_total)`` is called now and then.
+
+    Ends early, keeping what was replayed, when the file turns out to be damaged (``s.data_error``), when
+    interrupted, or when a journal write failed (trading halted); the shutdown sequence runs in every case.
+    """
     engine, sim, reader = s.engine, s.sim, s.reader
     decode = reader.decoder.decode
     on_event = engine.on_event
@@ -129,21 +170,31 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
     total = s.path.stat().st_size
     t_start = time.perf_counter()
     events = 0
-    with open(s.path, "rb") as raw_fh, open_recording(s.path, raw_fh) as fh:
+    next_timer = -1
+    ts = lineno = 0
+    raw_fh = open_data_file(s.path)
+    try:
+        fh = open_recording(s.path, raw_fh)
+    except BaseException:
+        raw_fh.close()
+        raise
+    try:
         lineno = 0
-        for raw in fh:
+        for raw in iter_lines(fh, s.path):
             lineno += 1
             t0 = clock()
             try:
                 ev = decode(raw)
             except MalformedLine as exc:
-                reader.report_malformed(lineno, exc)
+                reader.report_malformed(lineno, exc, raw)
                 continue
             if ev is None:
                 reader.ignored += 1
                 continue
             t_parsed = clock()
             ts = ev.ts_local_ns
+            if ts > next_timer:           # liveness checks due before this event (one compare per event)
+                next_timer = _run_timers(engine, advance, ts)
             # The exchange sees the market first: due requests, then this trade against our orders.
             if type(ev) is Trade:
                 on_trade(ts, ev.trade_id, ev.price, ev.qty, ev.side)
@@ -162,17 +213,46 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
                 if progress is not None:
                     progress(raw_fh.tell(), total)
                 await asyncio.sleep(0)
-                if s.interrupted:
-                    log.warning("replay interrupted at line %d", lineno)
+                if s.interrupted or engine.journal_failed_ts is not None:
+                    log.warning("replay %s at line %d", "interrupted" if s.interrupted else
+                                "stopped: journal write failed", lineno)
                     break
+        else:
+            s.data_complete = True
         reader.lines = lineno
         if progress is not None:
             progress(total, total)
+    except DataFileError as exc:          # damage found while reading: keep what was replayed
+        reader.lines = lineno
+        s.data_error = exc.problem
+        log.error("%s: replay stopped after line %d; shutting down and reporting the part replayed", exc, lineno)
+    except JournalError as exc:           # a flush on the hot path (id reservation) found the failure first
+        reader.lines = lineno
+        if engine.journal_failed_ts is None:
+            engine.on_journal_failure(ts)
+        log.error("replay stopped at line %d: %s", lineno, exc)
+    finally:
+        fh.close()
+        raw_fh.close()
     s.events = events
     s.last_ts_ns = ts if events else 0
     s.wall_s = time.perf_counter() - t_start
     shutdown(s)
     return s
+
+
+def _run_timers(engine: Engine, advance: Callable[[int], None], ts: int) -> int:
+    """Fire :meth:`Engine.on_timer` at every due time before event time ``ts`` (the exchange first advances to
+    it, so e.g. a staleness cancel takes effect during a silence in the recording, before the next trade);
+    arm the timer at the first event. Returns the next due time."""
+    due = engine.next_timer_ns
+    if due < 0:
+        engine.on_timer(ts)
+    while 0 <= due < ts:
+        advance(due)
+        engine.on_timer(due)
+        due = engine.next_timer_ns
+    return engine.next_timer_ns
 
 
 SHUTDOWN_GRACE_NS = 10_000_000_000
@@ -183,18 +263,22 @@ def shutdown(s: Session) -> bool:
     that nothing is left open.
 
     Returns True (and sets ``s.shutdown_clean``) when the exchange reports no open order of ours and the
-    order manager tracks no live order; the journal is flushed and closed either way.
+    order manager tracks no live order; the journal is flushed and closed either way (a failed journal write
+    is logged and left in ``journal.failed`` for the report, never raised from here).
     """
     ts = s.last_ts_ns
     eng = s.engine
     eng.orders.cancel_all(ts)
     s.sim.advance(ts + SHUTDOWN_GRACE_NS)          # the exchange processes the cancels
     if s.config.get("execution.flatten_on_shutdown") and s.portfolio.position:
-        eng.start_flatten(ts)                      # IOC against the last book, flat_retries attempts
-        while eng.flatten_due_ns >= 0:
-            ts = max(ts, eng.flatten_due_ns)
-            s.sim.advance(ts + SHUTDOWN_GRACE_NS)
-            eng.flatten_step(ts)
+        try:
+            eng.start_flatten(ts)                  # IOC against the last book, flat_retries attempts
+            while eng.flatten_due_ns >= 0:
+                ts = max(ts, eng.flatten_due_ns)
+                s.sim.advance(ts + SHUTDOWN_GRACE_NS)
+                eng.flatten_step(ts)
+        except JournalError as exc:                # the id reservation could not be written: stop flattening
+            log.error("flatten at shutdown stopped: %s", exc)
         s.sim.advance(ts + SHUTDOWN_GRACE_NS)
     left_exchange = s.sim.open_orders()            # confirm by querying open orders
     left_tracked = s.engine.orders.orders
@@ -205,7 +289,10 @@ def shutdown(s: Session) -> bool:
     if s.journal is not None:
         pf = s.portfolio
         s.journal.record_position(ts, pf.position, pf.cash_tl, pf.fees)
-        s.journal.close()
+        try:
+            s.journal.close()
+        except JournalError as exc:
+            log.error("journal %s: %s", s.journal.path, exc)
     return s.shutdown_clean
 
 
@@ -276,6 +363,10 @@ def summarize(s: Session) -> dict:
         "bbo_checks_ok": eng.counters["bbo_checks_ok"],
         "bbo_mismatches": eng.counters["bbo_mismatches"],
         "quoting_pauses": eng.counters["pauses"],
+        "stale_pauses": eng.counters["stale_pauses"],
+        "quotes_refused": eng.counters["quotes_refused"],
+        "fill_contradictions": eng.orders.counters["fill_contradictions"],
+        "ttl_cancels": eng.orders.counters["ttl_cancels"],
         "risk_refusals": eng.orders.refusal_counts(),
         "trading_state_changes": [{"ts_ns": ts, "from": TRADING_STATES[a], "to": TRADING_STATES[b], "reason": r}
                                   for ts, a, b, r in eng.gate.state_changes],
@@ -285,4 +376,9 @@ def summarize(s: Session) -> dict:
         "flatten_orders": eng.counters["flatten_orders"],
         "shutdown_clean": s.shutdown_clean,
         "interrupted": s.interrupted,
+        "data_complete": s.data_complete,
+        "data_error": s.data_error,
+        "journal_error": getattr(s.journal, "failed", None),
+        "journal_lost_writes": getattr(s.journal, "errors", 0),
+        "journal_failed_ts_ns": eng.journal_failed_ts,
     }

@@ -1,5 +1,9 @@
 """Backtest outputs: ``report.json`` (numbers in the units named in the keys) and ``report.png``
-(mid and our quotes, inventory, mark-to-market PnL over time), plus the terminal summary table."""
+(mid and our quotes, inventory, mark-to-market PnL over time), plus the terminal summary table.
+
+A run that ended early says so: ``data_complete`` false with ``data_error`` (what is wrong with the file),
+``journal_error`` (the first failed journal write) and ``journal_lost_writes``; the table shows them as rows.
+"""
 from __future__ import annotations
 
 import json
@@ -79,6 +83,8 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
         ("sequence gaps / crossed / malformed", f"{summary['gaps']} / {summary['crossed_book_events']} / "
                                                 f"{summary['malformed_lines']}"),
         ("bookTicker checks ok / mismatches", f"{summary['bbo_checks_ok']} / {summary['bbo_mismatches']}"),
+        ("stale-data pauses / refused quotes", f"{summary['stale_pauses']} / {summary['quotes_refused']:,}"),
+        ("contradicting fills refused", f"{summary['fill_contradictions']}"),
     ]
     refusals = ", ".join(f"{k} {v}" for k, v in summary["risk_refusals"].items()) or "none"
     states = ", ".join(f"{c['from']}->{c['to']}" for c in summary["trading_state_changes"]) or "none"
@@ -88,6 +94,12 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
         ("orders by final state", ", ".join(f"{k} {v}" for k, v in summary["orders"].items())),
         ("shutdown clean", str(summary["shutdown_clean"])),
     ]
+    if not summary.get("data_complete", True):
+        why = summary.get("data_error") or ("interrupted" if summary.get("interrupted") else "journal write failed")
+        rows.append(("data", f"ended early after {summary['lines']:,} lines: {why}"))
+    if summary.get("journal_error"):
+        rows.append(("journal", f"write failed: {summary['journal_error']} "
+                                f"({summary.get('journal_lost_writes', 0)} lost)"))
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)

@@ -16,6 +16,19 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 #: Largest int64: a limit that is off.
 INT64_MAX = 2**63 - 1
+#: Bounds of the validated ranges (every field has a finite range, so a conversion to hot-path units never
+#: overflows): USDT amounts and base quantities at most 1e12, durations at most 1e9 s (31.7 years; int64 ns
+#: hold 292 years). The per-instrument limits are tighter (:meth:`RiskConfig.limits`).
+MAX_USDT = 1e12
+MAX_BASE = 1e12
+MAX_SECONDS = 1e9
+#: Largest cap in hot-path integer units (tick*lots, lots): int64 headroom for sums of a few of them.
+MAX_CAP_UNITS = 2**60
+
+
+def _brief(v) -> str:
+    from mmcore.config import brief
+    return brief(v)
 
 
 def _dec(x) -> Decimal:
@@ -61,7 +74,8 @@ class RiskConfig:
     min_price : float
         Lowest order price (USDT); the MEXC seed skipped symbols under $10. Refusal ``PRICE_TOO_LOW``.
     symbol_whitelist : tuple of str or None
-        Symbols allowed to trade (None: all). Refusal ``SYMBOL_NOT_ALLOWED``.
+        Symbols allowed to trade (None: all; a list is stored as a tuple; a mapping, set or string is refused).
+        Refusal ``SYMBOL_NOT_ALLOWED``.
     stale_after_s : float
         Largest age of the last book update at check time (s). Refusal ``STALE_DATA``.
     mid_none_limit : int
@@ -87,6 +101,9 @@ class RiskConfig:
         ``CANCEL_COOLDOWN``.
     flatten_on_halt : bool
         Whether the engine should flatten the position (through its own explicit path) when trading halts.
+
+    Every number has a finite range (USDT amounts and base quantities in (0, 1e12], times in seconds up to
+    1e9); :meth:`validate` lists them.
     """
 
     max_single_trade_usdt: float = 50.0
@@ -114,7 +131,7 @@ class RiskConfig:
 
     def __post_init__(self):
         wl = self.symbol_whitelist
-        if wl is not None and not isinstance(wl, (tuple, str)):  # a str stays a str, and validate() refuses it
+        if isinstance(wl, list):               # YAML gives a list; a mapping, set or str stays and is refused
             object.__setattr__(self, "symbol_whitelist", tuple(wl))
         self.validate()
 
@@ -124,50 +141,64 @@ class RiskConfig:
         Raises
         ------
         ValueError
-            A field is out of range; the message names the field, its value and the allowed range.
+            Fields out of range: one line per bad field, each naming the field, its value (bounded, see
+            :func:`mmcore.config.brief`) and the allowed range.
         """
+        problems = self.problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+
+    def problems(self) -> list[str]:
+        """The messages :meth:`validate` would raise (empty when valid), one per bad field."""
+        out = []
+        good = set()
+
         def number(name, lo, hi, lo_open=False, hi_open=False, optional=False, integer=False):
             v = getattr(self, name)
             if v is None and optional:
+                good.add(name)
                 return
-            rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}" + (" or None" if optional else "")
+            rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}" + (" or None" if optional else "")
             kind = int if integer else (int, float)
             ok = isinstance(v, kind) and not isinstance(v, bool) and not (isinstance(v, float) and math.isnan(v))
-            if ok:
+            if ok:             # exact comparisons: a huge int compares with a float bound without converting
                 ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
             if not ok:
                 what = "an integer" if integer else "a number"
-                raise ValueError(f"RiskConfig.{name} = {v!r}: must be {what} in {rng}")
+                out.append(f"RiskConfig.{name} = {_brief(v)}: must be {what} in {rng}")
+            else:
+                good.add(name)
 
-        inf = math.inf
-        number("max_single_trade_usdt", 0, inf, lo_open=True, hi_open=True)
-        number("max_symbol_notional_usdt", 0, inf, lo_open=True, hi_open=True)
-        number("max_global_notional_usdt", 0, inf, lo_open=True, hi_open=True)
-        number("max_position_base", 0, inf, lo_open=True, hi_open=True, optional=True)
-        number("net_max", 0, inf, lo_open=True, hi_open=True, optional=True)
+        number("max_single_trade_usdt", 0, MAX_USDT, lo_open=True)
+        number("max_symbol_notional_usdt", 0, MAX_USDT, lo_open=True)
+        number("max_global_notional_usdt", 0, MAX_USDT, lo_open=True)
+        number("max_position_base", 0, MAX_BASE, lo_open=True, optional=True)
+        number("net_max", 0, MAX_BASE, lo_open=True, optional=True)
         number("max_position_fraction_of_net_max", 0, 1, lo_open=True)
         number("max_price_deviation", 0, 1, lo_open=True, hi_open=True)
         number("min_spread_frac", 0, 1, hi_open=True)
         number("max_spread_frac", 0, 1, lo_open=True, hi_open=True)
-        if self.max_spread_frac < self.min_spread_frac:
-            raise ValueError(f"RiskConfig.max_spread_frac = {self.max_spread_frac!r}: must be in "
-                             f"[min_spread_frac = {self.min_spread_frac!r}, 1)")
-        number("min_price", 0, inf, hi_open=True)
+        if {"min_spread_frac", "max_spread_frac"} <= good and self.max_spread_frac < self.min_spread_frac:
+            out.append(f"RiskConfig.max_spread_frac = {self.max_spread_frac!r}: must be in "
+                       f"[min_spread_frac = {self.min_spread_frac!r}, 1)")
+        number("min_price", 0, MAX_USDT)
         wl = self.symbol_whitelist
         if wl is not None and (not isinstance(wl, tuple) or not all(isinstance(s, str) and s for s in wl)):
-            raise ValueError(f"RiskConfig.symbol_whitelist = {wl!r}: must be a tuple of non-empty str or None")
-        number("stale_after_s", 0, inf, lo_open=True, hi_open=True)
+            out.append(f"RiskConfig.symbol_whitelist = {_brief(wl)}: must be a list of non-empty strings "
+                       f"(a tuple of str) or None")
+        number("stale_after_s", 0, MAX_SECONDS, lo_open=True)
         number("mid_none_limit", 1, 2**31 - 1, integer=True)
-        number("max_daily_loss_usdt", 0, inf, lo_open=True, hi_open=True)
-        number("stop_loss_usdt", 0, inf, lo_open=True, hi_open=True, optional=True)
+        number("max_daily_loss_usdt", 0, MAX_USDT, lo_open=True)
+        number("stop_loss_usdt", 0, MAX_USDT, lo_open=True, optional=True)
         number("reduce_at_fraction", 0, 1, lo_open=True, optional=True)
         number("hysteresis_fraction", 0, 1, hi_open=True)
         number("orders_per_window", 0, 1_000_000, integer=True)
         number("cancels_per_window", 0, 1_000_000, integer=True)
-        number("window_s", 0, inf, lo_open=True, hi_open=True)
-        number("cancel_cooldown_seconds", 0, inf, hi_open=True)
+        number("window_s", 0, MAX_SECONDS, lo_open=True)
+        number("cancel_cooldown_seconds", 0, MAX_SECONDS)
         if not isinstance(self.flatten_on_halt, bool):
-            raise ValueError(f"RiskConfig.flatten_on_halt = {self.flatten_on_halt!r}: must be True or False")
+            out.append(f"RiskConfig.flatten_on_halt = {_brief(self.flatten_on_halt)}: must be True or False")
+        return out
 
     def limits(self, tick_size, lot_size, symbol: str) -> "RiskLimits":
         """Convert the limits for one instrument into hot-path units.
@@ -190,20 +221,33 @@ class RiskConfig:
         Raises
         ------
         ValueError
-            ``tick_size`` or ``lot_size`` is not > 0.
+            ``tick_size`` or ``lot_size`` is not > 0; or a cap does not fit this instrument's integer units:
+            ``max_single_trade_usdt`` / ``max_symbol_notional_usdt`` must be below 2**60 tick*lots, the
+            position caps below 2**60 lots (one line per field, named ``RiskConfig.<field>``).
         """
         tick, lot = _dec(tick_size), _dec(lot_size)
         if not tick > 0 or not lot > 0:
             raise ValueError(f"tick_size = {tick_size!r} and lot_size = {lot_size!r}: both must be > 0")
         tl = tick * lot
-        if _floor_div(max(self.max_single_trade_usdt, self.max_symbol_notional_usdt), tl) >= 2**60:
-            raise ValueError(f"RiskConfig notional caps / (tick_size * lot_size = {tl}) must be < 2**60 tick*lots "
-                             f"(int64 headroom)")
+        errors = []
+        for name in ("max_single_trade_usdt", "max_symbol_notional_usdt"):
+            if _floor_div(getattr(self, name), tl) >= MAX_CAP_UNITS:
+                errors.append(f"RiskConfig.{name} = {getattr(self, name)!r}: must be below "
+                              f"{float(MAX_CAP_UNITS * tl):g} USDT for {symbol} (2**60 tick*lots of {tl} USDT: "
+                              f"int64 headroom)")
         pos_caps = []
         if self.max_position_base is not None:
-            pos_caps.append(_floor_div(self.max_position_base, lot))
+            pos_caps.append(("max_position_base", _floor_div(self.max_position_base, lot)))
         if self.net_max is not None:
-            pos_caps.append(_floor_div(_dec(self.net_max) * _dec(self.max_position_fraction_of_net_max), lot))
+            pos_caps.append(("net_max", _floor_div(_dec(self.net_max) * _dec(self.max_position_fraction_of_net_max),
+                                                   lot)))
+        for name, lots in pos_caps:
+            if lots >= MAX_CAP_UNITS:
+                errors.append(f"RiskConfig.{name} = {getattr(self, name)!r}: must be below "
+                              f"{float(MAX_CAP_UNITS * lot):g} base units for {symbol} (2**60 lots of {lot})")
+        if errors:
+            raise ValueError("\n".join(errors))
+        pos_caps = [lots for _, lots in pos_caps]
         reduce_level = (math.inf if self.reduce_at_fraction is None
                         else self.reduce_at_fraction * self.max_daily_loss_usdt)
         return RiskLimits(

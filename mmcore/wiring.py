@@ -6,7 +6,7 @@ import logging
 from decimal import Decimal
 
 from mmcore.accounting import Portfolio
-from mmcore.config import Config
+from mmcore.config import Config, ConfigError
 from mmcore.engine import Engine
 from mmcore.instruments import Instrument
 from mmcore.order_manager import OrderManager
@@ -34,17 +34,16 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
 
     Raises
     ------
-    ValueError
-        ``strategy.order_qty`` or ``strategy.max_inventory`` is not a whole multiple of the instrument's step
-        size (the field is named).
+    ConfigError
+        The config does not fit the instrument (each message names the field): see
+        :func:`check_instrument_fit`.
     """
     c, inst = config, instrument
     if c.get("strategy.min_spread_bps") < c.risk.min_spread_frac * 10_000:
         log.warning("strategy.min_spread_bps = %s is below risk.min_spread_frac = %s (%.2f bps): the risk gate "
                     "will refuse the narrower quotes (counted as SPREAD_TOO_NARROW)", c.get("strategy.min_spread_bps"),
                     c.risk.min_spread_frac, c.risk.min_spread_frac * 10_000)
-    order_qty = _lots_on_step(inst, "strategy.order_qty", c.get("strategy.order_qty"))
-    max_inv = _lots_on_step(inst, "strategy.max_inventory", c.get("strategy.max_inventory"))
+    order_qty, max_inv = check_instrument_fit(c, inst)
     if book is None:
         book = L2Book(sync_rule_for_market(inst.market))
     quoter = AvellanedaStoikov(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.horizon_s"),
@@ -52,7 +51,10 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
                                float(inst.tick_size))
     vol = EwmaVolatility(c.get("strategy.sigma_half_life_s"), c.get("strategy.sigma_sample_ms") * _MS,
                          c.get("strategy.sigma_seed"))
-    gate = RiskGate(c.risk, inst.tick_size, inst.lot_size, inst.symbol)
+    try:
+        gate = RiskGate(c.risk, inst.tick_size, inst.lot_size, inst.symbol)
+    except ValueError as exc:                      # a cap that does not fit the instrument's integer units
+        raise ConfigError([line.replace("RiskConfig.", "risk.", 1) for line in str(exc).splitlines()]) from None
     coids = ClientOrderIdGenerator(c.get("execution.client_order_id_prefix"), 0, "all")
     orders = OrderManager(exec_client, gate, coids, journal, c.get("execution.price_tolerance_ticks"),
                           c.get("execution.order_price_deviation_bps"),
@@ -71,15 +73,70 @@ def sim_models(config: Config, instrument: Instrument) -> tuple[ConstantLatency,
             MakerFee(Decimal(str(config.get("sim.taker_fee_bps"))), unit))
 
 
-def _lots_on_step(inst: Instrument, field: str, value) -> int:
-    """``value`` (base units) in lots, if it is a whole multiple of the instrument's order step size.
+def check_instrument_fit(config: Config, inst: Instrument) -> tuple[int, int]:
+    """Refuse config values that do not fit ``inst`` or with which no order could ever be sent on it.
 
-    Raises ValueError naming ``field`` otherwise.
+    Returns ``(order_qty, max_inventory)`` in lots. Checks (each a ConfigError message naming the field):
+
+    - ``strategy.order_qty`` and ``strategy.max_inventory`` are whole multiples of the order step size;
+    - ``strategy.order_qty`` <= ``max_order_qty`` (the exchange's ``LOT_SIZE.maxQty``) and
+      ``strategy.max_inventory`` <= ``max_qty`` (config/instruments.yaml);
+    - ``strategy.order_qty * max_price`` >= ``min_notional``: otherwise no price makes an order large enough
+      for the exchange's notional filter;
+    - ``risk.min_price`` <= ``max_price``: otherwise the gate refuses every price the venue allows;
+    - ``strategy.order_qty`` at the lowest price the gate allows (``risk.min_price``, at least one tick) is
+      within ``risk.max_single_trade_usdt``, ``risk.max_symbol_notional_usdt`` and
+      ``risk.max_global_notional_usdt``: otherwise every order is refused whatever the price;
+    - the A–S reservation-price offset at full inventory with the seed volatility,
+      ``(max_inventory / order_qty) * gamma * sigma_seed**2 * horizon_s``, stays below ``max_price``:
+      otherwise the quotes leave the instrument's price range as soon as the position builds up.
     """
+    c = config
+    qty, inv = c.get("strategy.order_qty"), c.get("strategy.max_inventory")
+    errors = []
+    order_qty = _lots_on_step(inst, "strategy.order_qty", qty, errors)
+    max_inv = _lots_on_step(inst, "strategy.max_inventory", inv, errors)
+    if qty > inst.max_order_qty:
+        errors.append(f"strategy.order_qty = {qty}: must be <= {inst.max_order_qty}, the largest order of "
+                      f"{inst.market} {inst.symbol} (max_order_qty, LOT_SIZE.maxQty)")
+    if inv > inst.max_qty:
+        errors.append(f"strategy.max_inventory = {inv}: must be <= {inst.max_qty} (max_qty of {inst.symbol})")
+    if qty * inst.max_price < inst.min_notional:
+        errors.append(f"strategy.order_qty = {qty}: below the min notional {inst.min_notional} {inst.quote} of "
+                      f"{inst.symbol} even at its max price {inst.max_price}: no order could be sent")
+    risk = c.risk
+    min_price = Decimal(str(risk.min_price))
+    if min_price > inst.max_price:
+        errors.append(f"risk.min_price = {risk.min_price}: above the max price {inst.max_price} of {inst.symbol}: "
+                      f"every order would be refused (PRICE_TOO_LOW)")
+    lowest = qty * max(min_price, inst.tick_size)
+    for name in ("max_single_trade_usdt", "max_symbol_notional_usdt", "max_global_notional_usdt"):
+        cap = Decimal(str(getattr(risk, name)))
+        if lowest > cap:
+            errors.append(f"risk.{name} = {getattr(risk, name)}: below the notional of strategy.order_qty = {qty} at "
+                          f"the lowest allowed price ({lowest} {inst.quote}): every order would be refused")
+    if qty > 0:
+        offset = (float(inv / qty) * c.get("strategy.gamma") * c.get("strategy.sigma_seed") ** 2
+                  * c.get("strategy.horizon_s"))
+        if offset >= float(inst.max_price):
+            errors.append(f"strategy.gamma = {c.get('strategy.gamma')}: with strategy.sigma_seed = "
+                          f"{c.get('strategy.sigma_seed')}, strategy.horizon_s = {c.get('strategy.horizon_s')} and "
+                          f"max_inventory / order_qty = {inv / qty}, the reservation price moves {offset:.6g} "
+                          f"{inst.quote} from the mid at full inventory, beyond the max price {inst.max_price} of "
+                          f"{inst.symbol}")
+    if errors:
+        raise ConfigError(errors)
+    return order_qty, max_inv
+
+
+def _lots_on_step(inst: Instrument, field: str, value, errors: list) -> int:
+    """``value`` (base units) in lots, if it is a whole multiple of the instrument's order step size; else
+    a message naming ``field`` goes to ``errors`` and 0 is returned."""
     try:
         lots = inst.qty_to_lots(value)
-    except ValueError:
+    except (ValueError, ArithmeticError):
         lots = None
     if lots is None or lots % inst.step_lots:
-        raise ValueError(f"{field} = {value}: not a multiple of the step size {inst.step_size} of {inst.symbol}")
+        errors.append(f"{field} = {value}: not a multiple of the step size {inst.step_size} of {inst.symbol}")
+        return 0
     return lots

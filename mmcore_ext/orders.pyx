@@ -343,8 +343,8 @@ cdef class Order:
         int
             ``OK``; ``DUPLICATE`` (ignored, ``duplicate_fills`` += 1, checked first so a repeat of the
             completing fill is not an error); ``ILLEGAL``; ``INVALID`` (price outside ``[1, MAX_PRICE_TICKS]``,
-            qty not positive, or ``fill_notional`` would overflow int64); ``OVERFILL`` (qty > ``remaining``). Refusals leave the
-            order unchanged and set ``last_error``.
+            qty not positive, or ``fill_notional`` would overflow int64); ``OVERFILL`` (qty > ``remaining``).
+            Refusals leave the order unchanged and set ``last_error``.
         """
         cdef int target
         cdef int64_t open_qty
@@ -386,8 +386,8 @@ cdef class Order:
         price : int
             New limit price (ticks, in ``[1, MAX_PRICE_TICKS]``).
         qty : int
-            New total order quantity (lots), > ``filled`` and <= ``MAX_QTY_LOTS``: Binance USDⓈ-M cancels a partially filled order
-            amended to ``quantity <= executedQty``.
+            New total order quantity (lots), > ``filled`` and <= ``MAX_QTY_LOTS``: Binance USDⓈ-M cancels a
+            partially filled order amended to ``quantity <= executedQty``.
         ts_ns : int
             Request time (ns since epoch).
 
@@ -402,7 +402,8 @@ cdef class Order:
             return self._refuse(ILLEGAL, transition_error(self.state, REPLACE_REQUEST))
         if price <= 0 or qty <= self.filled or price > MAX_PRICE_TICKS or qty > MAX_QTY_LOTS:
             return self._refuse(INVALID, f"amend to price {price} ticks, qty {qty} lots: need price in "
-                                         f"[1, {MAX_PRICE_TICKS}] and qty in (filled {self.filled}, {MAX_QTY_LOTS}] lots")
+                                         f"[1, {MAX_PRICE_TICKS}] and qty in (filled {self.filled}, "
+                                         f"{MAX_QTY_LOTS}] lots")
         if price == self.price and qty == self.qty:
             return self._refuse(INVALID, "amend changes neither price nor qty")
         self.pending_price = price

@@ -201,8 +201,9 @@ cdef class QuoteModel:
         x = (reservation - 0.5 * spread) / self.tick_size
         y = (reservation + 0.5 * spread) / self.tick_size
         if not (fabs(x) <= MAX_TICKS and fabs(y) <= MAX_TICKS):
-            raise ValueError(f"quotes outside the price bound +-{_MAX_PX} ticks (MAX_QUOTE_TICKS): reservation "
-                             f"{reservation!r}, spread {spread!r}, tick {self.tick_size!r}")
+            raise ValueError(f"quotes outside the price bound +-{_MAX_PX} ticks (MAX_QUOTE_TICKS, the book's bound, "
+                             f"inside int64 ticks): reservation {reservation!r}, spread {spread!r}, "
+                             f"tick {self.tick_size!r}")
         bid = <int64_t>floor(x + _tol(x))
         ask = <int64_t>ceil(y - _tol(y))
         if bid >= ask:
@@ -219,8 +220,9 @@ cdef class QuoteModel:
         if ask < 1:
             ask = 1
         if ask > _MAX_PX:                                    # bid < ask: both within the bound after this
-            raise ValueError(f"ask {ask} ticks above the price bound {_MAX_PX} (MAX_QUOTE_TICKS): reservation "
-                             f"{reservation!r}, spread {spread!r}, tick {self.tick_size!r}")
+            raise ValueError(f"ask {ask} ticks above the price bound {_MAX_PX} (MAX_QUOTE_TICKS, the book's bound, "
+                             f"inside int64 ticks): reservation {reservation!r}, spread {spread!r}, "
+                             f"tick {self.tick_size!r}")
         self.reservation = reservation
         self.spread = spread
         self.bid_ticks = bid

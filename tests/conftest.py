@@ -12,3 +12,10 @@ def usdm():
 def spot():
     from mmcore.instruments import load_instrument
     return load_instrument("binance_spot", "BTCUSDT")
+
+
+@pytest.fixture(autouse=True)
+def _own_lock_dir(tmp_path_factory, monkeypatch):
+    """Each test takes account locks (mmcore.locks) in a directory of its own, inherited by its subprocesses,
+    so that tests, and test runs in parallel on one machine, never see each other's locks."""
+    monkeypatch.setenv("MMCORE_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))

@@ -42,7 +42,8 @@ def state_of(book, prices=range(0, 45)):
     return {
         "state": book.state, "synced": book.synced, "last_update_id": book.last_update_id,
         "ts_local_ns": book.ts_local_ns, "applied": book.applied, "buffered": book.buffered,
-        "stale": book.stale, "stale_snapshots": book.stale_snapshots, "gaps": book.gaps, "crossed": book.crossed, "buffer_dropped": book.buffer_dropped,
+        "stale": book.stale, "stale_snapshots": book.stale_snapshots,
+        "gaps": book.gaps, "crossed": book.crossed, "buffer_dropped": book.buffer_dropped,
         "pending": book.pending,
         "bids": book.levels(BID), "asks": book.levels(ASK), "bids3": book.levels(BID, 3),
         "n": (book.n_levels(BID), book.n_levels(ASK)),

@@ -48,7 +48,7 @@ def test_cli_bad_config_exits_2_without_traceback():
 @pytest.mark.parametrize("args, code, message", [
     (["--set", "strategy.order_qty=0.0015"], 2, "strategy.order_qty = 0.0015: not a multiple of the step size"),
     (["--set", "strategy.max_inventory=0.0105"], 2, "strategy.max_inventory = 0.0105: not a multiple"),
-    (["--data", "data"], 1, "cannot read data: Is a directory"),
+    (["--data", "data"], 1, "data file data: is a directory, not a regular file"),
     (["--data", "README.md"], 2, "no depthUpdate"),
     (["--data", "no-such-file.gz"], 1, "not found"),
 ])

@@ -9,12 +9,7 @@ fill, no client order id used twice, the same inventory, cash and fees, no order
 Loopback only (127.0.0.1, port chosen by the OS), bounded in time, children always killed.
 """
 import asyncio
-import os
-import select
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from decimal import Decimal
 
@@ -27,89 +22,18 @@ from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderCanc
 from mmcore.instruments import load_instrument
 from mmcore.journal import KV_TRADING_STATE, KV_TRADING_STATE_REASON, Journal
 from mmcore.live_runner import LiveRunner
-from mmcore.sim.server import build_server, close_server
 from mmcore_ext import orders as orders_fsm
 from mmcore_ext.events import DepthDiff, DepthSnapshot
 from mmcore_ext.risk import ACTIVE as STATE_ACTIVE, HALTED
 from mmcore.venues.loopback import LoopbackClient, decode_report, encode_report
 
-from datafiles import ROOT, USDM_FILE
+from crashkit import (ACCOUNT, ACTIVE, SPEED, assert_journal_is_the_exchange as _assert_journal_is_the_exchange,
+                      events as _events, exchange as _exchange, journal_fills as _journal_fills, kill_all,
+                      serve as _serve, shut as _shut, start_engine as _start_engine, start_server as _start_server,
+                      until as _until, wait as _wait)
 
-SPEED = 20                       # event time per wall time
-ACCOUNT = "crash-test"
 KILLS = 2
 FILLS_PER_RUN = 5                # journaled fills a run must reach before it is killed / stopped
-# Tight quotes so that fills come within seconds of event time (the default config is quieter).
-ACTIVE = ["strategy.min_spread_bps=0.1", "strategy.gamma=0.01", "strategy.max_spread_bps=2",
-          "risk.min_spread_frac=0.00001"]
-PY = sys.executable
-ENV = dict(os.environ, PYTHONUNBUFFERED="1")
-
-
-def _start_server(procs, log_dir):
-    err = open(log_dir / "server.err", "wb")
-    p = subprocess.Popen([PY, "-m", "mmcore.sim.server", "--data", str(USDM_FILE), "--port", "0",
-                          "--speed", str(SPEED)], stdout=subprocess.PIPE, stderr=err, cwd=ROOT, env=ENV)
-    procs.append(p)
-    ready, _, _ = select.select([p.stdout], [], [], 15)
-    line = p.stdout.readline().decode() if ready else ""
-    assert line.startswith("listening 127.0.0.1:"), f"server did not start: {line!r}"
-    return int(line.rsplit(":", 1)[1])
-
-
-def _start_engine(procs, port, journal, log_dir, n):
-    cmd = [PY, "-m", "mmcore.live_runner", "--connect", f"127.0.0.1:{port}", "--account", ACCOUNT,
-           "--journal", str(journal), "--market", "binance_usdm", "--symbol", "BTCUSDT"]
-    for kv in ACTIVE:
-        cmd += ["--set", kv]
-    p = subprocess.Popen(cmd, stdout=open(log_dir / f"engine{n}.out", "wb"),
-                         stderr=open(log_dir / f"engine{n}.err", "wb"), cwd=ROOT, env=ENV)
-    procs.append(p)
-    return p
-
-
-def _journal(path, sql):
-    if not path.exists():
-        return []
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:          # schema not created yet
-        return []
-    finally:
-        conn.close()
-
-
-def _journal_fills(path) -> int:
-    rows = _journal(path, "SELECT count(*) FROM fills")
-    return rows[0][0] if rows else 0
-
-
-def _exchange(port) -> dict:
-    """The exchange's record of the account, through an observer connection."""
-    async def q():
-        c = LoopbackClient("127.0.0.1", port, ACCOUNT, role="observer", timeout_s=5)
-        await c.connect()
-        try:
-            return await c.account_state()
-        finally:
-            c.close()
-    return asyncio.run(q())
-
-
-def _wait(cond, timeout, what, alive=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        for p in alive:
-            assert p.poll() is None, f"{what}: a child exited early with {p.returncode}"
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout} s waiting for: {what}")
-
-
-def _events(path, event):
-    return [m for m in map(orjson.loads, path.read_bytes().splitlines()) if m.get("event") == event]
 
 
 def test_sigkilled_engine_restarts_from_journal_without_lost_fill_or_reused_id(tmp_path):
@@ -138,10 +62,7 @@ def test_sigkilled_engine_restarts_from_journal_without_lost_fill_or_reused_id(t
         assert eng.wait(20) == 0, (tmp_path / f"engine{KILLS}.err").read_text()[-3000:]
         ex = _exchange(port)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(5)
+        kill_all(procs)
 
     # Every restart reconciled from the journal: orders left by the dead engine were adopted or closed,
     # and the fills made while it was down were booked.
@@ -157,56 +78,6 @@ def test_sigkilled_engine_restarts_from_journal_without_lost_fill_or_reused_id(t
     assert len(ex["fills"]) >= (KILLS + 1) * FILLS_PER_RUN
     _assert_journal_is_the_exchange(journal, ex)
     assert time.monotonic() - t0 < 60
-
-
-def _assert_journal_is_the_exchange(journal, ex):
-    """No lost or duplicate fill, no reused id, same inventory/cash/fees, nothing left open."""
-    ex_fills = {(f["coid"], f["trade_id"]): f for f in ex["fills"]}
-    assert len(ex_fills) == len(ex["fills"])
-    rows = _journal(journal, "SELECT client_order_id, trade_id, side, price_ticks, qty_lots, fee FROM fills")
-    assert len(rows) == len(ex_fills)
-    assert {(c, t) for c, t, *_ in rows} == set(ex_fills)
-    for c, t, side, px, qty, fee in rows:
-        f = ex_fills[(c, t)]
-        assert (side, px, qty, Decimal(fee)) == (f["side"], f["price"], f["qty"], Decimal(f["fee"]))
-
-    # No client order id sent twice. A journaled order the exchange never received (killed between the
-    # journal write and the socket write) must have been closed as CANCELED by a reconciliation.
-    assert ex["duplicate_coids"] == []
-    assert set(ex["coids_received"].values()) == {1}
-    states = dict(_journal(journal, "SELECT client_order_id, state FROM orders"))
-    assert all(states[c] == "CANCELED" for c in set(states) - set(ex["coids_received"]))
-
-    # The journal's inventory, cash and fees are the exchange's.
-    assert sum(side * qty for _, _, side, _, qty, _ in rows) == ex["position"]
-    (pos, cash, fees), = _journal(journal, "SELECT position_lots, cash_tl, fees FROM positions "
-                                           "ORDER BY ts_ns DESC LIMIT 1")
-    assert pos == ex["position"]
-    assert cash == -sum(f["side"] * f["price"] * f["qty"] for f in ex["fills"])
-    assert Decimal(fees) == sum(Decimal(f["fee"]) for f in ex["fills"])
-
-    # Clean stop: nothing of ours open at the exchange, nothing open in the journal.
-    assert ex["open_orders"] == []
-    assert _journal(journal, "SELECT client_order_id, state FROM orders WHERE state NOT IN "
-                             "('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED')") == []
-
-
-async def _until(cond, timeout, what):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
-        await asyncio.sleep(0.02)
-
-
-async def _serve(speed):
-    server = build_server(USDM_FILE, load_config(DEFAULT_CONFIG), speed)
-    srv = await server.serve(0)
-    return server, srv, srv.sockets[0].getsockname()[1]
-
-
-async def _shut(server, srv):
-    close_server(server, srv)
 
 
 def test_dropped_connection_is_reconciled_again_and_trading_resumes(tmp_path):
@@ -231,6 +102,7 @@ def test_dropped_connection_is_reconciled_again_and_trading_resumes(tmp_path):
             return rc, runner, acc().state()
         finally:
             task.cancel()
+            runner.close()
             await _shut(server, srv)
 
     rc, runner, ex = asyncio.run(asyncio.wait_for(scenario(), 55))
@@ -260,6 +132,7 @@ def test_stop_with_flatten_on_shutdown_closes_the_position_at_the_exchange(tmp_p
             return rc, runner, acc().state()
         finally:
             task.cancel()
+            runner.close()
             await _shut(server, srv)
 
     rc, runner, ex = asyncio.run(asyncio.wait_for(scenario(), 58))
@@ -298,6 +171,7 @@ def test_restart_after_a_halt_stays_halted_until_the_operator_resets_it(tmp_path
                     assert await asyncio.wait_for(task, 20) == 0
                 finally:
                     task.cancel()
+                    runner.close()
         finally:
             await _shut(server, srv)
         return placed
@@ -335,6 +209,11 @@ def test_exchange_keeps_orders_across_disconnects_and_refuses_a_reused_id():
             assert await c2.cancel_all() == 1
             await _until(lambda: any(type(r) is OrderCanceled for r in reports), 5, "cancel")
             assert await c2.open_orders() == [] and await c2.fills_since(0) == []
+            # The venue's record of one order, in any status (recovery's ``order`` query); None if unknown.
+            rec = await c2.order("p-1")
+            assert (rec.client_order_id, rec.side, rec.price, rec.qty, rec.filled, rec.status) == \
+                ("p-1", BUY, far, 2, 0, "CANCELED")
+            assert await c2.order("p-404") is None
             st = await c2.account_state()
             c2.close()
             return reports, st
@@ -377,7 +256,7 @@ def test_sequence_gap_while_already_paused_still_asks_for_a_snapshot(tmp_path):
         assert not runner.engine.book.synced
         assert asked == [1] and runner.resync
     finally:
-        runner.journal.close()
+        runner.close()
 
 
 def test_stop_cancels_again_when_the_venue_still_lists_an_order_whose_cancel_is_in_flight(tmp_path):
@@ -426,7 +305,7 @@ def test_stop_cancels_again_when_the_venue_still_lists_an_order_whose_cancel_is_
     try:
         clean, cancels, coid = asyncio.run(scenario())
     finally:
-        runner.journal.close()
+        runner.close()
     assert clean and cancels == [coid, coid]
 
 
@@ -457,6 +336,7 @@ def test_a_fatal_recovery_error_still_cancels_our_orders_at_the_venue(tmp_path):
             return acc().state()
         finally:
             task.cancel()
+            runner.close()
             await _shut(server, srv)
 
     ex = asyncio.run(asyncio.wait_for(scenario(), 50))
@@ -475,9 +355,64 @@ def test_a_late_fill_of_an_untracked_order_goes_through_pnl_and_the_kill_switch(
     runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(tmp_path / "j.db"))    # never connected
     try:
         fill = OrderFilled(10, runner.orders.coids.prefix + "5", 77, 1, 600_000, 1, Decimal("5"))
+        runner.journal.record_order(5, fill.client_order_id, 1, 600_000, 1, "CANCELED")   # closed by a recovery
         runner._on_report(fill)
         runner._on_report(fill)                                       # delivered twice: booked once
         assert runner.late_fills == 1 and runner.portfolio.position == 1 and runner.engine.fills == [fill]
         assert runner.engine.trading_state == HALTED
     finally:
-        runner.journal.close()
+        runner.close()
+
+
+def test_a_live_fill_of_an_order_the_journal_never_had_is_booked_by_a_reconciliation_under_its_row(tmp_path):
+    """Synthetic venue (labelled stub, no network): a fill report arrives live for one of our ids that the
+    journal has no order row for. It is not booked blind: the runner reconciles, recovery fetches the venue's
+    record of the order, writes its row, then books the fill (once, also when the report comes again)."""
+    from mmcore.recovery import VenueOrder
+
+    from crashkit import ORPHAN_FILLS_SQL, journal_rows
+
+    cfg = load_config(DEFAULT_CONFIG)
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    path = tmp_path / "j.db"
+    runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(path))    # never connected
+    coid = runner.orders.coids.prefix + "z"
+    fill = OrderFilled(1_700_000_000_000_000_000, coid, 4, BUY, 600_000, 2, Decimal("0.024"))
+
+    class Venue:
+        connected = True
+        asked = []
+
+        def submit(self, *a, **k):
+            pass
+
+        def cancel(self, *a):
+            pass
+
+        async def open_orders(self):
+            return []
+
+        async def fills_since(self, ts):
+            return [fill]
+
+        async def order(self, c):
+            self.asked.append(c)
+            return VenueOrder(c, BUY, 600_000, 2, 2, "FILLED", "v9", fill.ts_ns - 5)
+
+    async def scenario():
+        runner.client = runner.orders.exec = Venue()
+        runner.restarted = True
+        runner._on_report(fill)
+        assert runner.portfolio.position == 0                        # not booked without its order row
+        await _until(lambda: runner.recoveries, 5, "the reconciliation")
+        runner._on_report(fill)                                      # again, live: a duplicate now
+        return runner.recoveries[0], runner.client.asked
+
+    try:
+        rep, asked = asyncio.run(asyncio.wait_for(scenario(), 10))
+        assert asked == [coid] and rep.rows_recorded == [coid] and rep.fills_booked == [fill]
+        assert runner.portfolio.position == 2 and runner.late_fills == 0
+    finally:
+        runner.close()
+    assert journal_rows(path, ORPHAN_FILLS_SQL) == [(0,)]
+    assert journal_rows(path, "SELECT state, filled_lots FROM orders") == [("FILLED", 2)]

@@ -93,10 +93,20 @@ def test_latency_is_measured_per_event(run):
     assert summary["latency_with_parse_us"]["p50"] > lat["p50"]
 
 
-def test_position_limit_below_one_order_size_stops_all_orders(tmp_path):
-    _, summary = _backtest(USDM_FILE, tmp_path, "risk.net_max=0.001", journal=False)
-    assert summary["orders_placed"] == 0 and summary["fill_count"] == 0
+def test_position_limit_of_one_order_caps_the_position_and_counts_refusals(tmp_path):
+    _, summary = _backtest(USDM_FILE, tmp_path, "risk.net_max=0.002", journal=False)
+    assert summary["fill_count"] > 0
+    assert Decimal(summary["max_abs_inventory"]) == Decimal("0.002")     # one order's size, never more
     assert summary["risk_refusals"]["MAX_POSITION"] > 1000
+
+
+def test_position_limit_below_one_order_size_is_refused_at_start():
+    """It used to run placing 0 orders (every one refused MAX_POSITION) and exit 0."""
+    r = subprocess.run([sys.executable, "-m", "mmcore", "run", "--set", "risk.net_max=0.001"], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2
+    assert "config error:" in r.stderr and "strategy.order_qty = 0.002: must be <= the risk position limit" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
 
 
 def test_tight_daily_loss_moves_trading_state_and_counts_refusals(tmp_path):
@@ -198,3 +208,30 @@ def test_stop_handlers_install_on_the_main_thread_and_warn_where_they_cannot(cap
     worker.join(10)
     assert missing == [signal.SIGINT, signal.SIGTERM]
     assert "SIGINT, SIGTERM" in caplog.text and "without a clean shutdown" in caplog.text
+
+
+def test_a_journal_write_failure_mid_run_halts_cancels_and_places_nothing_after(tmp_path):
+    """SQLite's own SQLITE_FULL ("database or disk is full") after a few pages (PRAGMA max_page_count): the
+    engine learns it from Journal.failed, halts with the reason, cancels all, and the run is reported."""
+    cfg = load_config(overrides=["risk.flatten_on_halt=false"])
+    s = build_session(cfg, str(USDM_FILE), journal=str(tmp_path / "j.db"))
+    conn = s.journal._writer.conn                                  # writer idle right after opening
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0] + 30}")
+    sent = []
+    submit = s.sim.submit
+
+    def recording_submit(ts_ns, *args):
+        sent.append(ts_ns)
+        return submit(ts_ns, *args)
+
+    s.sim.submit = recording_submit
+    asyncio.run(run_session(s))
+    summary = summarize(s)
+    halt = summary["trading_state_changes"][-1]
+    assert halt["to"] == "HALTED" and halt["reason"].startswith("journal write failed: ")
+    assert "database or disk is full" in halt["reason"] and "client order id" in halt["reason"]
+    assert halt["ts_ns"] == summary["journal_failed_ts_ns"] == s.engine.journal_failed_ts
+    assert sent and max(sent) <= halt["ts_ns"]                     # nothing sent after the halt
+    assert summary["journal_error"] in halt["reason"] and summary["journal_lost_writes"] > 0
+    assert s.engine.orders.orders == {} and summary["shutdown_clean"] is True
+    assert summary["data_complete"] is False and summary["events"] < 93954

@@ -287,3 +287,64 @@ def test_null_journal_offers_the_journal_api_and_stores_nothing():
         st = j.load(TERMINAL)
     assert (st.open_orders, st.fills, st.position, st.kv) == ([], [], None, {})
     assert j.known_trade_ids() == set()
+
+
+# --- hostile paths and failed writes (issue 8) ---
+
+def test_a_path_that_cannot_be_a_journal_is_refused_before_anything_is_created(tmp_path):
+    from mmcore.journal import JournalPathError, JournalUnavailable
+    if os.path.exists("/dev/full"):
+        with pytest.raises(JournalUnavailable, match="journal /dev/full is a character device, not a regular file"):
+            Journal("/dev/full")
+        assert not os.path.exists("/dev/full.lock")
+    with pytest.raises(JournalUnavailable, match="is a directory"):
+        Journal(tmp_path)
+    with pytest.raises(JournalPathError, match="empty"):
+        Journal("")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database " * 20)
+    with pytest.raises(JournalPathError, match="is not a SQLite database") as exc:
+        Journal(notes)
+    assert isinstance(exc.value, ValueError) and str(notes) in str(exc.value)
+    Journal(notes.with_name("ok.db")).close()                    # the failed opens released their locks
+
+
+def test_the_lock_file_names_the_holder_pid(db):
+    from mmcore.journal import JournalLocked
+    j = Journal(db)
+    try:
+        assert open(db + ".lock").read().strip() == str(os.getpid())
+        with pytest.raises(JournalLocked) as exc:
+            Journal(db)
+        assert exc.value.pid == os.getpid() and f"pid {os.getpid()}" in str(exc.value)
+        assert isinstance(exc.value, BlockingIOError)             # as before, for callers that catch it
+    finally:
+        j.close()
+
+
+def _wait_failed(j, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while j.failed is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return j.failed
+
+
+def test_a_failed_write_sets_failed_naming_kind_table_and_client_order_id_without_a_flush(journal):
+    assert journal.failed is None
+    journal.record_order(1, "mm-7", 1, 100.5, 1, "OPEN")            # float price: refused by the STRICT table
+    failed = _wait_failed(journal)                                   # the writer sets it; nobody flushed
+    assert failed is not None and failed.startswith("order into orders (client order id mm-7")
+    with pytest.raises(JournalError):
+        journal.flush()
+    assert journal.failed == failed                                  # stays set: it is the journal's status
+
+
+def test_disk_full_sets_failed_once_with_the_first_lost_write(journal):
+    conn = journal._writer.conn                                      # writer idle: safe to configure
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0] + 2}")
+    for i in range(300):
+        journal.record_fill(i, f"mm-{i}", i, 1, 100, 1, Decimal("0.01"))
+    failed = _wait_failed(journal)
+    assert failed is not None and "fill into fills (client order id mm-" in failed and "full" in failed
+    with pytest.raises(JournalError):
+        journal.flush()

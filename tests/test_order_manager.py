@@ -2,8 +2,10 @@
 re-price once, cancel reject restoring the order, duplicate fills, risk refusals and cancel-rate limits.
 
 Uses the compiled risk gate and order state machine with a recording execution client (no exchange)."""
+import logging
 from decimal import Decimal
 
+import pytest
 
 from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected,
                               OrderFilled, OrderRejected)
@@ -191,7 +193,103 @@ def test_illegal_report_is_logged_counted_and_leaves_the_order_unchanged(caplog)
     new = c.sent[-1][1]
     mgr.on_report(OrderAccepted(5, new, "v2"))
     before = mgr.orders[new].state
-    mgr.on_report(OrderFilled(6, new, 2, BUY, 617990, 5, Decimal("0")))     # overfill: 5 > 2
+    mgr.on_report(OrderRejected(6, new, "late reject"))                     # REJECT after ACK: illegal
     assert mgr.orders[new].state == before and mgr.orders[new].filled == 0
     assert mgr.counters["illegal_transitions"] == 1
     assert "order " + new in caplog.text
+
+
+# --- fill reports that contradict their order (issue 8, item 2) ---
+
+class RecordingJournal(NullJournal):
+    def __init__(self):
+        self.calls = []
+
+    def record_fill(self, *args, **kwargs):
+        self.calls.append(("fill", args))
+        return True
+
+    def record_event(self, *args, **kwargs):
+        self.calls.append(("event", args))
+
+
+def _resting_buy(journal=None):
+    """A manager with one acknowledged buy of 2 lots at 617990 ticks (synthetic reports, no exchange)."""
+    mgr, c, gate = make()
+    if journal is not None:
+        mgr.journal = journal
+    mgr.reconcile(1, 617990, 0, 2)
+    coid = c.sent[0][1]
+    mgr.on_report(OrderAccepted(2, coid, "v1"))
+    if journal is not None:
+        journal.calls.clear()
+    return mgr, gate, coid
+
+
+@pytest.mark.parametrize("rep_fields, field", [
+    ((SELL, 617990, 1), "side"),                 # the other side
+    ((BUY, 617990, 3), "quantity"),              # more than the 2 lots left
+    ((BUY, 617991, 1), "price"),                 # a buy filled above its limit
+    ((BUY, 0, 1), "price"),                      # a non-positive price
+    ((BUY, 617990, 0), "quantity"),              # a zero quantity
+    ((BUY, 617990, 2**64), "quantity"),          # beyond int64
+])
+def test_contradicting_fill_report_is_refused_counted_logged_and_never_booked(rep_fields, field, caplog):
+    journal = RecordingJournal()
+    mgr, gate, coid = _resting_buy(journal)
+    side, px, qty = rep_fields
+    before = (gate.position_lots, gate.open_buy_qty_lots, gate.open_buy_notional_tl)
+    with caplog.at_level(logging.ERROR, logger="mmcore.orders"):
+        assert mgr.on_report(OrderFilled(3, coid, 77, side, px, qty, Decimal("0.01"))) is None
+    o = mgr.orders[coid]
+    assert (o.filled, o.fill_count, om.STATE_NAMES[o.state]) == (0, 0, "ACCEPTED")
+    assert not o.has_trade(77)                     # a later honest report with this trade id still books
+    assert (gate.position_lots, gate.open_buy_qty_lots, gate.open_buy_notional_tl) == before
+    assert journal.calls == []
+    assert mgr.counters["fill_contradictions"] == 1 and mgr.counters["illegal_transitions"] == 0
+    (rec,) = [r for r in caplog.records if r.name == "mmcore.orders" and r.levelno == logging.ERROR]
+    assert coid in rec.getMessage() and "77" in rec.getMessage() and field in rec.getMessage()
+
+
+def test_sell_filled_below_its_limit_is_refused_and_a_better_price_is_booked():
+    mgr, c, gate = make()
+    mgr.reconcile(1, 0, 618010, 2)
+    coid = c.sent[0][1]
+    mgr.on_report(OrderAccepted(2, coid, "v1"))
+    assert mgr.on_report(OrderFilled(3, coid, 5, SELL, 618009, 1, Decimal("0"))) is None
+    assert mgr.counters["fill_contradictions"] == 1 and gate.position_lots == 0
+    assert mgr.on_report(OrderFilled(4, coid, 6, SELL, 618011, 1, Decimal("0"))) is not None   # price improvement
+    assert gate.position_lots == -1 and mgr.counters["fill_contradictions"] == 1
+
+
+def test_duplicate_trade_id_stays_a_duplicate_even_if_its_fields_differ():
+    mgr, _, coid = _resting_buy()
+    assert mgr.on_report(OrderFilled(3, coid, 9, BUY, 617990, 1, Decimal("0"))) is not None
+    # Same trade id again, now claiming 2 lots (more than the 1 left): a repeat, not a contradiction.
+    assert mgr.on_report(OrderFilled(4, coid, 9, BUY, 617990, 2, Decimal("0"))) is None
+    assert mgr.counters["duplicate_fills"] == 1 and mgr.counters["fill_contradictions"] == 0
+    assert mgr.orders[coid].filled == 1
+
+
+def test_engine_does_not_book_a_contradicting_fill_in_the_portfolio():
+    """Through Engine.on_report: a report with the wrong side moves neither the portfolio nor the gate, and
+    the journal never sees it (synthetic report on a real engine wired from the default config)."""
+    from mmcore.config import load_config
+    from mmcore.instruments import load_instrument
+    from mmcore.wiring import build_engine
+
+    cfg = load_config()
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    journal = RecordingJournal()
+    client = RecordingClient()
+    eng = build_engine(cfg, inst, client, journal)
+    eng.gate.on_market(1, MID_X2, True)
+    o = eng.orders.place(1, BUY, 617990, 2)
+    eng.on_report(OrderAccepted(2, o.client_order_id, "v1"))
+    journal.calls.clear()
+    eng.on_report(OrderFilled(3, o.client_order_id, 11, SELL, 617990, 2, Decimal("0.1")))
+    assert eng.portfolio.position == 0 and eng.portfolio.fees == 0 and eng.fills == []
+    assert eng.gate.position_lots == 0 and journal.calls == []
+    eng.on_report(OrderFilled(4, o.client_order_id, 12, BUY, 617990, 2, Decimal("0.1")))   # the honest one
+    assert eng.portfolio.position == 2 and len(eng.fills) == 1
+    assert [k for k, _ in journal.calls].count("fill") == 1

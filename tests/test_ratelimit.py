@@ -1,5 +1,6 @@
 """Rate limiter, outcome classification, retry policy and call_with_retries (injected clock, instant sleep)."""
 import asyncio
+import json
 import logging
 
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 
 from mmcore.ratelimit import (BannedError, BusinessRejectError, Outcome, RateLimitedError, RateLimiter,
                               RetriesExhaustedError, RetryPolicy, UnknownStatusError, call_with_retries,
-                              classify, classify_exception, load_venue_limits, parse_interval)
+                              classify, classify_exception, load_venue_limits, parse_interval, sanitize_message)
 
 S = 1_000_000_000
 MIN = 60 * S
@@ -554,3 +555,80 @@ def test_secrets_in_transport_errors_and_messages_never_reach_logs_or_errors(cap
         assert secret not in repr(vars(e))
     assert e2.value.cause == "TimeoutError"
     assert secret not in caplog.text and "<redacted>" in caplog.text
+
+
+# --- secrets redacted by key name, whatever their length (issue 8) ---
+
+_SECRET_KEYS = ["signature", "apiKey", "secret", "listenKey", "X-MBX-APIKEY"]
+#: Characters a query or form value may carry unencoded (RFC 3986 unreserved and sub-delims, without '&').
+_QUERY_SAFE = "-._~!$'()*+,;=:@/?"
+
+
+@st.composite
+def _secret_key(draw):
+    key = draw(st.sampled_from(_SECRET_KEYS))
+    flips = draw(st.lists(st.booleans(), min_size=len(key), max_size=len(key)))
+    return "".join(c.upper() if f else c.lower() for c, f in zip(key, flips))   # case-insensitive
+
+
+_ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+# A header value: visible ASCII with inner spaces/tabs; HTTP strips leading/trailing whitespace.
+_HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e) | st.just("\t"), min_size=1,
+                       max_size=40).filter(lambda v: v == v.strip(" \t"))
+
+
+def _formats(key, secret, json_ascii):
+    """(message with the secret embedded, the same message with its value as <redacted>) per format."""
+    from urllib.parse import quote, quote_plus
+    q = "POST /fapi/v1/order?symbol=BTCUSDT&{}={}&timestamp=1"
+    f = "symbol=BTCUSDT&{}={}&recvWindow=5000"
+    j = '{{"symbol":"BTCUSDT","{}":{},"n":1}}'
+    js = '{{"symbol": "BTCUSDT", "{}": {}, "n": 1}}'
+    d = "{{'symbol': 'BTCUSDT', {!r}: {}, 'n': 1}}"
+    R = "<redacted>"
+    enc = json.dumps(secret, ensure_ascii=json_ascii)
+    return [
+        (q.format(key, quote(secret, safe=_QUERY_SAFE)), q.format(key, R)),              # query string
+        (f.format(key, quote_plus(secret, safe=_QUERY_SAFE)), f.format(key, R)),         # URL-encoded form
+        (j.format(key, enc), j.format(key, R)),                                          # JSON, compact
+        (js.format(key, enc), js.format(key, R)),                                        # JSON, spaced
+        (d.format(key, repr(secret)), d.format(key, R)),                                 # dict repr (str)
+        (d.format(key, repr(secret.encode())), d.format(key, R)),                        # dict repr (bytes)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=_secret_key(), secret=_ANY_TEXT, json_ascii=st.booleans())
+def test_a_secret_of_any_length_is_redacted_by_its_key_name_in_every_format(key, secret, json_ascii):
+    for msg, expected in _formats(key, secret, json_ascii):
+        out = sanitize_message(msg, limit=10_000)
+        assert out == expected, msg
+        assert secret not in out or secret in expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=_secret_key(), secret=_HEADER_TEXT)
+def test_a_secret_header_value_of_any_length_is_redacted_to_the_end_of_its_line(key, secret):
+    msg = f"HTTP/1.1 401 Unauthorized\r\n{key}: {secret}\r\nContent-Type: application/json"
+    expected = f"HTTP/1.1 401 Unauthorized\r\n{key}: <redacted>\r\nContent-Type: application/json"
+    out = sanitize_message(msg, limit=10_000)
+    assert out == expected
+    assert secret not in out or secret in expected
+
+
+@pytest.mark.parametrize("msg, expected", [
+    ("signature=deadbeef", "signature=<redacted>"),
+    ("X-MBX-APIKEY: short123", "X-MBX-APIKEY: <redacted>"),
+    ("GET /api/v3/userDataStream?listenKey=abc&x=1", "GET /api/v3/userDataStream?listenKey=<redacted>&x=1"),
+    ({"apiKey": "k1", "secretKey": "s"}, "{'apiKey': <redacted>, 'secretKey': <redacted>}"),
+    (b'{"signature":"0a1b"}', "b'{\"signature\":<redacted>}'"),     # a bytes body, str()-ed
+    ("Invalid API-key, IP, or permissions for action.", "Invalid API-key, IP, or permissions for action."),
+    ("key " + "A" * 30, "key <redacted>"),                                # the long-token rule still holds
+])
+def test_known_secret_shapes_are_redacted_and_plain_messages_kept(msg, expected):
+    assert sanitize_message(msg, limit=10_000) == expected
+
+
+def test_redaction_happens_before_truncation():
+    out = sanitize_message("w " * 90 + "signature=abcdefghijkl", limit=195)     # the cut falls in the value
+    assert out.endswith("signature=<reda...") and "abc" not in out

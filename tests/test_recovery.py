@@ -14,8 +14,8 @@ from mmcore.config import DEFAULT_CONFIG, load_config
 from mmcore.execution import BUY, SELL, OrderAccepted, OrderFilled
 from mmcore.journal import FillRow, Journal, JournalState, OrderRow, PositionRow
 from mmcore.order_manager import OrderManager
-from mmcore.recovery import (FILLS_LOOKBACK_NS, TERMINAL_STATE_NAMES, VenueOrder,
-                             book_untracked_fill, coid_counter, fills_query_start, reconcile)
+from mmcore.recovery import (FILLS_LOOKBACK_NS, TERMINAL_STATE_NAMES, LateFill, VenueOrder,
+                             book_untracked_fill, coid_counter, fills_query_start, reconcile, recover)
 from mmcore_ext import orders as om
 from mmcore_ext.orders import ClientOrderIdGenerator
 from mmcore_ext.risk import ACTIVE, HALTED, RiskGate
@@ -190,16 +190,17 @@ def test_fill_reported_twice_is_booked_once(setup):
     # Reconciling again (a reconnect) books nothing more; nor does a late live report of the same fill.
     rep2 = reconcile(journal.load(TERMINAL_STATE_NAMES), [], fills, orders, pf, T0 + 20, restart=False)
     assert rep2.fills_booked == [] and rep2.fills_known == 2
-    assert book_untracked_fill(vfill("mm-3", 41, ts=T0 + 2), orders, pf) is False
+    assert book_untracked_fill(vfill("mm-3", 41, ts=T0 + 2), orders, pf) is LateFill.DUPLICATE
     assert pf.position == 2 and journal.known_trade_ids() == {("mm-3", 40), ("mm-3", 41)}
     assert journal_states(journal)["mm-3"] == "FILLED"
 
 
 def test_late_fill_of_an_untracked_order_is_booked_once(setup):
     venue, orders, pf, journal = setup
-    assert book_untracked_fill(vfill("mm-z", 9), orders, pf) is True
-    assert book_untracked_fill(vfill("mm-z", 9), orders, pf) is False
-    assert book_untracked_fill(vfill("other-1", 9), orders, pf) is False
+    journal.record_order(T0, "mm-z", BUY, PX, 4, "CANCELED")          # closed by a reconciliation
+    assert book_untracked_fill(vfill("mm-z", 9), orders, pf) is LateFill.BOOKED
+    assert book_untracked_fill(vfill("mm-z", 9), orders, pf) is LateFill.DUPLICATE
+    assert book_untracked_fill(vfill("other-1", 9), orders, pf) is LateFill.FOREIGN
     assert pf.position == 1 == orders.gate.position_lots
     assert journal.known_trade_ids() == {("mm-z", 9)}
 
@@ -349,3 +350,134 @@ def test_coid_reservation_is_durable_before_an_id_is_sent(setup, tmp_path, monke
         conn.close()
         assert reserved >= coid_counter(o.client_order_id, "mm-") + 1
     assert venue.submits == sent and orders.counters["coid_reservations"] == 2    # ids 0-2, then 3-5
+
+
+# --- every journaled fill names an order row; fills that contradict their order are refused (issue 8) ---
+
+ORPHAN_FILLS = "SELECT count(*) FROM fills WHERE client_order_id NOT IN (SELECT client_order_id FROM orders)"
+
+
+def sql(journal, query):
+    journal.flush()
+    conn = sqlite3.connect(journal.path)
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+class QueryVenue(Venue):
+    """A venue stub (labelled synthetic) with the three recovery queries; records which orders it was asked for."""
+
+    def __init__(self, open_orders=(), fills=(), records=None):
+        super().__init__()
+        self.open, self.fills, self.records, self.asked = list(open_orders), list(fills), dict(records or {}), []
+
+    async def open_orders(self):
+        return list(self.open)
+
+    async def fills_since(self, ts_ns):
+        return [f for f in self.fills if f.ts_ns >= ts_ns]
+
+    async def order(self, coid):
+        self.asked.append(coid)
+        return self.records.get(coid)
+
+
+def run_recover(venue, journal, orders, pf, restart=True):
+    import asyncio
+    return asyncio.run(recover(venue, journal, orders, pf, T0 + 100, restart=restart))
+
+
+def test_fill_of_an_order_sent_but_never_journaled_is_booked_under_the_venues_record(setup):
+    """The kill-before-journal case: the order reached the venue, the journal never had it, and it filled
+    completely while the engine was down. Recovery writes its row from the venue's record first."""
+    _, orders, pf, journal = setup
+    venue = QueryVenue(fills=[vfill("mm-7", 3, qty=2), vfill("mm-7", 4, qty=2, ts=T0 + 2)],
+                       records={"mm-7": VenueOrder("mm-7", BUY, PX, 4, 4, "FILLED", "v7", T0 - 5)})
+    rep = run_recover(venue, journal, orders, pf)
+    assert venue.asked == ["mm-7"] and rep.rows_recorded == ["mm-7"] and rep.rows_reconstructed == []
+    assert [f.trade_id for f in rep.fills_booked] == [3, 4] and pf.position == 4 and not rep.mismatches
+    assert sql(journal, ORPHAN_FILLS) == [(0,)]
+    assert sql(journal, "SELECT side, price_ticks, qty_lots, filled_lots, state, venue_order_id, ts_created_ns "
+                        "FROM orders") == [(BUY, PX, 4, 4, "FILLED", "v7", T0 - 5)]
+    (event, detail), = sql(journal, "SELECT event, detail FROM order_events WHERE client_order_id = 'mm-7'"
+                                    " AND event != 'FILL'")
+    assert event == "RECONCILE_RECORDED" and "venue's record" in detail and "FILLED" in detail
+    # A second recovery (a reconnect) finds the row and the fills: nothing asked, nothing booked again.
+    rep2 = run_recover(venue, journal, orders, pf, restart=False)
+    assert venue.asked == ["mm-7"] and rep2.fills_booked == [] and rep2.fills_known == 2
+
+
+def test_fill_of_an_order_the_venue_does_not_know_gets_a_row_reconstructed_from_its_fills(setup):
+    _, orders, pf, journal = setup
+    venue = QueryVenue(fills=[vfill("mm-8", 5, side=SELL, price=PX + 2, qty=1),
+                              vfill("mm-8", 6, side=SELL, price=PX + 1, qty=3, ts=T0 + 2)])    # no record
+    rep = run_recover(venue, journal, orders, pf)
+    assert venue.asked == ["mm-8"] and rep.rows_reconstructed == ["mm-8"] and len(rep.fills_booked) == 2
+    assert pf.position == -4 and sql(journal, ORPHAN_FILLS) == [(0,)]
+    # a sell's limit is at or below every fill price: the lowest one stands for it
+    assert sql(journal, "SELECT side, price_ticks, qty_lots, filled_lots, state FROM orders") == \
+        [(SELL, PX + 1, 4, 4, "FILLED")]
+    (detail,), = sql(journal, "SELECT detail FROM order_events WHERE event = 'RECONCILE_RECORDED'")
+    assert "reconstructed from 2 fill(s)" in detail and "venue does not know" in detail
+
+
+@pytest.mark.parametrize("bad, why", [
+    (vfill("mm-7", 9, side=SELL), "side"),                   # the order is a buy
+    (vfill("mm-7", 9, price=PX + 1), "price"),               # a buy above its limit
+    (vfill("mm-7", 9, qty=4), "quantity"),                   # 3 lots left after the first fill
+])
+def test_fill_contradicting_the_venues_record_of_its_order_is_refused(setup, bad, why):
+    _, orders, pf, journal = setup
+    venue = QueryVenue(fills=[vfill("mm-7", 3, qty=1), bad],
+                       records={"mm-7": VenueOrder("mm-7", BUY, PX, 4, 4, "FILLED", "v7", T0)})
+    rep = run_recover(venue, journal, orders, pf)
+    assert [f.trade_id for f in rep.fills_booked] == [3] and pf.position == 1 == orders.gate.position_lots
+    assert len(rep.fills_refused) == 1 and rep.fills_refused[0].startswith("mm-7/9: " + why)
+    assert rep.summary()["fills_refused"] == 1 and any("refused, not booked" in m for m in rep.mismatches)
+    assert journal.known_trade_ids() == {("mm-7", 3)} and sql(journal, ORPHAN_FILLS) == [(0,)]
+
+
+def test_late_fills_of_a_closed_journal_order_are_checked_against_its_row(setup):
+    """An order the journal closed as CANCELED (1 of 4 lots filled): venue fills found later are checked
+    against the journal's row (the venue is not asked); the one that contradicts it is refused."""
+    _, orders, pf, journal = setup
+    journal.record_order(T0, "mm-5", SELL, PX + 3, 4, "ACCEPTED")
+    journal.record_fill(T0 + 1, "mm-5", 1, SELL, PX + 3, 1, FEE)
+    journal.record_event(T0 + 2, "mm-5", "RECONCILE_CLOSED", "PARTIALLY_FILLED", "CANCELED")
+    venue = QueryVenue(fills=[vfill("mm-5", 1, side=SELL, price=PX + 3, ts=T0 + 1),
+                              vfill("mm-5", 2, side=SELL, price=PX + 2, ts=T0 + 3),      # below a sell's limit
+                              vfill("mm-5", 3, side=SELL, price=PX + 4, qty=2, ts=T0 + 4)])
+    rep = run_recover(venue, journal, orders, pf)
+    assert venue.asked == [] and rep.rows_recorded == [] and rep.rows_reconstructed == []
+    assert [f.trade_id for f in rep.fills_booked] == [3] and [r.split(":")[0] for r in rep.fills_refused] == ["mm-5/2"]
+    assert pf.position == -3 and sql(journal, "SELECT filled_lots, state FROM orders") == [(3, "CANCELED")]
+
+
+def test_fill_contradicting_a_journal_open_order_is_refused_and_not_counted_as_filled(setup):
+    _, orders, pf, journal = setup
+    journal.record_order(T0, "mm-6", BUY, PX, 2, "ACCEPTED")
+    venue = QueryVenue(fills=[vfill("mm-6", 8, side=SELL, qty=2)])        # a sell fill of our buy
+    rep = run_recover(venue, journal, orders, pf)
+    assert rep.fills_booked == [] and len(rep.fills_refused) == 1 and pf.position == 0
+    assert rep.closed_canceled == ["mm-6"] and rep.closed_filled == []    # the refused fill does not fill it
+
+
+def test_fill_contradicting_an_adopted_order_is_refused(setup):
+    _, orders, pf, journal = setup
+    state = JournalState(open_orders=[row("mm-5")])                        # a buy of 4 lots at PX
+    rep = reconcile(state, [vorder("mm-5")], [vfill("mm-5", 12, price=PX + 50)], orders, pf, T0 + 10,
+                    restart=True)
+    assert rep.fills_booked == [] and rep.fills_refused[0].startswith("mm-5/12: price")
+    assert orders.orders["mm-5"].filled == 0 and pf.position == 0 and journal.known_trade_ids() == set()
+
+
+def test_late_fill_is_refused_when_it_contradicts_the_journal_row_and_waits_when_there_is_none(setup):
+    _, orders, pf, journal = setup
+    journal.record_order(T0, "mm-z", BUY, PX, 4, "CANCELED")
+    assert book_untracked_fill(vfill("mm-z", 9, side=SELL), orders, pf) is LateFill.REFUSED
+    assert book_untracked_fill(vfill("mm-z", 9, qty=5), orders, pf) is LateFill.REFUSED
+    assert book_untracked_fill(vfill("mm-y", 9), orders, pf) is LateFill.NO_ORDER_ROW     # no row: not booked
+    assert not book_untracked_fill(vfill("mm-y", 9), orders, pf)
+    assert pf.position == 0 and journal.known_trade_ids() == set()

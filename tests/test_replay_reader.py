@@ -87,6 +87,31 @@ def test_malformed_lines_are_counted_and_named_never_raised(tmp_path, caplog):
     assert "line 6:" in caplog.text and "line 11:" in caplog.text and "line 21:" in caplog.text
 
 
+def test_valid_multi_member_and_zero_padded_gzip_is_read_whole_without_error(tmp_path):
+    """Synthetic: the real file's lines split into two gzip members, then zero padding (both allowed by gzip)."""
+    from mmcore.venues.binance.replay import diagnose_gzip
+    lines = gzip.open(USDM_FILE, "rb").readlines()[:3000]
+    f = tmp_path / "two.gz"
+    f.write_bytes(gzip.compress(b"".join(lines[:1500])) + gzip.compress(b"".join(lines[1500:])) + b"\0" * 64)
+    r = ReplayReader(f)
+    assert sum(1 for _ in r) == 3000 and r.malformed == 0
+    assert diagnose_gzip(f) is None and diagnose_gzip(USDM_FILE) is None
+
+
+def test_diagnose_names_the_damage_with_byte_offsets(tmp_path):
+    """Synthetic damage to the real file: truncation, a trailer byte flipped, garbage after the data."""
+    from mmcore.venues.binance.replay import diagnose_gzip
+    data = USDM_FILE.read_bytes()
+    cases = {"trunc.gz": data[:123_456], "crc.gz": data[:-6] + bytes([data[-6] ^ 1]) + data[-5:],
+             "tail.gz": data + b"\x1f" + b"junk", "plain.gz": b"1723161255 {}\n"}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    assert diagnose_gzip(tmp_path / "trunc.gz").startswith("truncated at byte 123456")
+    assert diagnose_gzip(tmp_path / "crc.gz").startswith("CRC mismatch at the end of gzip member 1")
+    assert diagnose_gzip(tmp_path / "tail.gz").startswith(f"trailing garbage at byte {len(data)}")
+    assert diagnose_gzip(tmp_path / "plain.gz").startswith("not a gzip file")
+
+
 # ---------------------------------------------------------------- hostile numbers at the venue edge (issue 8)
 # Synthetic lines (labelled): real USDⓈ-M frames with one field changed. Instrument table: BTCUSDT USDⓈ-M tick 0.1,
 # lot 0.001, max_price 4529764 (45297640 ticks), max_qty 21000000 (21e9 lots).

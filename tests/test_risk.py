@@ -671,7 +671,8 @@ def test_position_and_reference_near_the_bounds_hit_the_symbol_cap_instead_of_wr
 
 @pytest.mark.parametrize("call", [
     lambda g: g.set_position(2**62 + 1), lambda g: g.set_position(-2**63), lambda g: g.set_oracle_price(2**53 + 1),
-    lambda g: g.on_fill(BUY, 2**53 + 1, 1), lambda g: g.on_fill(BUY, MID, 2**53 + 1), lambda g: g.on_fill(SELL, MID, -1),
+    lambda g: g.on_fill(BUY, 2**53 + 1, 1), lambda g: g.on_fill(BUY, MID, 2**53 + 1),
+    lambda g: g.on_fill(SELL, MID, -1),
     lambda g: g.on_order_open(BUY, MID, -5), lambda g: g.on_order_open(SELL, 0, 5),
     lambda g: g.on_order_closed(BUY, MID, -2**63), lambda g: g.on_order_closed(SELL, 2**63 - 1, 1),
 ])

@@ -234,7 +234,8 @@ class Order:
             return self._refuse(ILLEGAL, transition_error(self.state, REPLACE_REQUEST))
         if price <= 0 or qty <= self.filled or price > MAX_PRICE_TICKS or qty > MAX_QTY_LOTS:
             return self._refuse(INVALID, f"amend to price {price} ticks, qty {qty} lots: need price in "
-                                         f"[1, {MAX_PRICE_TICKS}] and qty in (filled {self.filled}, {MAX_QTY_LOTS}] lots")
+                                         f"[1, {MAX_PRICE_TICKS}] and qty in (filled {self.filled}, "
+                                         f"{MAX_QTY_LOTS}] lots")
         if price == self.price and qty == self.qty:
             return self._refuse(INVALID, "amend changes neither price nor qty")
         self.pending_price, self.pending_qty = price, qty

@@ -121,11 +121,13 @@ def quote_ticks(mid: float, reservation: float, spread: float, min_spread_bps: f
     spread = clamp_spread(spread, mid, min_spread_bps, max_spread_bps)
     lo, hi = (reservation - 0.5 * spread) / tick, (reservation + 0.5 * spread) / tick
     if not (abs(lo) <= MAX_QUOTE_TICKS and abs(hi) <= MAX_QUOTE_TICKS):
-        raise ValueError(f"quotes outside the price bound +-{MAX_QUOTE_TICKS} ticks (MAX_QUOTE_TICKS)")
+        raise ValueError(f"quotes outside the price bound +-{MAX_QUOTE_TICKS} ticks (MAX_QUOTE_TICKS, the book's "
+                         f"bound, inside int64 ticks)")
     bid, ask = to_ticks(reservation - 0.5 * spread, reservation + 0.5 * spread, tick)
     bid, ask = finish_quotes(mid, bid, ask, tick, best_bid, best_ask)
     if ask > MAX_QUOTE_TICKS:
-        raise ValueError(f"ask {ask} ticks above the price bound {MAX_QUOTE_TICKS} (MAX_QUOTE_TICKS)")
+        raise ValueError(f"ask {ask} ticks above the price bound {MAX_QUOTE_TICKS} (MAX_QUOTE_TICKS, the book's "
+                         f"bound, inside int64 ticks)")
     return spread, bid, ask
 
 
