@@ -172,8 +172,9 @@ def cmd_book(args) -> int:
                         row(ev.ts_local_ns, ev.final_update_id)
                         rows += 1
                 elif t is DepthSnapshot:
-                    applied = book.load_snapshot(ev)
-                    if applied and book.synced:
+                    stale = book.stale_snapshots
+                    book.load_snapshot(ev)
+                    if book.synced and book.stale_snapshots == stale:   # not a duplicate/older one (ignored)
                         row(ev.ts_local_ns, book.last_update_id)
                         rows += 1
         except DataFileError as exc:

@@ -136,7 +136,12 @@ class Engine:
             elif ev.update_id > u:
                 self._tickers.append(ev)      # its depth event has not arrived yet
         elif t is DepthSnapshot:
-            self.book.load_snapshot(ev)
+            book = self.book
+            stale = book.stale_snapshots
+            book.load_snapshot(ev)
+            if book.stale_snapshots != stale:     # a duplicate or older snapshot while synced: ignored by the book
+                self.counters["stale_snapshots"] += 1
+                return
             self.counters["snapshots"] += 1
             self._quote(ev.ts_local_ns)
 

@@ -96,7 +96,7 @@ class Instrument:
                              f"({self.max_qty_lots}) must be <= {MAX_UNITS} (2**53, the compiled core's range)")
         if self.max_order_qty > self.max_qty:
             raise ValueError(f"{self.symbol}: max_order_qty {self.max_order_qty} is above max_qty {self.max_qty}")
-        object.__setattr__(self, "grid", InstrumentGrid(pd, pm, qd, qm))
+        object.__setattr__(self, "grid", InstrumentGrid(pd, pm, qd, qm, self.max_price_ticks, self.max_qty_lots))
 
     @property
     def max_price_ticks(self) -> int:

@@ -358,6 +358,7 @@ def summarize(s: Session) -> dict:
         "latency_us": percentiles_us(s.hot_ns),
         "latency_with_parse_us": percentiles_us(s.full_ns),
         "gaps": book.gaps,
+        "stale_snapshots": book.stale_snapshots,
         "crossed_book_events": book.crossed,
         "malformed_lines": s.reader.malformed,
         "bbo_checks_ok": eng.counters["bbo_checks_ok"],

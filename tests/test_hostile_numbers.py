@@ -121,7 +121,26 @@ def test_duplicated_snapshot_mid_file_does_not_rewind_the_book_and_quoting_goes_
     summary = summarize(s)
     book = s.engine.book
     assert book.stale_snapshots == 1 and summary["gaps"] == 0 and book.synced
+    assert summary["stale_snapshots"] == 1 and s.engine.counters["stale_snapshots"] == 1
+    assert s.engine.counters["snapshots"] == 1           # the ignored one is not counted as loaded
     assert summary["malformed_lines"] == 0
     later = [f for f in summary["fills"] if f["ts_ns"] > dup_ts]
     assert later, "no fill after the duplicated snapshot: quoting stopped"
     assert summary["shutdown_clean"] is True
+
+
+def test_book_export_writes_no_row_for_an_ignored_duplicate_snapshot(tmp_path):
+    # Synthetic: the first 3000 real lines with the REST snapshot line repeated later. The book ignores the
+    # duplicate (it is older than the book); the CSV must equal the one of the unmodified lines (no extra row).
+    lines = real_lines()
+    snap = next(i for i, raw in enumerate(lines) if b'"lastUpdateId"' in raw)
+    at = 2000
+    plain = write(tmp_path, lines, "plain.gz")
+    dup = write(tmp_path, lines[:at] + [lines[snap]] + lines[at:], "dup.gz")
+    outs = []
+    for name, path in (("plain", plain), ("dup", dup)):
+        out = tmp_path / f"{name}.csv"
+        rc, text = cli("book", "--data", path, "--out", out)
+        assert rc == 0 and "Traceback" not in text, text
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") > 100

@@ -49,7 +49,8 @@ from mmcore.instruments import Instrument, load_instrument
 from mmcore.sim.exchange import SimExchange
 from mmcore.sim.models import ConservativeQueue, ConstantLatency, MakerFee
 from mmcore.wiring import sim_models
-from mmcore.venues.binance.replay import BinanceDecoder, MalformedLine, detect_market, detect_symbol, open_recording
+from mmcore.venues.binance.replay import (LINE_TOO_LONG, BinanceDecoder, MalformedLine, detect_market, detect_symbol,
+                                         iter_lines, open_recording)
 from mmcore.venues.loopback import INT64_MAX, MAX_ID_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, encode_report, fill_to_wire
 from mmcore_ext.book import ASK, BID, GAP, L2Book, SYNC_SPOT, sync_rule_for_market
 from mmcore_ext.events import DepthDiff, DepthSnapshot, Trade
@@ -443,8 +444,12 @@ class ExchangeServer:
         speed = self.speed
         wall0 = ts0 = None
         with open_recording(self.path) as fh:
-            for raw in fh:
+            for raw in iter_lines(fh, self.path):                 # bounded lines (a longer one is malformed)
                 self.lines += 1
+                if raw is LINE_TOO_LONG:
+                    self.malformed += 1
+                    self._bad_line("malformed", self.lines, "line longer than MAX_LINE_BYTES")
+                    continue
                 if not raw.endswith(b"\n"):
                     raw += b"\n"
                 try:
