@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from mmcore.reference.book import ReferenceL2Book
-from mmcore.venues.binance.replay import ReplayReader
+from mmcore.venues.binance.recording import ReplayReader
 from mmcore_ext.book import SYNC_USDM, L2Book
 from mmcore_ext.events import DepthDiff, DepthSnapshot
 

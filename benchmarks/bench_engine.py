@@ -20,7 +20,7 @@ import numpy as np
 
 from mmcore.config import load_config
 from mmcore.reference.book import ReferenceL2Book
-from mmcore.replay import build_session, run_session, summarize
+from mmcore.runners.replay import build_session, run_session, summarize
 from mmcore_ext.book import L2Book
 
 CEILING_NS = 10_000_000

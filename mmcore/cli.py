@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 
 from mmcore.config import DEFAULT_CONFIG, ConfigError, load_config
-from mmcore.journal import JournalUnavailable
-from mmcore.venues.binance.replay import DataFileError
+from mmcore.persistence.journal import JournalUnavailable
+from mmcore.venues.binance.recording import DataFileError
 
 log = logging.getLogger("mmcore")
 
@@ -49,7 +49,7 @@ def _run_loop(coro):
 
 
 async def _replay(session, progress=None):
-    from mmcore.replay import run_session
+    from mmcore.runners.replay import run_session
     loop = asyncio.get_running_loop()
 
     def _stop():
@@ -77,8 +77,8 @@ def _install_stop_handlers(loop, stop) -> list:
 def cmd_run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-    from mmcore.replay import build_session, summarize
-    from mmcore.report import print_summary
+    from mmcore.runners.replay import build_session, summarize
+    from mmcore.runners.report import print_summary
 
     config = _load(args)
     session = build_session(config, args.data, args.market)
@@ -116,8 +116,8 @@ def _check_out_dir(out: Path) -> None:
 
 
 def cmd_backtest(args) -> int:
-    from mmcore.replay import build_session, summarize
-    from mmcore.report import write_json, write_plot
+    from mmcore.runners.replay import build_session, summarize
+    from mmcore.runners.report import write_json, write_plot
 
     config = _load(args)
     out = Path(args.out) if args.out else config.resolve_path(config.get("report.out_dir"))
@@ -142,7 +142,7 @@ def cmd_book(args) -> int:
 
     The data file gets the same checks as ``run`` (regular file, bounded lines, the market check); a damaged
     file keeps the rows written before the damage and exits 1."""
-    from mmcore.venues.binance.replay import ReplayReader
+    from mmcore.venues.binance.recording import ReplayReader
     from mmcore_ext.book import APPLIED, L2Book, sync_rule_for_market
     from mmcore_ext.events import DepthDiff, DepthSnapshot
 

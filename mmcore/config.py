@@ -371,7 +371,7 @@ def _combinations(v: dict, risk) -> list[str]:
       ``SPREAD_TOO_WIDE`` (rounding to ticks only widens a quote).
 
     Instrument-dependent checks (step size, ``max_order_qty``, min notional, notional caps) are made when the
-    engine is wired (:func:`mmcore.wiring.build_engine`).
+    engine is wired (:func:`mmcore.engine.wiring.build_engine`).
     """
     out = []
     qty, inv = v["strategy.order_qty"], v["strategy.max_inventory"]

@@ -16,6 +16,6 @@ def spot():
 
 @pytest.fixture(autouse=True)
 def _own_lock_dir(tmp_path_factory, monkeypatch):
-    """Each test takes account locks (mmcore.locks) in a directory of its own, inherited by its subprocesses,
+    """Each test takes account locks (mmcore.persistence.locks) in a directory of its own, inherited by its subprocesses,
     so that tests, and test runs in parallel on one machine, never see each other's locks."""
     monkeypatch.setenv("MMCORE_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))

@@ -46,9 +46,9 @@ def start_server(procs, log_dir, data=USDM_FILE, speed=SPEED):
 
 
 def start_engine(procs, port, journal, log_dir, n, account=ACCOUNT, extra=()):
-    """Start ``mmcore.live_runner`` as a child on ``account`` with the ACTIVE config; stdout/stderr go to
+    """Start ``mmcore.runners.live_runner`` as a child on ``account`` with the ACTIVE config; stdout/stderr go to
     ``log_dir/engine{n}.out|err``."""
-    cmd = [PY, "-m", "mmcore.live_runner", "--connect", f"127.0.0.1:{port}", "--account", account,
+    cmd = [PY, "-m", "mmcore.runners.live_runner", "--connect", f"127.0.0.1:{port}", "--account", account,
            "--journal", str(journal), "--market", "binance_usdm", "--symbol", "BTCUSDT", *extra]
     for kv in ACTIVE:
         cmd += ["--set", kv]

@@ -1,4 +1,4 @@
-"""One process per (venue, account): mmcore.locks and the live runner's refusal of a second engine.
+"""One process per (venue, account): mmcore.persistence.locks and the live runner's refusal of a second engine.
 
 Issue 8: two engines on one account (different journals) kept displacing each other at the emulator, sent
 the same client order ids, disagreed on orders and both exited 0. The second one must refuse to start
@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from mmcore.locks import LOCK_DIR_ENV, AccountLock, AccountLocked, LockError, lock_dir, lock_file_name
+from mmcore.persistence.locks import LOCK_DIR_ENV, AccountLock, AccountLocked, LockError, lock_dir, lock_file_name
 
 from crashkit import (ACCOUNT, events, journal_fills, kill_all, start_engine, start_server, wait)
 from datafiles import ROOT
 
-HOLD = ("import sys, time; from mmcore.locks import AccountLock; lock = AccountLock(sys.argv[1], sys.argv[2]).acquire(); "
+HOLD = ("import sys, time; from mmcore.persistence.locks import AccountLock; lock = AccountLock(sys.argv[1], sys.argv[2]).acquire(); "
         "print('held', flush=True); time.sleep(60)")
 
 

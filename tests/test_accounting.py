@@ -4,7 +4,7 @@ from fractions import Fraction
 
 from hypothesis import given, strategies as st
 
-from mmcore.accounting import Portfolio
+from mmcore.engine.accounting import Portfolio
 
 
 def test_round_trip_with_partial_close_and_flip_hand_computed(usdm):

@@ -8,7 +8,7 @@ its depth event, so the book's top is recorded per applied ``u`` and matched at 
 import pytest
 
 from mmcore.reference.book import ReferenceL2Book
-from mmcore.venues.binance.replay import ReplayReader
+from mmcore.venues.binance.recording import ReplayReader
 from mmcore_ext.book import (APPLIED, ASK, BID, BUFFERED, DEFAULT_WINDOW_TICKS, GAP, STALE, SYNCED, L2Book,
                              sync_rule_for_market)
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot

@@ -2,7 +2,7 @@
 
 The emulator (``mmcore.sim.server``) replays the real recording ``data/usdm_btcusdt_20240808.gz`` at 20x
 real time from a child process, so the market goes on, and resting orders keep filling, while the engine is
-dead. The engine (``mmcore.live_runner``) is started from the same journal ``KILLS`` times and each time
+dead. The engine (``mmcore.runners.live_runner``) is started from the same journal ``KILLS`` times and each time
 SIGKILLed at a random moment (seeded): during its start-up and recovery, while it trades, or right after the
 exchange received one of its orders (before the journal had it committed, often). It stays dead for a random
 while, then the next run restarts from the journal. A last run is stopped with SIGTERM.

@@ -2,7 +2,7 @@
 
 The exchange emulator (``mmcore.sim.server``) serves the real recording ``data/usdm_btcusdt_20240808.gz`` at
 20x real time from a child process, so it outlives the engine: the market goes on and resting orders
-keep filling while the engine is dead. The engine (``mmcore.live_runner``) runs as a second child process
+keep filling while the engine is dead. The engine (``mmcore.runners.live_runner``) runs as a second child process
 with a journal in ``tmp_path``; it is killed twice mid-run and restarted from the same journal, then
 stopped with SIGTERM. Then the exchange's record and the journal must agree: no lost fill, no duplicate
 fill, no client order id used twice, the same inventory, cash and fees, no order of ours left open.
@@ -20,8 +20,8 @@ from mmcore.config import DEFAULT_CONFIG, load_config
 from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired,
                               OrderFilled, OrderRejected)
 from mmcore.instruments import load_instrument
-from mmcore.journal import KV_TRADING_STATE, KV_TRADING_STATE_REASON, Journal
-from mmcore.live_runner import LiveRunner
+from mmcore.persistence.journal import KV_TRADING_STATE, KV_TRADING_STATE_REASON, Journal
+from mmcore.runners.live_runner import LiveRunner
 from mmcore_ext import orders as orders_fsm
 from mmcore_ext.events import DepthDiff, DepthSnapshot
 from mmcore_ext.risk import ACTIVE as STATE_ACTIVE, HALTED
@@ -263,7 +263,7 @@ def test_stop_cancels_again_when_the_venue_still_lists_an_order_whose_cancel_is_
     """A venue that loses the first cancel (labelled stub, no network): the order stays PENDING_CANCEL in the
     order manager and open at the venue, so the stop sequence must send the cancel again, then ends clean."""
     from mmcore.execution import OrderAccepted, OrderCanceled
-    from mmcore.recovery import VenueOrder
+    from mmcore.engine.recovery import VenueOrder
 
     cfg = load_config(DEFAULT_CONFIG)
     inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
@@ -313,7 +313,7 @@ def test_a_fatal_recovery_error_still_cancels_our_orders_at_the_venue(tmp_path):
     """After a dropped connection the reconnect's recovery fails with a non-network error (injected: the
     journal refuses). The runner cannot go on, but before it exits (code path of exit 1) it cancels every
     order of ours the exchange lists, so nothing is left quoting unattended."""
-    from mmcore.journal import JournalError
+    from mmcore.persistence.journal import JournalError
 
     journal = tmp_path / "engine.db"
 
@@ -368,7 +368,7 @@ def test_a_live_fill_of_an_order_the_journal_never_had_is_booked_by_a_reconcilia
     """Synthetic venue (labelled stub, no network): a fill report arrives live for one of our ids that the
     journal has no order row for. It is not booked blind: the runner reconciles, recovery fetches the venue's
     record of the order, writes its row, then books the fill (once, also when the report comes again)."""
-    from mmcore.recovery import VenueOrder
+    from mmcore.engine.recovery import VenueOrder
 
     from crashkit import ORPHAN_FILLS_SQL, journal_rows
 

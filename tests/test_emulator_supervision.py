@@ -20,7 +20,7 @@ import pytest
 from mmcore.execution import BUY, OrderAccepted, OrderCanceled
 from mmcore.sim import server as server_mod
 from mmcore.sim.server import ExchangeServer
-from mmcore.venues.binance.replay import open_recording
+from mmcore.venues.binance.recording import open_recording
 from mmcore.venues.loopback import LoopbackClient
 
 from crashkit import serve, shut, until

@@ -11,8 +11,8 @@ import pytest
 
 from mmcore.config import load_config
 from mmcore.execution import OrderAccepted, OrderFilled
-from mmcore.journal import KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS, Journal
-from mmcore.replay import build_session, run_session, summarize
+from mmcore.persistence.journal import KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS, Journal
+from mmcore.runners.replay import build_session, run_session, summarize
 from mmcore_ext.risk import HALTED
 
 from datafiles import ROOT, SPOT_FILE, USDM_FILE

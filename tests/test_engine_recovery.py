@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from mmcore.config import load_config
 from mmcore.instruments import load_instrument
-from mmcore.journal import NullJournal
-from mmcore.replay import build_session, run_session, summarize
+from mmcore.persistence.journal import NullJournal
+from mmcore.runners.replay import build_session, run_session, summarize
 from mmcore.sim.exchange import SimExchange
-from mmcore.wiring import build_engine, sim_models
+from mmcore.engine.wiring import build_engine, sim_models
 from mmcore_ext.book import L2Book, sync_rule_for_market
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility

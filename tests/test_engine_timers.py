@@ -14,10 +14,10 @@ import subprocess
 import sys
 
 from mmcore.config import DEFAULT_CONFIG, load_config
-from mmcore.engine import QUOTE_REFUSED, STALE_REASON
+from mmcore.engine.engine import QUOTE_REFUSED, STALE_REASON
 from mmcore.execution import BUY, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled
-from mmcore.live_runner import TIMER_TICK_S, LiveRunner
-from mmcore.replay import build_session, run_session, summarize
+from mmcore.runners.live_runner import TIMER_TICK_S, LiveRunner
+from mmcore.runners.replay import build_session, run_session, summarize
 from mmcore.sim.server import build_server, close_server
 from mmcore_ext.events import DepthSnapshot, Trade
 from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from mmcore.config import FIELDS, RISK_SECTION, ConfigError, load_yaml, parse_override, validate, _set
 from mmcore.instruments import load_instrument
-from mmcore.journal import NullJournal
+from mmcore.persistence.journal import NullJournal
 from mmcore.risk_config import RiskConfig
-from mmcore.wiring import build_engine, sim_models
+from mmcore.engine.wiring import build_engine, sim_models
 
 from datafiles import ROOT
 

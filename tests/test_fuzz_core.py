@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from mmcore.instruments import load_instrument
 from mmcore.reference import book as ref
-from mmcore.venues.binance.replay import BinanceDecoder, MalformedLine
+from mmcore.venues.binance.recording import BinanceDecoder, MalformedLine
 from mmcore_ext.book import ASK, BID, SYNC_SPOT, SYNC_USDM, L2Book
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 

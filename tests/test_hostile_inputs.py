@@ -206,7 +206,7 @@ def test_journal_path_dev_full_in_the_config_is_refused():
 
 _HOLDER = """
 import sys
-from mmcore.journal import Journal
+from mmcore.persistence.journal import Journal
 j = Journal(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.read()
@@ -228,7 +228,7 @@ def test_a_journal_in_use_by_another_process_names_its_pid(tmp_path):
 
 _FULL_DISK = """
 import sys
-import mmcore.journal as journal
+import mmcore.persistence.journal as journal
 _open = journal.Journal.__init__
 
 def small_disk(self, *args, **kwargs):   # SQLite's own "database or disk is full" after a few more pages
@@ -338,7 +338,7 @@ def test_a_report_directory_that_is_not_a_directory_is_refused_before_the_replay
 
 def test_detection_reads_are_bounded(tmp_path, monkeypatch):
     """A regular file of zeros with no newline (sparse, synthetic): detection gives up after DETECT_MAX_BYTES."""
-    from mmcore.venues.binance import replay as rp
+    from mmcore.venues.binance import recording as rp
     zeros = tmp_path / "zeros.txt"
     with open(zeros, "wb") as fh:
         fh.truncate(256 << 20)
@@ -374,7 +374,7 @@ def test_detection_reads_are_bounded(tmp_path, monkeypatch):
 
 def test_a_line_longer_than_the_maximum_is_skipped_and_counted_not_buffered(tmp_path):
     """Synthetic: a valid bookTicker padded with JSON whitespace past MAX_LINE_BYTES, between real lines."""
-    from mmcore.venues.binance.replay import MAX_LINE_BYTES, ReplayReader, iter_lines
+    from mmcore.venues.binance.recording import MAX_LINE_BYTES, ReplayReader, iter_lines
     src = gzip.open(USDM_FILE, "rb").readlines()[:300]
     ticker = next(ln for ln in src if b"bookTicker" in ln)
     ts, _, js = ticker.partition(b" ")

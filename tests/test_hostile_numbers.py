@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from mmcore.config import load_config
-from mmcore.replay import build_session, run_session, summarize
+from mmcore.runners.replay import build_session, run_session, summarize
 
 from datafiles import ROOT, USDM_FILE
 

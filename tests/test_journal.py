@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from mmcore.journal import (SCHEMA_VERSION, FillRow, Journal, JournalError, NullJournal, OrderRow,
+from mmcore.persistence.journal import (SCHEMA_VERSION, FillRow, Journal, JournalError, NullJournal, OrderRow,
                             PositionRow)
 
 TERMINAL = {"FILLED", "CANCELED", "REJECTED"}
@@ -242,7 +242,7 @@ def test_second_journal_on_the_same_file_is_refused_until_the_first_closes(db):
 _CHILD = """
 import sys
 from decimal import Decimal
-from mmcore.journal import Journal
+from mmcore.persistence.journal import Journal
 j = Journal(sys.argv[1], sys.argv[2])
 for i in range(1_000_000):
     j.record_event(i, "mm1", "noise", None, None, "not durable")
@@ -292,7 +292,7 @@ def test_null_journal_offers_the_journal_api_and_stores_nothing():
 # --- hostile paths and failed writes (issue 8) ---
 
 def test_a_path_that_cannot_be_a_journal_is_refused_before_anything_is_created(tmp_path):
-    from mmcore.journal import JournalPathError, JournalUnavailable
+    from mmcore.persistence.journal import JournalPathError, JournalUnavailable
     if os.path.exists("/dev/full"):
         with pytest.raises(JournalUnavailable, match="journal /dev/full is a character device, not a regular file"):
             Journal("/dev/full")
@@ -310,7 +310,7 @@ def test_a_path_that_cannot_be_a_journal_is_refused_before_anything_is_created(t
 
 
 def test_the_lock_file_names_the_holder_pid(db):
-    from mmcore.journal import JournalLocked
+    from mmcore.persistence.journal import JournalLocked
     j = Journal(db)
     try:
         assert open(db + ".lock").read().strip() == str(os.getpid())

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from mmcore.journal import Journal
-from mmcore.live_runner import main, parse_host_port
+from mmcore.persistence.journal import Journal
+from mmcore.runners.live_runner import main, parse_host_port
 
 from datafiles import ROOT
 
@@ -42,7 +42,7 @@ def test_connect_parses_host_and_port():
 
 
 def _run(journal, timeout=30):
-    p = subprocess.run([sys.executable, "-m", "mmcore.live_runner", "--connect", "127.0.0.1:9",
+    p = subprocess.run([sys.executable, "-m", "mmcore.runners.live_runner", "--connect", "127.0.0.1:9",
                         "--journal", str(journal), *BASE], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     return p.returncode, p.stderr
 
@@ -58,7 +58,7 @@ def test_a_journal_in_use_is_refused_with_a_clear_message(tmp_path):
 @pytest.mark.parametrize("kind, code", [("directory", 1), ("not sqlite", 2)])
 def test_a_journal_that_cannot_be_opened_is_an_error_line(tmp_path, kind, code):
     """A directory cannot be opened (exit 1, like an unreadable file); a file that is not a SQLite database
-    is a bad argument (exit 2), as for the replay CLI (mmcore.journal.JournalPathError)."""
+    is a bad argument (exit 2), as for the replay CLI (mmcore.persistence.journal.JournalPathError)."""
     path = tmp_path / "j.db"
     if kind == "directory":
         path.mkdir()

@@ -16,7 +16,7 @@ import pytest
 from mmcore.config import DEFAULT_CONFIG, load_config
 from mmcore.execution import BUY, OrderAccepted, OrderCanceled, OrderFilled
 from mmcore.instruments import load_instrument
-from mmcore.live_runner import LiveRunner
+from mmcore.runners.live_runner import LiveRunner
 from mmcore.venues import loopback
 from mmcore.venues.loopback import LoopbackClient, QueryError
 

@@ -9,8 +9,8 @@ import pytest
 
 from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected,
                               OrderFilled, OrderRejected)
-from mmcore.journal import NullJournal
-from mmcore.order_manager import OrderManager
+from mmcore.persistence.journal import NullJournal
+from mmcore.engine.order_manager import OrderManager
 from mmcore.risk_config import RiskConfig
 from mmcore_ext import orders as om
 from mmcore_ext.orders import ClientOrderIdGenerator
@@ -276,7 +276,7 @@ def test_engine_does_not_book_a_contradicting_fill_in_the_portfolio():
     the journal never sees it (synthetic report on a real engine wired from the default config)."""
     from mmcore.config import load_config
     from mmcore.instruments import load_instrument
-    from mmcore.wiring import build_engine
+    from mmcore.engine.wiring import build_engine
 
     cfg = load_config()
     inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmcore.ratelimit import (BannedError, BusinessRejectError, Outcome, RateLimitedError, RateLimiter,
+from mmcore.venues.ratelimit import (BannedError, BusinessRejectError, Outcome, RateLimitedError, RateLimiter,
                               RetriesExhaustedError, RetryPolicy, UnknownStatusError, call_with_retries,
                               classify, classify_exception, load_venue_limits, parse_interval, sanitize_message)
 

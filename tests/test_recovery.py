@@ -9,12 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from mmcore.accounting import Portfolio
+from mmcore.engine.accounting import Portfolio
 from mmcore.config import DEFAULT_CONFIG, load_config
 from mmcore.execution import BUY, SELL, OrderAccepted, OrderFilled
-from mmcore.journal import FillRow, Journal, JournalState, OrderRow, PositionRow
-from mmcore.order_manager import OrderManager
-from mmcore.recovery import (FILLS_LOOKBACK_NS, TERMINAL_STATE_NAMES, LateFill, VenueOrder,
+from mmcore.persistence.journal import FillRow, Journal, JournalState, OrderRow, PositionRow
+from mmcore.engine.order_manager import OrderManager
+from mmcore.engine.recovery import (FILLS_LOOKBACK_NS, TERMINAL_STATE_NAMES, LateFill, VenueOrder,
                              book_untracked_fill, coid_counter, fills_query_start, reconcile, recover)
 from mmcore_ext import orders as om
 from mmcore_ext.orders import ClientOrderIdGenerator
@@ -334,7 +334,7 @@ def test_coid_counter_parses_only_our_ids():
 
 
 def test_coid_reservation_is_durable_before_an_id_is_sent(setup, tmp_path, monkeypatch):
-    from mmcore import order_manager
+    from mmcore.engine import order_manager
     from mmcore.execution import OrderCanceled
     monkeypatch.setattr(order_manager, "COID_BLOCK", 3)
     venue, orders, pf, journal = setup

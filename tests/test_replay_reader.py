@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from mmcore.venues.binance.replay import BinanceDecoder, MalformedLine, ReplayReader, detect_market
+from mmcore.venues.binance.recording import BinanceDecoder, MalformedLine, ReplayReader, detect_market
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 
 from datafiles import SPOT_FILE, USDM_2023_FILE, USDM_FILE
@@ -89,7 +89,7 @@ def test_malformed_lines_are_counted_and_named_never_raised(tmp_path, caplog):
 
 def test_valid_multi_member_and_zero_padded_gzip_is_read_whole_without_error(tmp_path):
     """Synthetic: the real file's lines split into two gzip members, then zero padding (both allowed by gzip)."""
-    from mmcore.venues.binance.replay import diagnose_gzip
+    from mmcore.venues.binance.recording import diagnose_gzip
     lines = gzip.open(USDM_FILE, "rb").readlines()[:3000]
     f = tmp_path / "two.gz"
     f.write_bytes(gzip.compress(b"".join(lines[:1500])) + gzip.compress(b"".join(lines[1500:])) + b"\0" * 64)
@@ -100,7 +100,7 @@ def test_valid_multi_member_and_zero_padded_gzip_is_read_whole_without_error(tmp
 
 def test_diagnose_names_the_damage_with_byte_offsets(tmp_path):
     """Synthetic damage to the real file: truncation, a trailer byte flipped, garbage after the data."""
-    from mmcore.venues.binance.replay import diagnose_gzip
+    from mmcore.venues.binance.recording import diagnose_gzip
     data = USDM_FILE.read_bytes()
     cases = {"trunc.gz": data[:123_456], "crc.gz": data[:-6] + bytes([data[-6] ^ 1]) + data[-5:],
              "tail.gz": data + b"\x1f" + b"junk", "plain.gz": b"1723161255 {}\n"}

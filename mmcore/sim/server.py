@@ -2,7 +2,7 @@
 
 ``python -m mmcore.sim.server --data FILE [--port P] [--speed X] [--config FILE] [--set KEY=VALUE]``
 
-The server owns the market: it reads the recording (:mod:`mmcore.venues.binance.replay`), keeps its own
+The server owns the market: it reads the recording (:mod:`mmcore.venues.binance.recording`), keeps its own
 :class:`~mmcore_ext.book.L2Book`, and matches every account's orders in its own
 :class:`~mmcore.sim.exchange.SimExchange` (latency, queue and fee models from the config's ``sim`` section)
 against that book and the recorded trades. It outlives its clients: while an engine is down the market goes
@@ -48,8 +48,8 @@ from mmcore.execution import (OrderAccepted, OrderCanceled, OrderExpired, OrderF
 from mmcore.instruments import Instrument, load_instrument
 from mmcore.sim.exchange import SimExchange
 from mmcore.sim.models import ConservativeQueue, ConstantLatency, MakerFee
-from mmcore.wiring import sim_models
-from mmcore.venues.binance.replay import (LINE_TOO_LONG, BinanceDecoder, MalformedLine, detect_market, detect_symbol,
+from mmcore.engine.wiring import sim_models
+from mmcore.venues.binance.recording import (LINE_TOO_LONG, BinanceDecoder, MalformedLine, detect_market, detect_symbol,
                                          iter_lines, open_recording)
 from mmcore.venues.loopback import INT64_MAX, MAX_ID_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, encode_report, fill_to_wire
 from mmcore_ext.book import ASK, BID, GAP, L2Book, SYNC_SPOT, sync_rule_for_market

@@ -43,7 +43,7 @@ import orjson
 from mmcore.execution import (OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired, OrderFilled,
                               OrderRejected)
 from mmcore.instruments import MAX_UNITS, Instrument
-from mmcore.recovery import VenueOrder
+from mmcore.engine.recovery import VenueOrder
 from mmcore_ext.binance_codec import MalformedLine
 
 log = logging.getLogger("mmcore.loopback")
@@ -220,7 +220,7 @@ def fill_from_wire(m: dict, bounds: WireBounds = _DEFAULT_BOUNDS) -> OrderFilled
 
 
 def venue_order_from_wire(m: dict, bounds: WireBounds = _DEFAULT_BOUNDS) -> VenueOrder:
-    """An ``open_orders`` / ``order`` answer item as a :class:`mmcore.recovery.VenueOrder`, validated
+    """An ``open_orders`` / ``order`` answer item as a :class:`mmcore.engine.recovery.VenueOrder`, validated
     (``price`` in [1, max_price_ticks], ``qty`` in [1, max_qty_lots], ``filled`` in [0, qty], ``status`` one of
     :data:`OPEN_STATUSES` + :data:`FINAL_STATUSES`). Raises :class:`MalformedMessage`."""
     _obj(m, "order")
@@ -357,7 +357,7 @@ class LoopbackClient:
     welcome : dict or None
         The last welcome message.
     venue_id : str
-        ``loopback:HOST:PORT``: the venue identity of the account lock (:mod:`mmcore.locks`).
+        ``loopback:HOST:PORT``: the venue identity of the account lock (:mod:`mmcore.persistence.locks`).
     """
 
     def __init__(self, host: str, port: int, account: str, decode: Callable | None = None,

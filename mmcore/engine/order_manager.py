@@ -21,7 +21,7 @@ from collections import Counter
 
 from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected,
                               OrderExpired, OrderFilled, OrderRejected, fill_contradiction)
-from mmcore.journal import KV_COID_COUNTER
+from mmcore.persistence.journal import KV_COID_COUNTER
 from mmcore_ext import orders as om
 from mmcore_ext.risk import PASS, REASON_NAMES
 
@@ -295,7 +295,7 @@ class OrderManager:
         log.error("order %s: %s (result %d); order unchanged", o.client_order_id,
                   om.transition_error(old, event), rc)
 
-    # --- recovery (restart / reconnect: mmcore.recovery; not the hot path) ---
+    # --- recovery (restart / reconnect: mmcore.engine.recovery; not the hot path) ---
     def adopt(self, ts_ns: int, coid: str, side: int, price: int, qty: int, ts_created_ns: int,
               venue_order_id: str | None = None, fills=(), acked: bool = True) -> om.Order:
         """Track an order found open at the venue that this manager does not know (after a restart).

@@ -27,16 +27,16 @@ from typing import Callable
 
 import numpy as np
 
-from mmcore.accounting import Portfolio
+from mmcore.engine.accounting import Portfolio
 from mmcore.config import Config
-from mmcore.engine import Engine
+from mmcore.engine.engine import Engine
 from mmcore.instruments import Instrument, load_instrument
-from mmcore.journal import KV_COID_COUNTER, Journal, JournalError, JournalPathError, NullJournal
+from mmcore.persistence.journal import KV_COID_COUNTER, Journal, JournalError, JournalPathError, NullJournal
 from mmcore.sim.exchange import SimExchange
 from mmcore.sim.models import ConservativeQueue
-from mmcore.venues.binance.replay import (DataFileError, MalformedLine, ReplayReader, detect_market, detect_symbol,
+from mmcore.venues.binance.recording import (DataFileError, MalformedLine, ReplayReader, detect_market, detect_symbol,
                                          iter_lines, open_data_file, open_recording)
-from mmcore.wiring import build_engine, sim_models
+from mmcore.engine.wiring import build_engine, sim_models
 from mmcore_ext.book import L2Book, sync_rule_for_market
 from mmcore_ext.events import Trade
 from mmcore_ext.risk import STATE_NAMES as TRADING_STATES
@@ -101,7 +101,7 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
         table, or the file is not a recording of the market (``ReplayReader.check_market``); the journal
         already holds a run; ``JournalPathError``: empty journal path, not a SQLite journal.
     ConfigError
-        The config does not fit the instrument (:func:`mmcore.wiring.check_instrument_fit`), or the
+        The config does not fit the instrument (:func:`mmcore.engine.wiring.check_instrument_fit`), or the
         instrument table is not a regular file.
     DataFileError, OSError
         The data file is missing, not a regular file, or unreadable; ``JournalUnavailable``: the journal

@@ -70,7 +70,7 @@ MAX_BATCH = 4096  # writes per transaction at most
 GROUP_COMMIT_S = 0.02
 _SYNC_LEVELS = {"FULL": 2, "NORMAL": 1}
 
-# Keys of the ``kv`` table that restart recovery reads (mmcore.recovery.reconcile).
+# Keys of the ``kv`` table that restart recovery reads (mmcore.engine.recovery.reconcile).
 #: The order manager's durable client-order-id reservation mark: no id at or above it has been used.
 KV_COID_COUNTER = "coid_counter"
 #: The risk gate's trading state after its last change ("ACTIVE" / "REDUCING" / "HALTED"), with the event

@@ -1,13 +1,13 @@
 """Run the engine against a connected venue (the loopback exchange emulator), with crash recovery.
 
-``python -m mmcore.live_runner --connect 127.0.0.1:PORT --account NAME --journal FILE
+``python -m mmcore.runners.live_runner --connect 127.0.0.1:PORT --account NAME --journal FILE
 [--market M --symbol S] [--config FILE] [--set KEY=VALUE ...] [--unknown-orders cancel|adopt] [--reset-halt]
 [-v]``
 
-The engine is wired as in :func:`mmcore.replay.build_session`, but market data and execution come from one
-:class:`mmcore.venues.loopback.LoopbackClient` and the journal is a real SQLite :class:`mmcore.journal.Journal`.
+The engine is wired as in :func:`mmcore.runners.replay.build_session`, but market data and execution come from one
+:class:`mmcore.venues.loopback.LoopbackClient` and the journal is a real SQLite :class:`mmcore.persistence.journal.Journal`.
 At every connection - the first one of the process (restart: portfolio and ids from the journal) and every
-reconnection - :func:`mmcore.recovery.recover` runs before any market event or report of that connection
+reconnection - :func:`mmcore.engine.recovery.recover` runs before any market event or report of that connection
 reaches the engine; then quoting resumes. After a reconnection the engine's book is stale, so market
 events other than depth updates are held back from the engine until the fresh depth snapshot arrives.
 
@@ -24,11 +24,11 @@ line per recovery (``{"event": "recovery", ...}``) and one at the end (``{"event
 stdout.
 
 One process per (venue, account): before the journal is opened or anything is sent, the runner takes the
-account's exclusive lock (:mod:`mmcore.locks`; venue identity ``loopback:HOST:PORT``). A second process on
+account's exclusive lock (:mod:`mmcore.persistence.locks`; venue identity ``loopback:HOST:PORT``). A second process on
 the same account gets ``error: account 'X' on venue loopback:HOST:PORT is already traded by pid N (lock file
 ...)`` and exits 1 without connecting. The lock is local to the machine.
 
-Timer: a periodic task (every ``TIMER_TICK_S`` of wall time) calls :meth:`mmcore.engine.Engine.on_timer`
+Timer: a periodic task (every ``TIMER_TICK_S`` of wall time) calls :meth:`mmcore.engine.engine.Engine.on_timer`
 when it is due, so staleness, order TTL, flattening and the PnL check do not wait for a market event (after
 the feed stops, our orders are cancelled about ``risk.stale_after_s`` later). Its clock,
 :meth:`LiveRunner.venue_now`, estimates venue time: the latest venue time seen (market event, report or
@@ -51,17 +51,17 @@ import time
 
 import orjson
 
-from mmcore.accounting import Portfolio
+from mmcore.engine.accounting import Portfolio
 from mmcore.config import DEFAULT_CONFIG, ConfigError, load_config
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument, load_instrument
-from mmcore.journal import Journal, JournalError
-from mmcore.locks import AccountLock, LockError
-from mmcore.order_manager import OrderManager
-from mmcore.recovery import LateFill, book_untracked_fill, is_own_id, recover
-from mmcore.venues.binance.replay import BinanceDecoder, detect_market, detect_symbol
+from mmcore.persistence.journal import Journal, JournalError
+from mmcore.persistence.locks import AccountLock, LockError
+from mmcore.engine.order_manager import OrderManager
+from mmcore.engine.recovery import LateFill, book_untracked_fill, is_own_id, recover
+from mmcore.venues.binance.recording import BinanceDecoder, detect_market, detect_symbol
 from mmcore.venues.loopback import MAX_ID_LEN, LoopbackClient, QueryError
-from mmcore.wiring import build_engine
+from mmcore.engine.wiring import build_engine
 from mmcore_ext.events import DepthDiff, DepthSnapshot
 
 log = logging.getLogger("mmcore.live")
@@ -95,13 +95,13 @@ class LiveRunner:
     journal_path : str
         SQLite journal (created if missing; reused to restart).
     unknown_policy : {"cancel", "adopt"}
-        :func:`mmcore.recovery.reconcile` policy for our orders open at the venue but not in the journal.
+        :func:`mmcore.engine.recovery.reconcile` policy for our orders open at the venue but not in the journal.
     reset_halt : bool
         If the journal says the engine was HALTED (the restart comes back halted), return to ACTIVE after the
         restart reconciliation and forget the PnL peak: an operator's decision, logged.
 
     lock_dir : str or Path, optional
-        Directory of the account lock (default :func:`mmcore.locks.lock_dir`).
+        Directory of the account lock (default :func:`mmcore.persistence.locks.lock_dir`).
 
     The account lock is taken first (before the journal is opened); :meth:`close` releases it (and the OS,
     when the process ends).
@@ -463,7 +463,7 @@ def _open_error(exc: BaseException, journal: str) -> str | None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mmcore.live_runner", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mmcore.runners.live_runner", description=__doc__.split("\n")[0])
     p.add_argument("--connect", required=True, metavar="HOST:PORT", type=parse_host_port,
                    help="the loopback exchange (1 <= PORT <= 65535)")
     p.add_argument("--account", required=True, type=parse_account, help="exchange account name (1-64 characters)")

@@ -89,7 +89,7 @@ class Portfolio:
         ----------
         fills : iterable
             In booking order, each with ``side`` (+1/-1), ``price_ticks`` (ticks), ``qty_lots`` (lots) and
-            ``fee`` (Decimal, quote currency), e.g. :class:`mmcore.journal.FillRow`.
+            ``fee`` (Decimal, quote currency), e.g. :class:`mmcore.persistence.journal.FillRow`.
 
         Raises
         ------

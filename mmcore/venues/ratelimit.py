@@ -57,7 +57,7 @@ import yaml
 
 log = logging.getLogger("mmcore.ratelimit")
 
-DEFAULT_TABLE = Path(__file__).resolve().parent.parent / "config" / "ratelimits.yaml"
+DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "config" / "ratelimits.yaml"
 
 NS_PER_S = 1_000_000_000
 _UNIT_NS = {"S": NS_PER_S, "M": 60 * NS_PER_S, "H": 3600 * NS_PER_S, "D": 86400 * NS_PER_S}
@@ -803,7 +803,7 @@ async def call_with_retries(fn: Callable[[], Awaitable[Response]], *, endpoint: 
 
     Before every attempt the limiter is asked; a local wait up to ``max_wait_s`` is slept, a longer one or a
     venue block raises without calling ``fn``. After every response the limiter is updated from the headers.
-    Each decision is logged once (logger ``mmcore.ratelimit``, endpoint name only, never request parameters)
+    Each decision is logged once (logger ``mmcore.venues.ratelimit``, endpoint name only, never request parameters)
     and counted in ``limiter.counters``.
 
     Parameters

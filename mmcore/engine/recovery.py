@@ -13,7 +13,7 @@ What :func:`reconcile` does (each action logged on ``mmcore.recovery`` and count
 1. Restart only: the portfolio is rebuilt from the journal's complete fill history (exact cost basis) and
    the risk gate's position set from it. The gate's PnL peak is restored, and if the engine was HALTED
    when it died the gate is halted again (the kill switch is sticky across restarts; clearing it is an
-   operator's decision, ``mmcore.live_runner --reset-halt``).
+   operator's decision, ``mmcore.runners.live_runner --reset-halt``).
 2. The client-order-id counter continues past every id that may have been used: on a restart the
    journal's ``coid_counter`` (the order manager's durable reservation mark: it is flushed before any id
    of the block is sent), and always past the highest own id seen in the journal or at the venue. The
@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Protocol
 
 from mmcore.execution import OrderAccepted, OrderFilled, fill_contradiction
-from mmcore.journal import (KV_COID_COUNTER, KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS,
+from mmcore.persistence.journal import (KV_COID_COUNTER, KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS,
                             JournalState, OrderRow)
 from mmcore_ext import orders as om
 
@@ -470,7 +470,7 @@ async def recover(venue: ExecutionVenue, journal, orders, portfolio, ts_ns: int,
     """Load the journal, query the venue (open orders first, then fills), :func:`reconcile`.
 
     Parameters are those of :func:`reconcile` (``kw``: ``unknown_policy``, ``cancel_foreign``); ``journal``
-    is the open :class:`mmcore.journal.Journal` (flushed by its ``load``). Open orders are queried before
+    is the open :class:`mmcore.persistence.journal.Journal` (flushed by its ``load``). Open orders are queried before
     fills so that an order that fills between the two queries is seen filled, never lost.
 
     Then, for our new fills whose order neither the journal's open orders, the order manager nor the venue's
@@ -520,7 +520,7 @@ def book_untracked_fill(rep: OrderFilled, orders, portfolio) -> LateFill:
     ``qty_lots - filled_lots``). Not booked (and why, :class:`LateFill`): a fill of another prefix, one the
     journal has, one that contradicts the row (logged), and one whose order has no row in the journal
     (logged; the caller reconciles, which fetches the venue's record of the order and books the fill under
-    it). With a :class:`mmcore.journal.NullJournal` there is no row, so nothing is booked here.
+    it). With a :class:`mmcore.persistence.journal.NullJournal` there is no row, so nothing is booked here.
     """
     coid = rep.client_order_id
     if not is_own_id(coid, orders.coids.prefix):

@@ -25,12 +25,12 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 
-from mmcore.accounting import Portfolio
+from mmcore.engine.accounting import Portfolio
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument
-from mmcore.journal import (KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS,
+from mmcore.persistence.journal import (KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS,
                             JournalError)
-from mmcore.order_manager import OrderManager
+from mmcore.engine.order_manager import OrderManager
 from mmcore_ext.book import APPLIED, GAP, L2Book
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility

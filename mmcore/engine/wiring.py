@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from mmcore.accounting import Portfolio
+from mmcore.engine.accounting import Portfolio
 from mmcore.config import Config, ConfigError
-from mmcore.engine import Engine
+from mmcore.engine.engine import Engine
 from mmcore.instruments import Instrument
-from mmcore.order_manager import OrderManager
+from mmcore.engine.order_manager import OrderManager
 from mmcore.sim.models import ConstantLatency, MakerFee
 from mmcore_ext.book import L2Book, sync_rule_for_market
 from mmcore_ext.orders import ClientOrderIdGenerator
