@@ -194,12 +194,56 @@ def _opt_path(v):
     return _path(v)
 
 
+#: Largest number of symbols one process trades (``venue.symbols``).
+MAX_SYMBOLS = 10
+_SYMBOL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _symbols(v):
+    """A list of 1..MAX_SYMBOLS distinct exchange symbols (``BTCUSDT``: 2-20 of A-Z 0-9), or a comma-separated
+    string of them (the CLI's ``--symbols``)."""
+    if isinstance(v, str):
+        v = [x.strip() for x in v.split(",")]
+    if not isinstance(v, list) or not 1 <= len(v) <= MAX_SYMBOLS:
+        raise TypeError
+    if not all(isinstance(x, str) and 2 <= len(x) <= 20 and set(x) <= _SYMBOL_CHARS for x in v):
+        raise TypeError
+    if len(set(v)) != len(v):
+        raise TypeError
+    return tuple(v)
+
+
+def _opt_url(v):
+    """None, or an ``http://host:port`` / ``https://host[:port]`` URL without a path (``venue.endpoint``)."""
+    if v is None:
+        return None
+    from urllib.parse import urlsplit
+    if not isinstance(v, str) or len(v) > 200:
+        raise TypeError
+    u = urlsplit(v)
+    try:
+        port = u.port
+    except ValueError:
+        raise TypeError from None
+    if u.scheme not in ("http", "https") or not u.hostname or u.path not in ("", "/") or u.query or u.fragment \
+            or (port is not None and not 1 <= port <= 65535):
+        raise TypeError
+    return v.rstrip("/")
+
+
+#: Venue names (``venue.name``), the names the ``--market`` flag uses.
+VENUES = ("binance_spot", "binance_usdm", "mexc")
+#: Depth streams a Binance venue can subscribe to per market (the documented ones first; ``depth@0ms`` is the
+#: undocumented real-time stream the bundled USDⓈ-M recording uses).
+DEPTH_STREAMS = ("depth@100ms", "depth", "depth@500ms", "depth@0ms")
+TRADE_STREAMS = ("auto", "trade", "aggTrade")
+
 #: Largest ``strategy.order_qty`` / ``max_inventory`` accepted by the config check (base units); the instrument
 #: check at start is tighter (``max_order_qty`` / ``max_qty`` of config/instruments.yaml).
 MAX_BASE_QTY = Decimal(10) ** 9
 
 FIELDS: tuple[Field, ...] = (
-    Field("mode", _str, lambda v: v in ("replay",), "one of: replay"),
+    Field("mode", _str, lambda v: v in ("replay", "paper", "live"), "one of: replay, paper, live"),
     Field("data.path", _path, lambda v: True, "a recording file (.gz or text)"),
     Field("data.market", _str, lambda v: v in ("auto", "binance_spot", "binance_usdm"),
           "one of: auto, binance_spot, binance_usdm"),
@@ -235,11 +279,34 @@ FIELDS: tuple[Field, ...] = (
     Field("sim.cancel_latency_ms", _num, lambda v: 0 <= v <= 60000, "0 <= latency <= 60000 ms"),
     Field("sim.maker_fee_bps", _num, lambda v: -100 <= v <= 100, "-100 <= fee <= 100 bps"),
     Field("sim.taker_fee_bps", _num, lambda v: -100 <= v <= 100, "-100 <= fee <= 100 bps"),
+    Field("venue.name", _str, lambda v: v in VENUES, "one of: " + ", ".join(VENUES)),
+    Field("venue.symbols", _symbols, lambda v: True,
+          f"a list of 1-{MAX_SYMBOLS} distinct exchange symbols such as BTCUSDT (A-Z, 0-9)"),
+    Field("venue.testnet", _bool, lambda v: True, "true or false"),
+    Field("venue.endpoint", _opt_url, lambda v: True,
+          "null (the venue's own URLs) or http(s)://HOST:PORT (every URL of the venue on that host)"),
+    Field("venue.markets_file", _opt_path, lambda v: True,
+          "null (config/markets/<venue>.json) or a pinned markets JSON file"),
+    Field("venue.strict_no_rest_markets", _bool, lambda v: True, "true or false"),
+    Field("venue.depth_stream", _str, lambda v: v in DEPTH_STREAMS, "one of: " + ", ".join(DEPTH_STREAMS)),
+    Field("venue.trade_stream", _str, lambda v: v in TRADE_STREAMS,
+          "one of: auto (trade on spot, aggTrade on USDⓈ-M), trade, aggTrade"),
+    Field("venue.book_ticker", _bool, lambda v: True, "true or false"),
+    Field("venue.snapshot_limit", _int, lambda v: v in (5, 10, 20, 50, 100, 500, 1000),
+          "one of: 5, 10, 20, 50, 100, 500, 1000 (levels per side)"),
+    Field("venue.watchdog_s", _num, lambda v: 0.5 <= v <= 3600, "0.5 <= seconds <= 3600"),
+    Field("venue.reconnect_initial_s", _num, lambda v: 0.01 <= v <= 60, "0.01 <= seconds <= 60"),
+    Field("venue.reconnect_max_s", _num, lambda v: 0.1 <= v <= 3600, "0.1 <= seconds <= 3600"),
+    Field("venue.rotate_after_s", _num, lambda v: 60 <= v <= 86_000, "60 <= seconds <= 86000 (Binance cuts at 24 h)"),
+    Field("venue.polling_after_failures", _int, lambda v: 1 <= v <= 1000, "1 <= failures <= 1000"),
+    Field("venue.polling_interval_s", _num, lambda v: 0.1 <= v <= 60, "0.1 <= seconds <= 60"),
+    Field("venue.recv_window_ms", _int, lambda v: 1 <= v <= 60_000, "1 <= ms <= 60000 (Binance's maximum)"),
     Field("report.out_dir", _path, lambda v: True, "a directory path"),
     Field("report.sample_ms", _int, lambda v: 1 <= v <= 3_600_000, "1 <= interval <= 3600000 ms"),
 )
 _BY_PATH = {f.path: f for f in FIELDS}
-_TYPE_WORDS = {_num: "a number", _int: "an integer",
+_TYPE_WORDS = {_symbols: "a list of symbols", _opt_url: "null or a URL",
+               _num: "a number", _int: "an integer",
                _dec: f"a decimal number (at most {MAX_DECIMAL_CHARS} characters)", _str: "a non-empty string",
                _bool: "true or false", _path: "a non-empty path string", _opt_path: "null or a non-empty path string"}
 #: The ``risk:`` section is validated by :class:`mmcore.risk_config.RiskConfig` (field names are its own).
@@ -378,6 +445,9 @@ def _combinations(v: dict, risk) -> list[str]:
     if v["strategy.min_spread_bps"] > v["strategy.max_spread_bps"]:
         out.append(f"strategy.min_spread_bps = {v['strategy.min_spread_bps']}: must be <= "
                    f"strategy.max_spread_bps ({v['strategy.max_spread_bps']})")
+    if v["venue.reconnect_initial_s"] > v["venue.reconnect_max_s"]:
+        out.append(f"venue.reconnect_initial_s = {v['venue.reconnect_initial_s']}: must be <= "
+                   f"venue.reconnect_max_s ({v['venue.reconnect_max_s']})")
     if qty > inv:
         out.append(f"strategy.order_qty = {qty}: must be <= strategy.max_inventory ({inv}): no side could be "
                    f"quoted, even with a flat position")

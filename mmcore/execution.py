@@ -106,3 +106,36 @@ def fill_contradiction(rep: OrderFilled, side: int, limit_price: int, remaining:
     if rep.price <= 0 or (side > 0 and rep.price > limit_price) or (side < 0 and rep.price < limit_price):
         return f"price {rep.price} ticks is beyond the order's limit {limit_price}"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """The venue's record of an order (venue-neutral): an open one (``open_orders``) or any (``order``).
+
+    Attributes
+    ----------
+    client_order_id : str
+    side : int
+        +1 buy, -1 sell.
+    price : int
+        Limit price (ticks).
+    qty : int
+        Original quantity (lots).
+    filled : int
+        Executed quantity (lots).
+    status : str
+        Open: ``"PENDING_NEW"`` (received, not accepted yet), ``"NEW"`` or ``"PARTIALLY_FILLED"``; final (only
+        from ``order``): ``"FILLED"``, ``"CANCELED"``, ``"EXPIRED"`` or ``"REJECTED"``.
+    venue_order_id : str or None
+    ts_created_ns : int
+        When the venue received it (ns; 0 if unknown).
+    """
+
+    client_order_id: str
+    side: int
+    price: int
+    qty: int
+    filled: int
+    status: str
+    venue_order_id: str | None = None
+    ts_created_ns: int = 0

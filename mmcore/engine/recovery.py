@@ -56,9 +56,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Protocol
 
-from mmcore.execution import OrderAccepted, OrderFilled, fill_contradiction
-from mmcore.persistence.journal import (KV_COID_COUNTER, KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON, KV_TRADING_STATE_TS,
-                            JournalState, OrderRow)
+from mmcore.execution import OrderAccepted, OrderFilled, VenueOrder, fill_contradiction
+from mmcore.persistence.journal import (KV_COID_COUNTER, KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON,
+                                        KV_TRADING_STATE_TS, JournalState, OrderRow)
 from mmcore_ext import orders as om
 
 log = logging.getLogger("mmcore.recovery")
@@ -74,39 +74,6 @@ _B36 = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
 #: Journal order state for a venue order status (the order state machine's names).
 VENUE_STATUS_STATE = {"PENDING_NEW": "SUBMITTED", "NEW": "ACCEPTED", "PARTIALLY_FILLED": "PARTIALLY_FILLED",
                       "FILLED": "FILLED", "CANCELED": "CANCELED", "EXPIRED": "EXPIRED", "REJECTED": "REJECTED"}
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOrder:
-    """The venue's record of an order (venue-neutral): an open one (``open_orders``) or any (``order``).
-
-    Attributes
-    ----------
-    client_order_id : str
-    side : int
-        +1 buy, -1 sell.
-    price : int
-        Limit price (ticks).
-    qty : int
-        Original quantity (lots).
-    filled : int
-        Executed quantity (lots).
-    status : str
-        Open: ``"PENDING_NEW"`` (received, not accepted yet), ``"NEW"`` or ``"PARTIALLY_FILLED"``; final (only
-        from ``order``): ``"FILLED"``, ``"CANCELED"``, ``"EXPIRED"`` or ``"REJECTED"``.
-    venue_order_id : str or None
-    ts_created_ns : int
-        When the venue received it (ns; 0 if unknown).
-    """
-
-    client_order_id: str
-    side: int
-    price: int
-    qty: int
-    filled: int
-    status: str
-    venue_order_id: str | None = None
-    ts_created_ns: int = 0
 
 
 class ExecutionVenue(Protocol):

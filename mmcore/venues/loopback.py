@@ -41,9 +41,8 @@ from typing import Awaitable, Callable
 import orjson
 
 from mmcore.execution import (OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired, OrderFilled,
-                              OrderRejected)
+                              OrderRejected, VenueOrder)
 from mmcore.instruments import MAX_UNITS, Instrument
-from mmcore.engine.recovery import VenueOrder
 from mmcore_ext.binance_codec import MalformedLine
 
 log = logging.getLogger("mmcore.loopback")
