@@ -239,7 +239,7 @@ DEPTH_STREAMS = ("depth@100ms", "depth", "depth@500ms", "depth@0ms")
 TRADE_STREAMS = ("auto", "trade", "aggTrade")
 
 #: Largest ``strategy.order_qty`` / ``max_inventory`` accepted by the config check (base units); the instrument
-#: check at start is tighter (``max_order_qty`` / ``max_qty`` of config/instruments.yaml).
+#: check at start is tighter (``LOT_SIZE.maxQty`` / ``max_qty`` of the pinned markets file, config/markets/).
 MAX_BASE_QTY = Decimal(10) ** 9
 
 FIELDS: tuple[Field, ...] = (
@@ -247,7 +247,8 @@ FIELDS: tuple[Field, ...] = (
     Field("data.path", _path, lambda v: True, "a recording file (.gz or text)"),
     Field("data.market", _str, lambda v: v in ("auto", "binance_spot", "binance_usdm"),
           "one of: auto, binance_spot, binance_usdm"),
-    Field("data.instruments", _path, lambda v: True, "a YAML instrument table"),
+    Field("data.markets", _path, lambda v: True,
+          "a directory of pinned markets files (<market>.json with its .sha256; see mmcore.venues.binance.markets)"),
     Field("strategy.model", _str, lambda v: v in ("avellaneda_stoikov",), "one of: avellaneda_stoikov"),
     Field("strategy.order_qty", _dec, lambda v: 0 < v <= MAX_BASE_QTY,
           f"0 < order_qty <= {MAX_BASE_QTY} (base units)"),

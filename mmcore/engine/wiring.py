@@ -80,7 +80,7 @@ def check_instrument_fit(config: Config, inst: Instrument) -> tuple[int, int]:
 
     - ``strategy.order_qty`` and ``strategy.max_inventory`` are whole multiples of the order step size;
     - ``strategy.order_qty`` <= ``max_order_qty`` (the exchange's ``LOT_SIZE.maxQty``) and
-      ``strategy.max_inventory`` <= ``max_qty`` (config/instruments.yaml);
+      ``strategy.max_inventory`` <= ``max_qty`` (the pinned markets file's ``mmcore`` section);
     - ``strategy.order_qty * max_price`` >= ``min_notional``: otherwise no price makes an order large enough
       for the exchange's notional filter;
     - ``risk.min_price`` <= ``max_price``: otherwise the gate refuses every price the venue allows;

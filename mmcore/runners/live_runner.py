@@ -417,7 +417,7 @@ def _instrument(config, market: str | None, symbol: str | None) -> Instrument:
         market = market or detect_market(path)
         symbol = symbol or detect_symbol(path)
     try:
-        return load_instrument(market, symbol, config.resolve_path(config.get("data.instruments")))
+        return load_instrument(market, symbol, config.resolve_path(config.get("data.markets")))
     except KeyError as exc:
         raise ValueError(str(exc.args[0])) from None
 

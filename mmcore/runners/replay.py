@@ -97,12 +97,13 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
     Raises
     ------
     ValueError
-        (with the path) the data file's market or symbol cannot be determined or is not in the instrument
-        table, or the file is not a recording of the market (``ReplayReader.check_market``); the journal
-        already holds a run; ``JournalPathError``: empty journal path, not a SQLite journal.
+        (with the path) the data file's market or symbol cannot be determined or is not in the pinned
+        markets file, or the file is not a recording of the market (``ReplayReader.check_market``); the journal
+        already holds a run; ``JournalPathError``: empty journal path, not a SQLite journal; ``MarketsError``:
+        the pinned markets file or its ``.sha256`` is missing, does not match, or has an invalid field.
     ConfigError
-        The config does not fit the instrument (:func:`mmcore.engine.wiring.check_instrument_fit`), or the
-        instrument table is not a regular file.
+        The config does not fit the instrument (:func:`mmcore.engine.wiring.check_instrument_fit`), or
+        ``data.markets`` is not a directory.
     DataFileError, OSError
         The data file is missing, not a regular file, or unreadable; ``JournalUnavailable``: the journal
         cannot be opened or written, or is in use by another process.
@@ -115,15 +116,16 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
     market = market or config.get("data.market")
     if market == "auto":
         market = detect_market(path)
-    table = config.resolve_path(config.get("data.instruments"))
+    table = config.resolve_path(config.get("data.markets"))
     try:
         mode = table.stat().st_mode
     except OSError as exc:
-        raise ConfigError([f"data.instruments = {table}: cannot read: {exc.strerror}"]) from None
-    if not stat.S_ISREG(mode):
-        raise ConfigError([f"data.instruments = {table}: is {file_kind(mode)}, not a regular file"])
+        raise ConfigError([f"data.markets = {table}: cannot read: {exc.strerror}"]) from None
+    if not stat.S_ISDIR(mode):
+        raise ConfigError([f"data.markets = {table}: is {file_kind(mode)}, not a directory of pinned markets "
+                           f"files (<market>.json)"])
     try:
-        instrument = load_instrument(market, detect_symbol(path), table)
+        instrument = load_instrument(market, detect_symbol(path), table / f"{market}.json")
     except KeyError as exc:
         raise ValueError(str(exc.args[0])) from None
     reader = ReplayReader(path, instrument=instrument)

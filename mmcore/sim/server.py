@@ -556,7 +556,7 @@ def build_server(data: str | Path, config, speed: float) -> ExchangeServer:
         raise FileNotFoundError(f"data file not found: {path}")
     try:
         inst = load_instrument(detect_market(path), detect_symbol(path),
-                               config.resolve_path(config.get("data.instruments")))
+                               config.resolve_path(config.get("data.markets")))
     except KeyError as exc:
         raise ValueError(str(exc.args[0])) from None
     return ExchangeServer(path, inst, speed, *sim_models(config, inst))

@@ -304,7 +304,8 @@ class ReplayReader:
     market : str, optional
         ``binance_usdm`` or ``binance_spot``; detected from the content when omitted.
     instrument : Instrument, optional
-        Trading rules; loaded from ``config/instruments.yaml`` for the detected market and symbol when omitted.
+        Trading rules; loaded from the pinned markets file (``config/markets/<market>.json``) for the detected
+        market and symbol when omitted.
 
     check : bool
         Check at start that the file is a recording of the instrument's market (:meth:`check_market`).
