@@ -1,4 +1,4 @@
-"""Command line: ``python -m mmcore run | backtest | book``.
+"""Command line: ``python -m mmcore run | backtest | book | markets``.
 
 Exit codes (one ``error:`` / ``config error:`` line on stderr naming the field or file, never a traceback):
 
@@ -187,6 +187,33 @@ def cmd_book(args) -> int:
     return 0
 
 
+def cmd_markets(args) -> int:
+    """Fetch exchangeInfo through ccxt and write a pinned markets file with its ``.sha256`` (exit 0); a fetch
+    that fails exits 1, bad arguments or an answer that does not validate exit 2 (nothing is written)."""
+    import re
+
+    from mmcore.config import _opt_url
+    from mmcore.venues.binance.markets import MarketsFetchError, markets_command
+    symbols = [s.strip() for s in args.symbols.split(",")]
+    if not symbols or not all(re.fullmatch(r"[A-Z0-9]{2,20}", s) for s in symbols) or len(set(symbols)) != len(symbols):
+        raise ValueError(f"--symbols {args.symbols[:80]!r}: a comma-separated list of distinct exchange symbols "
+                         f"such as BTCUSDT,ETHUSDT (A-Z, 0-9)")
+    try:
+        endpoint = _opt_url(args.endpoint)
+    except TypeError:
+        raise ValueError(f"--endpoint {args.endpoint[:80]!r}: must be http(s)://HOST:PORT without a path") from None
+    if not 0 < args.timeout <= 600:
+        raise ValueError(f"--timeout {args.timeout}: must be in (0, 600] seconds")
+    try:
+        markets = _run_loop(markets_command(args.venue, symbols, args.out, endpoint, args.timeout))
+    except MarketsFetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} ({', '.join(markets.symbols())}; sha256 {markets.sha256}) and {args.out}.sha256")
+    print(f"source: {markets.source}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmcore", description="Low-latency market-making engine (replay mode).")
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO lines (default: warnings only)")
@@ -210,13 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     bk.add_argument("--data", required=True)
     bk.add_argument("--market", choices=("binance_spot", "binance_usdm"))
     bk.add_argument("--out", required=True, help="CSV file to write")
+    mk = sub.add_parser("markets", help="fetch exchangeInfo (ccxt) and write a pinned markets file + .sha256")
+    mk.add_argument("--venue", required=True, choices=("binance_spot", "binance_usdm"))
+    mk.add_argument("--symbols", required=True, help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
+    mk.add_argument("--out", required=True, help="pinned file to write, e.g. config/markets/binance_usdm.json "
+                    "(its mmcore entries are kept for symbols it already has)")
+    mk.add_argument("--endpoint", help="http://HOST:PORT instead of Binance's REST host (e.g. the emulator)")
+    mk.add_argument("--timeout", type=float, default=10.0, help="request timeout, seconds (default: %(default)s)")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book}
+    handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book, "markets": cmd_markets}
     for name in ("config", "data", "out", "journal"):
         if getattr(args, name, None) == "":
             print(f"error: --{name}: empty path", file=sys.stderr)

@@ -10,6 +10,7 @@ the grids defined here (see :mod:`mmcore_ext.fixedpoint`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import decimal
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
@@ -61,8 +62,12 @@ class PercentPrice:
         return min(self.bid_up - 1, 1 - self.bid_down, self.ask_up - 1, 1 - self.ask_down)
 
 
+#: Exact enough for any quotient of two decimals of at most 48 digits (the markets loader's bound).
+_EXACT = decimal.Context(prec=120)
+
+
 def _ceil_units(value: Decimal, unit: Decimal) -> int:
-    return int((value / unit).to_integral_value(rounding=ROUND_CEILING))
+    return int(_EXACT.divide(value, unit).to_integral_value(rounding=ROUND_CEILING))
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ class Instrument:
     def min_notional_tl(self) -> int:
         """Minimum order notional in tick*lots (``ceil(min_notional / (tick_size * lot_size))``), capped at
         :data:`MAX_NOTIONAL_UNITS`."""
-        return min(MAX_NOTIONAL_UNITS, _ceil_units(self.min_notional, self.tick_size * self.lot_size))
+        return min(MAX_NOTIONAL_UNITS, _ceil_units(self.min_notional, _EXACT.multiply(self.tick_size, self.lot_size)))
 
     @property
     def max_notional_tl(self) -> int:
@@ -195,7 +200,8 @@ class Instrument:
         ``max_notional``, or one beyond it, :data:`MAX_NOTIONAL_UNITS`."""
         if self.max_notional is None:
             return MAX_NOTIONAL_UNITS
-        return min(MAX_NOTIONAL_UNITS, int(self.max_notional // (self.tick_size * self.lot_size)))
+        return min(MAX_NOTIONAL_UNITS, int(_EXACT.divide_int(self.max_notional,
+                                                             _EXACT.multiply(self.tick_size, self.lot_size))))
 
     # --- conversions (slow path: config, reports, tests) ---
     def price_to_ticks(self, price) -> int:

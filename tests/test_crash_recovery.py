@@ -241,7 +241,7 @@ def test_sequence_gap_while_already_paused_still_asks_for_a_snapshot(tmp_path):
     waits for a snapshot, so the runner must ask the venue for one even though quoting was paused for
     another reason."""
     cfg = load_config(DEFAULT_CONFIG)
-    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.markets")))
     runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(tmp_path / "j.db"))    # never connected
     asked = []
     runner.client.request_snapshot = lambda: asked.append(1)
@@ -266,7 +266,7 @@ def test_stop_cancels_again_when_the_venue_still_lists_an_order_whose_cancel_is_
     from mmcore.engine.recovery import VenueOrder
 
     cfg = load_config(DEFAULT_CONFIG)
-    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.markets")))
     runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(tmp_path / "j.db"))    # never connected
 
     class LossyVenue:
@@ -351,7 +351,7 @@ def test_a_late_fill_of_an_untracked_order_goes_through_pnl_and_the_kill_switch(
     from mmcore.execution import OrderFilled
 
     cfg = load_config(DEFAULT_CONFIG, ["risk.max_daily_loss_usdt=1", "risk.reduce_at_fraction=null"])
-    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.markets")))
     runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(tmp_path / "j.db"))    # never connected
     try:
         fill = OrderFilled(10, runner.orders.coids.prefix + "5", 77, 1, 600_000, 1, Decimal("5"))
@@ -373,7 +373,7 @@ def test_a_live_fill_of_an_order_the_journal_never_had_is_booked_by_a_reconcilia
     from crashkit import ORPHAN_FILLS_SQL, journal_rows
 
     cfg = load_config(DEFAULT_CONFIG)
-    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.markets")))
     path = tmp_path / "j.db"
     runner = LiveRunner(cfg, inst, "127.0.0.1", 9, ACCOUNT, str(path))    # never connected
     coid = runner.orders.coids.prefix + "z"

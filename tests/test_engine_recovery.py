@@ -200,7 +200,7 @@ _step = st.tuples(st.sampled_from(["snapshot", "diff", "diff", "trade", "trade",
 @functools.lru_cache(maxsize=None)
 def _edge_config(cfg):
     c = load_config(overrides=[kv for kv in cfg if "=" in kv])
-    return c, load_instrument("binance_usdm", "BTCUSDT", c.resolve_path(c.get("data.instruments")))
+    return c, load_instrument("binance_usdm", "BTCUSDT", c.resolve_path(c.get("data.markets")))
 
 
 def _bare_engine(cfg):

@@ -117,14 +117,22 @@ def test_symbol_whitelist_given_as_a_mapping_is_refused_naming_the_field():
     assert_refused(r, 2, "risk.symbol_whitelist = {'BTCUSDT': 1}", "list of non-empty strings")
 
 
-def _synthetic_instruments(tmp_path, **changes):
-    """A copy of config/instruments.yaml with some USDⓈ-M BTCUSDT values changed (synthetic)."""
-    import yaml
-    table = yaml.safe_load((ROOT / "config" / "instruments.yaml").read_text())
-    table["binance_usdm"]["BTCUSDT"].update(changes)
-    path = tmp_path / "instruments.yaml"
-    path.write_text(yaml.safe_dump(table))
-    return path
+def _synthetic_markets(tmp_path, **changes):
+    """A copy of config/markets/ whose USDⓈ-M BTCUSDT MIN_NOTIONAL is changed (synthetic), with its checksum."""
+    import json
+    import shutil
+    from mmcore.venues.binance.markets import checksum_line
+    d = tmp_path / "markets"
+    shutil.copytree(ROOT / "config" / "markets", d)
+    path = d / "binance_usdm.json"
+    doc = json.loads(path.read_text())
+    for f in doc["exchangeInfo"]["symbols"][0]["filters"]:
+        if f["filterType"] == "MIN_NOTIONAL":
+            f.update(changes)
+    data = json.dumps(doc).encode()
+    path.write_bytes(data)
+    (d / "binance_usdm.json.sha256").write_text(checksum_line(data, path.name))
+    return d
 
 
 @pytest.mark.parametrize("sets, phrase", [
@@ -151,8 +159,8 @@ def test_start_refuses_combinations_that_cannot_work(sets, phrase):
 
 
 def test_order_qty_below_the_min_notional_at_every_price_is_refused(tmp_path):
-    table = _synthetic_instruments(tmp_path, min_notional="100000000")      # synthetic: 1e8 USDT
-    r = cli("run", "--set", f"data.instruments={table}")
+    table = _synthetic_markets(tmp_path, notional="100000000")      # synthetic: 1e8 USDT
+    r = cli("run", "--set", f"data.markets={table}")
     assert_refused(r, 2, "strategy.order_qty = 0.002: below the min notional 100000000")
 
 

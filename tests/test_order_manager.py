@@ -279,7 +279,7 @@ def test_engine_does_not_book_a_contradicting_fill_in_the_portfolio():
     from mmcore.engine.wiring import build_engine
 
     cfg = load_config()
-    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.instruments")))
+    inst = load_instrument("binance_usdm", "BTCUSDT", cfg.resolve_path(cfg.get("data.markets")))
     journal = RecordingJournal()
     client = RecordingClient()
     eng = build_engine(cfg, inst, client, journal)

@@ -52,11 +52,16 @@ class OrderManager:
     max_orders_per_side : int
     wait_for_cancel_ack : bool
     reprice_post_only : bool
+    exchange_filter : mmcore.instruments.OrderFilter, optional
+        The venue's order filters, applied to every order before the risk gate: the quantity is rounded down to
+        a whole ``LOT_SIZE`` step (counted ``qty_rounded_to_step``), and an order failing ``PRICE_FILTER``,
+        ``LOT_SIZE`` or (gated orders only) ``MIN_NOTIONAL`` / ``MAX_NOTIONAL`` is not sent, counted per filter
+        name in :meth:`refusal_counts`.
     """
 
     def __init__(self, exec_client, gate, coids, journal, tolerance_ticks: int, tolerance_bps: float,
                  ttl_ns: int, max_orders_per_side: int = 1, wait_for_cancel_ack: bool = False,
-                 reprice_post_only: bool = True):
+                 reprice_post_only: bool = True, exchange_filter=None):
         self.exec = exec_client
         self.gate = gate
         self.coids = coids
@@ -67,6 +72,8 @@ class OrderManager:
         self.max_per_side = max_orders_per_side
         self.wait_cancel_ack = wait_for_cancel_ack
         self.reprice_post_only = reprice_post_only
+        self.exchange_filter = exchange_filter
+        self.filter_refusals = Counter()
         self.orders: dict[str, om.Order] = {}        # every non-terminal order
         self.working = {BUY: None, SELL: None}       # the order that stands for our quote on a side
         self.live_count = {BUY: 0, SELL: 0}
@@ -107,6 +114,14 @@ class OrderManager:
         if self.wait_cancel_ack and self.cancel_pending[side] and post_only:
             self.counters["waiting_cancel_ack"] += 1
             return None
+        if self.exchange_filter is not None:
+            rounded, why = self.exchange_filter.check(px, qty, check_risk)
+            if why is not None:
+                self.filter_refusals[why] += 1
+                return None
+            if rounded != qty:
+                self.counters["qty_rounded_to_step"] += 1
+                qty = rounded
         gate = self.gate
         if check_risk and gate.check_order(side, px, qty, ts_ns) != PASS:
             return None
@@ -401,8 +416,10 @@ class OrderManager:
         return dict(sorted(c.items()))
 
     def refusal_counts(self) -> dict:
-        """Risk refusals per reason name (non-zero only)."""
-        return {k: v for k, v in self.gate.refusals().items() if v}
+        """Risk refusals per reason name, and exchange-filter refusals per filter name (non-zero only)."""
+        out = {k: v for k, v in self.gate.refusals().items() if v}
+        out.update(self.filter_refusals)
+        return out
 
 
 __all__ = ["OrderManager", "REASON_NAMES"]

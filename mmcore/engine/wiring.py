@@ -2,13 +2,14 @@
 order ids, order manager and portfolio are put together (replay, paper and live share it)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from decimal import Decimal
 
 from mmcore.engine.accounting import Portfolio
 from mmcore.config import Config, ConfigError
 from mmcore.engine.engine import Engine
-from mmcore.instruments import Instrument
+from mmcore.instruments import Instrument, OrderFilter
 from mmcore.engine.order_manager import OrderManager
 from mmcore.sim.models import ConstantLatency, MakerFee
 from mmcore_ext.book import L2Book, sync_rule_for_market
@@ -51,15 +52,26 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
                                float(inst.tick_size))
     vol = EwmaVolatility(c.get("strategy.sigma_half_life_s"), c.get("strategy.sigma_sample_ms") * _MS,
                          c.get("strategy.sigma_seed"))
+    risk = c.risk
+    if inst.percent_price is not None:
+        # PERCENT_PRICE: the venue refuses prices outside [reference * down, reference * up]. The gate's band is
+        # symmetric around the own mid (the venue's reference, the average or mark price, is not in our data):
+        # narrow it to the filter's when the filter is narrower than risk.max_price_deviation.
+        band = float(inst.percent_price.max_deviation())
+        if 0 < band < risk.max_price_deviation:
+            log.warning("risk.max_price_deviation = %s is wider than the %s %s PERCENT_PRICE band (%.4g): the gate "
+                        "uses the band", risk.max_price_deviation, inst.market, inst.symbol, band)
+            risk = dataclasses.replace(risk, max_price_deviation=band)
     try:
-        gate = RiskGate(c.risk, inst.tick_size, inst.lot_size, inst.symbol)
+        gate = RiskGate(risk, inst.tick_size, inst.lot_size, inst.symbol)
     except ValueError as exc:                      # a cap that does not fit the instrument's integer units
         raise ConfigError([line.replace("RiskConfig.", "risk.", 1) for line in str(exc).splitlines()]) from None
     coids = ClientOrderIdGenerator(c.get("execution.client_order_id_prefix"), 0, "all")
     orders = OrderManager(exec_client, gate, coids, journal, c.get("execution.price_tolerance_ticks"),
                           c.get("execution.order_price_deviation_bps"),
                           int(c.get("execution.order_ttl_seconds") * 1e9), c.get("execution.max_orders_per_side"),
-                          c.get("execution.wait_for_cancel_ack"), c.get("execution.reprice_post_only"))
+                          c.get("execution.wait_for_cancel_ack"), c.get("execution.reprice_post_only"),
+                          exchange_filter=OrderFilter(inst))
     return Engine(inst, book, quoter, vol, orders, Portfolio(inst), order_qty, max_inv,
                   c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9))
 

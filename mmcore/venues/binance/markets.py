@@ -56,7 +56,7 @@ from pathlib import Path
 
 from mmcore.instruments import MAX_UNITS, MARKETS, Instrument, PercentPrice
 
-__all__ = ["Markets", "MarketsError", "load_markets", "parse_markets", "fetch_exchange_info", "build_markets_doc",
+__all__ = ["Markets", "MarketsError", "MarketsFetchError", "markets_command", "load_markets", "parse_markets", "fetch_exchange_info", "build_markets_doc",
            "write_markets", "markets_for_run", "refresh_markets", "checksum_line", "COUNTERS"]
 
 log = logging.getLogger("mmcore.markets")
@@ -83,6 +83,11 @@ class MarketsError(ValueError):
     the file (or URL) and the field."""
 
 
+class MarketsFetchError(MarketsError):
+    """exchangeInfo could not be fetched (network, HTTP error, timeout, an answer that is not an exchangeInfo);
+    the message names the URL."""
+
+
 # ------------------------------------------------------------------------------------------------ reading
 
 def _read_bounded(path: Path, limit: int, what: str) -> bytes:
@@ -94,10 +99,11 @@ def _read_bounded(path: Path, limit: int, what: str) -> bytes:
         raise MarketsError(f"{path}: {what} missing") from None
     except OSError as exc:
         raise MarketsError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise MarketsError(f"{path}: {what} is not a regular file")
     with open(fd, "rb", closefd=True) as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise MarketsError(f"{path}: {what} is not a regular file")
         if st.st_size > limit:
             raise MarketsError(f"{path}: {what} of {st.st_size} bytes, larger than the {limit} bytes allowed")
         try:
@@ -207,6 +213,13 @@ def _kind(v) -> str:
             int: "an integer", float: "a number"}.get(type(v), type(v).__name__)
 
 
+def _plain(d: Decimal) -> Decimal:
+    """``d`` without trailing fractional zeros, never in exponent form: ``"0.01000000"`` -> 0.01,
+    ``"1000000.00000000"`` -> 1000000 (Binance pads spot decimals to 8 places; the value is unchanged)."""
+    n = d.normalize()
+    return n if n.as_tuple().exponent <= 0 else n.quantize(Decimal(1))
+
+
 class _Check:
     """Field accessors that raise MarketsError naming ``<where>: <field path>``."""
 
@@ -240,7 +253,7 @@ class _Check:
         if not _DECIMAL.fullmatch(v):
             self.fail(f"{field}.{key}", f"{v[:40]!r} is not a plain decimal string (digits, one optional point, "
                                         f"at most 24 digits each side)")
-        return Decimal(v)
+        return _plain(Decimal(v))
 
     def integer(self, obj, key, field, lo, hi):
         v = self.get(obj, key, field, int, f"an integer in [{lo}, {hi}]")
@@ -554,14 +567,14 @@ async def fetch_exchange_info(venue: str, symbols, endpoint: str | None = None,
         finally:
             await ex.close()
     except Exception as exc:                        # ccxt raises its own hierarchy and aiohttp errors
-        raise MarketsError(f"GET {url}: {type(exc).__name__}: {sanitize_message(str(exc))[:300]}") from None
+        raise MarketsFetchError(f"GET {url}: {type(exc).__name__}: {sanitize_message(str(exc), 300)}") from None
     url = getattr(ex, "last_request_url", None) or url
     if not isinstance(answer, dict) or not isinstance(answer.get("symbols"), list):
-        raise MarketsError(f"GET {url}: answer is {_kind(answer)} without a symbols array, not an exchangeInfo")
+        raise MarketsFetchError(f"GET {url}: answer is {_kind(answer)} without a symbols array, not an exchangeInfo")
     by = {s.get("symbol"): s for s in answer["symbols"] if isinstance(s, dict)}
     missing = [s for s in want if s not in by]
     if missing:
-        raise MarketsError(f"GET {url}: symbol(s) {', '.join(missing)} not in the exchangeInfo answer")
+        raise MarketsFetchError(f"GET {url}: symbol(s) {', '.join(missing)} not in the exchangeInfo answer")
     info = {k: v for k, v in answer.items() if k not in ("symbols", "assets")}
     info["symbols"] = [by[s] for s in want]
     return info, url
