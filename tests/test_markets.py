@@ -413,7 +413,7 @@ class ExchangeInfoServer:
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
+            self.port = runner.addresses[0][1]
             self._ready.set()
             await self._stop.wait()
             await runner.cleanup()
@@ -554,3 +554,46 @@ def test_a_run_symbol_missing_from_the_pinned_file_or_a_bad_checksum_stops_the_s
     path.write_bytes(path.read_bytes() + b" ")
     with pytest.raises(MarketsError, match="checksum mismatch"):
         asyncio.run(mk.markets_for_run(path, "binance_usdm", ["BTCUSDT"], strict=True))
+
+
+def test_pinned_markets_path_follows_the_config():
+    from mmcore.config import load_config
+    cfg = load_config()
+    assert mk.pinned_markets_path(cfg, "binance_usdm") == USDM_FILE
+    assert mk.pinned_markets_path(cfg, "binance_spot") == SPOT_FILE
+    cfg = load_config(overrides=["venue.markets_file=/x/m.json", "venue.name=binance_spot"])
+    assert mk.pinned_markets_path(cfg, "binance_spot") == Path("/x/m.json")
+    assert mk.pinned_markets_path(cfg, "binance_usdm") == USDM_FILE
+
+
+@pytest.mark.parametrize("venue, klass, options, market, path", [
+    ("binance_spot", "binance", {"fetchMarkets": {"types": ["spot"]}}, "BTC/USDT", "/api/v3/exchangeInfo"),
+    ("binance_usdm", "binanceusdm", {}, "BTC/USDT:USDT", "/fapi/v1/exchangeInfo"),
+])
+def test_unmodified_ccxt_load_markets_accepts_the_pinned_exchange_info(venue, klass, options, market, path):
+    """What the emulator serves: ccxt's own parser reads the tick, step, limits and post-only order types."""
+    from urllib.parse import urlsplit
+
+    import ccxt.async_support as ccxt_async
+    info = load_markets(DEFAULT_MARKETS_DIR / f"{venue}.json", venue).exchange_info()
+    info["serverTime"] = 1723161256000
+
+    async def go(url):
+        ex = getattr(ccxt_async, klass)({"enableRateLimit": False, "timeout": 5000,
+                                         "options": {"fetchCurrencies": False, "fetchMargins": False, **options}})
+        ex.urls["api"] = {k: url + urlsplit(v).path for k, v in ex.urls["api"].items() if isinstance(v, str)}
+        try:
+            return await ex.load_markets()
+        finally:
+            await ex.close()
+    with ExchangeInfoServer({path: (200, info)}) as srv:
+        markets = asyncio.run(go(srv.url))
+    assert [p for p, _ in srv.requests] == [path]
+    inst = load_instrument(venue, "BTCUSDT")
+    m = markets[market]
+    assert m["id"] == "BTCUSDT" and m["active"] is True
+    assert Decimal(str(m["precision"]["price"])) == inst.tick_size
+    assert Decimal(str(m["precision"]["amount"])) == inst.step_size
+    assert Decimal(str(m["limits"]["cost"]["min"])) == inst.min_notional
+    assert Decimal(str(m["limits"]["price"]["max"])) == inst.max_price
+    assert ("LIMIT_MAKER" in m["info"]["orderTypes"]) if venue == "binance_spot" else ("GTX" in m["info"]["timeInForce"])

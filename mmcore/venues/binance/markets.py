@@ -57,7 +57,7 @@ from pathlib import Path
 from mmcore.instruments import MAX_UNITS, MARKETS, Instrument, PercentPrice
 
 __all__ = ["Markets", "MarketsError", "MarketsFetchError", "markets_command", "load_markets", "parse_markets", "fetch_exchange_info", "build_markets_doc",
-           "write_markets", "markets_for_run", "refresh_markets", "checksum_line", "COUNTERS"]
+           "write_markets", "markets_for_run", "pinned_markets_path", "refresh_markets", "checksum_line", "COUNTERS"]
 
 log = logging.getLogger("mmcore.markets")
 
@@ -693,6 +693,15 @@ async def refresh_markets(pinned: Markets, symbols, endpoint: str | None = None,
                         "run (re-pin with `python -m mmcore markets`): pinned %s, now %s", s, pinned.path,
                         json.dumps(old)[:600], json.dumps(new)[:600])
     return markets
+
+
+def pinned_markets_path(config, venue: str) -> Path:
+    """The pinned markets file of ``venue`` for a run: ``venue.markets_file`` when it is set and ``venue`` is
+    ``venue.name``, else ``<data.markets>/<venue>.json`` (default ``config/markets/<venue>.json``)."""
+    given = config.get("venue.markets_file")
+    if given is not None and config.get("venue.name") == venue:
+        return config.resolve_path(given)
+    return config.resolve_path(config.get("data.markets")) / f"{venue}.json"
 
 
 async def markets_for_run(path: str | Path, venue: str, symbols, strict: bool, endpoint: str | None = None,
