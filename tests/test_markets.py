@@ -597,3 +597,11 @@ def test_unmodified_ccxt_load_markets_accepts_the_pinned_exchange_info(venue, kl
     assert Decimal(str(m["limits"]["cost"]["min"])) == inst.min_notional
     assert Decimal(str(m["limits"]["price"]["max"])) == inst.max_price
     assert ("LIMIT_MAKER" in m["info"]["orderTypes"]) if venue == "binance_spot" else ("GTX" in m["info"]["timeInForce"])
+
+
+def test_loading_pinned_markets_and_replaying_never_imports_ccxt():
+    code = ("import sys; from mmcore.instruments import load_instrument; "
+            "from mmcore.cli import main; load_instrument('binance_spot', 'ETHUSDT'); "
+            "print('ccxt' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "False", r.stderr
