@@ -1,4 +1,4 @@
-"""Command line: ``python -m mmcore run | backtest | book | markets``.
+"""Command line: ``python -m mmcore run | backtest | book | markets | emulate``.
 
 Exit codes (one ``error:`` / ``config error:`` line on stderr naming the field or file, never a traceback):
 
@@ -244,11 +244,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "(its mmcore entries are kept for symbols it already has)")
     mk.add_argument("--endpoint", help="http://HOST:PORT instead of Binance's REST host (e.g. the emulator)")
     mk.add_argument("--timeout", type=float, default=10.0, help="request timeout, seconds (default: %(default)s)")
+    from mmcore.sim.emulator.options import add_arguments as _emulate_arguments   # argparse only, no aiohttp
+    _emulate_arguments(sub.add_parser("emulate", help="Binance-compatible exchange emulator on 127.0.0.1 "
+                                                      "replaying recordings (REST, streams, WebSocket API)"),
+                       verbose=False)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "emulate":                   # logs to stderr; stdout carries "listening" / "account"
+        from mmcore.sim.emulator.app import run as run_emulator
+        return run_emulator(args)
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book, "markets": cmd_markets}
     for name in ("config", "data", "out", "journal"):

@@ -1,0 +1,5 @@
+import sys
+
+from mmcore.sim.emulator.app import main
+
+sys.exit(main())
