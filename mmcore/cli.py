@@ -75,6 +75,20 @@ def _install_stop_handlers(loop, stop) -> list:
 
 
 def cmd_run(args) -> int:
+    if args.venue is None:
+        for flag in ("symbols", "endpoint", "duration", "journal_dir", "out"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} needs --venue (without it, run replays --data)")
+        if args.live:
+            raise ValueError("--live needs --venue")
+    else:
+        from mmcore.runners.venue_run import cmd_run_venue, overrides_from_args
+        if args.data is not None:
+            raise ValueError("--data replays a recording; it does not go with --venue")
+        if args.duration is not None and not 0 < args.duration <= 30 * 86400:
+            raise ValueError(f"--duration {args.duration}: must be in (0, 2592000] seconds")
+        config = load_config(args.config, list(args.set or []) + overrides_from_args(args))
+        return cmd_run_venue(args, config)
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
     from mmcore.runners.replay import build_session, summarize
@@ -228,7 +242,21 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override a config field, e.g. --set strategy.gamma=0.1 (repeatable)")
 
-    common(sub.add_parser("run", help="replay with a progress bar, then a summary table"))
+    run = sub.add_parser("run", help="replay with a progress bar, then a summary table; with --venue: paper "
+                                     "(or --live) trading on the venue")
+    common(run)
+    run.add_argument("--venue", choices=("binance_spot", "binance_usdm"),
+                     help="trade this venue's live market data (paper unless --live) instead of replaying")
+    run.add_argument("--symbols", help="comma-separated symbols, 1 to 10 (default: config venue.symbols)")
+    run.add_argument("--live", action="store_true", help="send real orders (needs API keys; prints a banner)")
+    run.add_argument("--duration", type=float, help="stop after this many seconds of wall time")
+    run.add_argument("--out", help="write report.json and per-symbol report.png into this directory")
+    run.add_argument("--endpoint", help="http://HOST:PORT: every URL of the venue on that host (the emulator)")
+    run.add_argument("--journal-dir", help="per-symbol SQLite journals (live default: journals/)")
+    run.add_argument("--unknown-orders", choices=("cancel", "adopt"), default="cancel",
+                     help="live: our orders open at the venue but not in the journal (default: %(default)s)")
+    run.add_argument("--reset-halt", action="store_true",
+                     help="live: clear a HALTED trading state restored from a journal (operator decision)")
     bt = sub.add_parser("backtest", help="replay quietly; write report.json and report.png")
     common(bt, data_required=True)
     bt.add_argument("--out", help="output directory (default: config report.out_dir)")

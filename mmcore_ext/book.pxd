@@ -102,6 +102,7 @@ cdef class L2Book:
     cdef int _buffer(self, DepthDiff d) except -1
 
     cpdef int load_snapshot(self, DepthSnapshot s) except -1
+    cpdef void invalidate(self) noexcept
     cpdef int apply_diff(self, DepthDiff d) except -1
     cpdef int64_t best_bid_px(self) noexcept
     cpdef int64_t best_bid_qty(self) noexcept

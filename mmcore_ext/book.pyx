@@ -759,6 +759,19 @@ cdef class L2Book:
             pending.popleft()
         return self.state
 
+    cpdef void invalidate(self) noexcept:
+        """Forget the book: drop every level and buffered diff, state AWAITING_SNAPSHOT (not counted as a gap).
+
+        For a feed that went stale (disconnect, watchdog): the diffs that follow the reconnect are buffered and
+        the book is valid again only after :meth:`load_snapshot` (Binance's snapshot + diff procedure, module
+        docstring).
+        """
+        self.state = AWAITING_SNAPSHOT
+        self._await_first = False
+        _side_clear(&self._bids)
+        _side_clear(&self._asks)
+        self._pending.clear()
+
     cpdef int apply_diff(self, DepthDiff d) except -1:
         """Process one depth diff event.
 

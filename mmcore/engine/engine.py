@@ -353,6 +353,12 @@ class Engine:
             log.error("after the journal failure: %s", exc)
 
     # --- bad data and recovery ---
+    def pause(self, ts: int, reason: str) -> None:
+        """Stop quoting and cancel every order (``reason`` is logged and kept in ``pause_reason``, counted in
+        ``counters["pauses"]``): for a session whose feed went stale. Quoting resumes by itself at the first
+        event that finds the book synced with a valid two-sided top."""
+        self._pause(ts, reason)
+
     def _pause(self, ts: int, reason: str, level: int = logging.WARNING) -> None:
         if not self.paused:
             log.log(level, "quoting paused at %d: %s; cancelling all orders", ts, reason)

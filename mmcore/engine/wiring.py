@@ -21,7 +21,8 @@ _MS = 1_000_000
 log = logging.getLogger("mmcore.config")
 
 
-def build_engine(config: Config, instrument: Instrument, exec_client, journal, book=None) -> Engine:
+def build_engine(config: Config, instrument: Instrument, exec_client, journal, book=None, global_exposure=None,
+                 coid_prefix: str | None = None) -> Engine:
     """Wire an :class:`Engine` for ``instrument``.
 
     Parameters
@@ -32,6 +33,12 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
     book : L2Book-like, optional
         A book to use (the simulated exchange may share it); a new compiled L2Book with the market's sync
         rule when omitted.
+    global_exposure : mmcore_ext.risk.GlobalExposure, optional
+        Shared by the gates of every symbol of a session (``risk.max_global_notional_usdt``); the session keeps
+        its ``notional_usdt`` equal to the sum of the gates' ``exposure_usdt()``. A private one when omitted.
+    coid_prefix : str, optional
+        Client order id prefix (default ``execution.client_order_id_prefix``); a multi-symbol session gives each
+        symbol its own (``mm-btcusdt-``) so that recovery tells the symbols' orders apart.
 
     Raises
     ------
@@ -63,10 +70,11 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
                         "uses the band", risk.max_price_deviation, inst.market, inst.symbol, band)
             risk = dataclasses.replace(risk, max_price_deviation=band)
     try:
-        gate = RiskGate(risk, inst.tick_size, inst.lot_size, inst.symbol)
+        gate = RiskGate(risk, inst.tick_size, inst.lot_size, inst.symbol, global_exposure)
     except ValueError as exc:                      # a cap that does not fit the instrument's integer units
         raise ConfigError([line.replace("RiskConfig.", "risk.", 1) for line in str(exc).splitlines()]) from None
-    coids = ClientOrderIdGenerator(c.get("execution.client_order_id_prefix"), 0, "all")
+    coids = ClientOrderIdGenerator(coid_prefix if coid_prefix is not None else c.get("execution.client_order_id_prefix"),
+                                   0, "all")
     orders = OrderManager(exec_client, gate, coids, journal, c.get("execution.price_tolerance_ticks"),
                           c.get("execution.order_price_deviation_bps"),
                           int(c.get("execution.order_ttl_seconds") * 1e9), c.get("execution.max_orders_per_side"),

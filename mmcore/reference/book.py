@@ -210,6 +210,14 @@ class ReferenceL2Book:
             pending.popleft()
         return self.state
 
+    def invalidate(self) -> None:
+        """Drop every level and buffered diff; AWAITING_SNAPSHOT (not a gap)."""
+        self.state = AWAITING_SNAPSHOT
+        self._await_first = False
+        self._bids.clear()
+        self._asks.clear()
+        self._pending.clear()
+
     def apply_diff(self, d) -> int:
         """Process one diff; returns APPLIED, BUFFERED, STALE or GAP."""
         if d is None:

@@ -58,10 +58,10 @@ def write_plot(series, summary: dict, out_dir: Path) -> Path:
     return path
 
 
-def print_summary(summary: dict, console: Console | None = None) -> None:
+def print_summary(summary: dict, console: Console | None = None, title: str | None = None) -> None:
     console = console or Console()
     lat, latp = summary["latency_us"], summary["latency_with_parse_us"]
-    t = Table(title=f"mmcore replay: {summary['market']} {summary['symbol']}", show_header=False)
+    t = Table(title=title or f"mmcore replay: {summary['market']} {summary['symbol']}", show_header=False)
     t.add_column("metric", style="bold")
     t.add_column("value", justify="right")
     rows = [
@@ -79,7 +79,8 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
         ("mark-to-market PnL (quote)", summary["mtm_pnl"]),
         ("fees (quote)", summary["fees"]),
         ("hot path p50 / p99 / max (µs)", f"{lat['p50']} / {lat['p99']} / {lat['max']}"),
-        ("incl. JSON parse p50 / p99 / max (µs)", f"{latp['p50']} / {latp['p99']} / {latp['max']}"),
+        ("incl. JSON parse p50 / p99 / max (µs)" if not title else
+         "frame receipt -> order actions p50 / p99 / max (µs)", f"{latp['p50']} / {latp['p99']} / {latp['max']}"),
         ("sequence gaps / crossed / malformed", f"{summary['gaps']} / {summary['crossed_book_events']} / "
                                                 f"{summary['malformed_lines']}"),
         ("bookTicker checks ok / mismatches", f"{summary['bbo_checks_ok']} / {summary['bbo_mismatches']}"),

@@ -1,0 +1,525 @@
+"""Paper and live sessions on a venue: N symbols (1-10) on one event loop, one engine and book each.
+
+``python -m mmcore run --venue binance_spot|binance_usdm --symbols BTCUSDT,ETHUSDT [--live] [--duration S]
+[--out DIR] [--endpoint URL] [--journal-dir DIR]``.
+
+Shape (the engine never knows the venue; :mod:`mmcore.venues.base` is the contract):
+
+- market data: one :class:`~mmcore.venues.base.MarketDataFeed` for all symbols delivers typed events
+  synchronously from the transport callback to :meth:`Session.on_event` (no queue hop), which hands them to the
+  symbol's :class:`~mmcore.engine.engine.Engine` (book, sigma, quote, risk, order actions). A depth diff that
+  leaves the book unsynced (start, sequence gap) makes the session ask the feed for a snapshot (one in flight
+  per symbol, asked again every :data:`SNAPSHOT_RETRY_S` while still unsynced). A feed state ``STALE``
+  (disconnect, watchdog) pauses the symbol (every order cancelled) and invalidates its book, so it quotes again
+  only after a fresh snapshot; ``POLLING`` is the REST fallback and is traded like ``LIVE``.
+- paper (default): each symbol's orders go to a :class:`~mmcore.sim.exchange.SimExchange` that shares the
+  live book and sees the live trades, with the same queue and latency models as replay; clocks are the local
+  receive times (``ts_local_ns``, wall clock ns) and a timer task advances the exchanges and the engines'
+  timers every :data:`TIMER_TICK_S` of wall time.
+- live (``--live``): orders go over the venue's execution connection (Binance: the WebSocket API); before any
+  quote, and after every reconnect of that connection, :func:`mmcore.engine.recovery.recover` reconciles each
+  symbol's journal with the venue's open orders and fills. One process per (venue, account): the account lock
+  (:mod:`mmcore.persistence.locks`) is taken before any journal is opened or anything sent. Journals are one
+  SQLite file per symbol: ``<journal dir>/<venue>-<account>-<SYMBOL>.db`` (``account``: a hash of the API key,
+  never the key). Client order ids are ``<execution.client_order_id_prefix><symbol lowercase>-<base36>``
+  (``mm-btcusdt-1a``) so that recovery tells the symbols' orders apart.
+- one :class:`~mmcore_ext.risk.GlobalExposure` is shared by the gates of every symbol; after each event or
+  report of a symbol its ``notional_usdt`` is set to the sum of the gates' ``exposure_usdt()`` (the symbol's
+  own term updated, the others cached), so ``risk.max_global_notional_usdt`` acts across symbols.
+
+Per-event processing time, per symbol: ``hot`` times ``Engine.on_event`` (book, quote, risk, the order requests
+it writes); ``frame`` is from the frame's receipt (``ts_local_ns``, taken by the feed at callback entry) to the
+end of the order actions, JSON parse and decode included, the paper exchange's matching excluded.
+
+Stop (SIGINT/SIGTERM, ``--duration`` elapsed, or a fatal failure): stop quoting, cancel every order and confirm
+that none is open (paper: the simulated exchange; live: the venue's open orders, re-cancelling every
+:data:`RECANCEL_S`, then one more reconciliation), flatten with ``execution.flatten_on_shutdown``, write a final
+position snapshot per journal, print the replay's summary table per symbol and a total. Exit codes: 0 stopped
+clean; 3 stopped but an order may be left open or a position could not be closed; 1 runtime failure (the
+account is already traded by another process, a journal cannot be opened, the venue refused the credentials).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import signal
+import sys
+import time
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmcore.config import Config
+from mmcore.engine.recovery import LateFill, book_untracked_fill, is_own_id, recover
+from mmcore.engine.wiring import build_engine, sim_models
+from mmcore.execution import OrderFilled
+from mmcore.instruments import Instrument
+from mmcore.persistence.journal import Journal, JournalError, NullJournal
+from mmcore.runners.replay import Series, _sample
+from mmcore.sim.exchange import SimExchange
+from mmcore.sim.models import ConservativeQueue
+from mmcore.venues.base import LIVE, POLLING, STALE
+from mmcore_ext.book import L2Book, sync_rule_for_market
+from mmcore_ext.events import DepthDiff, DepthSnapshot, Trade
+from mmcore_ext.risk import GlobalExposure
+
+log = logging.getLogger("mmcore.live")
+
+#: Wall-clock seconds between two runs of the timer task (engine timers, paper exchanges, snapshot retries).
+TIMER_TICK_S = 0.05
+#: Seconds before a snapshot is asked for again while the symbol's book is still not synced.
+SNAPSHOT_RETRY_S = 2.0
+#: Seconds the stop sequence waits for the venue to confirm that no order of ours is open.
+STOP_TIMEOUT_S = 10.0
+#: Seconds between repeated cancels of an order still open during the stop sequence.
+RECANCEL_S = 1.0
+#: The paper exchange's time allowed for cancels at the stop (ns of its clock).
+PAPER_GRACE_NS = 10_000_000_000
+_MS = 1_000_000
+
+
+def emit(event: str, **fields) -> None:
+    """One JSON line ``{"event": ..., ...}`` on stdout (live sessions: each recovery, the stop): for operators'
+    tools and the crash tests."""
+    import orjson
+    sys.stdout.buffer.write(orjson.dumps({"event": event, **fields}, option=orjson.OPT_APPEND_NEWLINE))
+    sys.stdout.flush()
+
+
+class _Counts:
+    """What summarize() reads of a replay's reader: lines seen and malformed lines (from the feed)."""
+
+    def __init__(self):
+        self.lines = 0
+        self.malformed = 0
+
+
+@dataclass
+class SymbolSession:
+    """One symbol of a session; has the attributes :func:`mmcore.runners.replay.summarize` reads."""
+
+    config: Config
+    path: str
+    instrument: Instrument
+    engine: object
+    portfolio: object
+    journal: object
+    sim: SimExchange | None = None        # paper
+    client: object = None                 # live: the symbol's ExecutionClient
+    series: Series = field(default_factory=Series)
+    hot_ns: array = field(default_factory=lambda: array("q"))
+    full_ns: array = field(default_factory=lambda: array("q"))
+    reader: _Counts = field(default_factory=_Counts)
+    events: int = 0
+    wall_s: float = 0.0
+    last_ts_ns: int = 0
+    shutdown_clean: bool = False
+    interrupted: bool = False
+    data_complete: bool = True
+    data_error: str | None = None
+    feed_state: str = STALE
+    ready: bool = False                   # live: reconciled with the venue since the last (re)connect
+    restarted: bool = False               # live: the restart reconciliation was done
+    snapshot_asked: float = -1e9          # time.monotonic() of the last snapshot request
+    next_sample: int = 0
+    exposure: float = 0.0                 # this symbol's last term in the global exposure
+    late_fills: int = 0
+    late_fills_refused: int = 0
+    recoveries: list = field(default_factory=list)
+
+
+def account_id(api_key: str) -> str:
+    """A stable, non-secret account name for locks and journal names: 12 hex digits of SHA-256(API key)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
+
+
+def journal_path(journal_dir: str | Path, venue: str, account: str, symbol: str) -> Path:
+    """``<journal_dir>/<venue>-<account>-<SYMBOL>.db``."""
+    return Path(journal_dir) / f"{venue}-{account}-{symbol}.db"
+
+
+class Session:
+    """A paper or live session of several symbols on one venue (see the module docstring).
+
+    Parameters
+    ----------
+    config : Config
+    venue : str
+        ``binance_spot`` or ``binance_usdm``.
+    instruments : dict[str, Instrument]
+        The symbols traded (1-10), from the pinned markets.
+    feed_factory : callable
+        ``feed_factory(on_event, on_state) -> MarketDataFeed`` for these symbols.
+    execution : object, optional
+        Live: the venue's execution side (``execution(symbol) -> ExecutionClient``, ``start()``, ``close()``,
+        ``connected``); it calls :meth:`on_report`, and awaits :meth:`on_connect` after every (re)connect.
+        None: paper.
+    journal_dir : str or Path, optional
+        Directory of the per-symbol journals (required live; paper journals only when given).
+    account : str
+        Account name for the journal file names (live: :func:`account_id`).
+    unknown_policy, reset_halt
+        As in :func:`mmcore.engine.recovery.reconcile` / the restart of a HALTED journal.
+
+    Raises
+    ------
+    ConfigError
+        The config does not fit an instrument (field named). JournalError / OSError / BlockingIOError: a
+        journal cannot be opened (every journal opened so far is closed again).
+    """
+
+    def __init__(self, config: Config, venue: str, instruments: dict, feed_factory, execution=None,
+                 journal_dir=None, account: str = "paper", unknown_policy: str = "cancel", reset_halt: bool = False):
+        self.config = config
+        self.venue = venue
+        self.live = execution is not None
+        self.execution = execution
+        self.unknown_policy = unknown_policy
+        self.reset_halt = reset_halt
+        self.exposure = GlobalExposure()
+        self.symbols: dict[str, SymbolSession] = {}
+        self.stopping = False
+        self.fatal: BaseException | None = None
+        self._stop = asyncio.Event()
+        self._recover_lock = asyncio.Lock()
+        self.sample_ns = config.get("report.sample_ms") * _MS
+        self.counters = {"snapshot_requests": 0, "stale_states": 0, "polling_states": 0, "unknown_symbol_events": 0,
+                         "event_errors": 0}
+        prefix = config.get("execution.client_order_id_prefix")
+        try:
+            for sym, inst in instruments.items():
+                jr = NullJournal()
+                if journal_dir is not None:
+                    jr = Journal(journal_path(journal_dir, venue, account, sym), config.get("journal.synchronous"))
+                self.symbols[sym] = self._build_symbol(config, venue, sym, inst, jr, f"{prefix}{sym.lower()}-")
+        except BaseException:
+            self.close_journals()
+            raise
+        self.feed = feed_factory(self.on_event, self.on_state)
+
+    def _build_symbol(self, config, venue, sym, inst, jr, prefix) -> SymbolSession:
+        try:
+            if self.live:
+                client = self.execution.execution(sym)
+                eng = build_engine(config, inst, client, jr, None, self.exposure, prefix)
+                return SymbolSession(config, f"live:{venue}", inst, eng, eng.portfolio, jr, client=client)
+            book = L2Book(sync_rule_for_market(inst.market))
+            latency, maker, taker = sim_models(config, inst)
+            sim = SimExchange(book, latency, maker, lambda rep, s=sym: self.on_report(s, rep), ConservativeQueue(),
+                              taker_fees=taker)
+            eng = build_engine(config, inst, sim, jr, book, self.exposure, prefix)
+            ss = SymbolSession(config, f"paper:{venue}", inst, eng, eng.portfolio, jr, sim=sim)
+            ss.ready = ss.restarted = True
+            return ss
+        except BaseException:
+            jr.close()
+            raise
+
+    # ------------------------------------------------------------------ callbacks (hot path)
+    def on_event(self, symbol: str, ev) -> None:
+        """One market event of ``symbol`` from the feed (synchronously from its frame callback)."""
+        ss = self.symbols.get(symbol)
+        if ss is None:
+            self.counters["unknown_symbol_events"] += 1
+            return
+        t = type(ev)
+        ts = ev.ts_local_ns
+        sim_ns = 0
+        clock = time.perf_counter_ns
+        try:
+            sim = ss.sim
+            if sim is not None:                       # the exchange sees the market first, as in replay
+                t0 = clock()
+                if t is Trade:
+                    sim.on_trade(ts, ev.trade_id, ev.price, ev.qty, ev.side)
+                else:
+                    sim.advance(ts)
+                sim_ns = clock() - t0
+            eng = ss.engine
+            ss.reader.lines += 1
+            if self.stopping or not ss.ready:         # book only: no quoting (stop sequence / not reconciled)
+                book = eng.book
+                if t is DepthDiff:
+                    book.apply_diff(ev)
+                elif t is DepthSnapshot:
+                    book.load_snapshot(ev)
+            else:
+                t1 = clock()
+                eng.on_event(ev)
+                t2 = clock()
+                ss.hot_ns.append(t2 - t1)
+                ss.full_ns.append(time.time_ns() - ts - sim_ns)
+                ss.events += 1
+                ss.last_ts_ns = ts
+                self._update_exposure(ss)
+                if ts >= ss.next_sample:
+                    _sample(ss, ts)
+                    ss.next_sample = ts + self.sample_ns
+            if (t is DepthDiff or t is DepthSnapshot) and not ss.engine.book.synced:
+                self._ask_snapshot(symbol, ss)
+        except JournalError as exc:                   # an id reservation could not be written: trading halts
+            log.error("%s: journal write failed: %s; stopping", symbol, exc)
+            self.fatal = self.fatal or exc
+            self._stop.set()
+        except Exception as exc:                      # noqa: BLE001 - never let one event kill the feed
+            self.counters["event_errors"] += 1
+            log.exception("%s: event %s could not be processed (%r): pausing the symbol", symbol, t.__name__, exc)
+            ss.engine.pause(ts, f"event error {exc!r}"[:200])
+            ss.engine.book.invalidate()
+
+    def _update_exposure(self, ss: SymbolSession) -> None:
+        e = ss.engine.gate.exposure_usdt()
+        if e != ss.exposure:
+            self.exposure.notional_usdt += e - ss.exposure
+            ss.exposure = e
+
+    def _ask_snapshot(self, symbol: str, ss: SymbolSession) -> None:
+        now = time.monotonic()
+        if now - ss.snapshot_asked >= SNAPSHOT_RETRY_S and ss.feed_state != STALE:
+            ss.snapshot_asked = now
+            self.counters["snapshot_requests"] += 1
+            self.feed.request_snapshot(symbol)
+
+    def on_state(self, symbol: str, state: str, reason: str) -> None:
+        """The feed's state of ``symbol`` changed: STALE pauses it and forgets its book; LIVE / POLLING ask for a
+        snapshot if the book is not synced."""
+        ss = self.symbols.get(symbol)
+        if ss is None or state == ss.feed_state:
+            return
+        log.warning("%s: market data %s -> %s (%s)", symbol, ss.feed_state, state, reason)
+        ss.feed_state = state
+        if state == STALE:
+            self.counters["stale_states"] += 1
+            ss.engine.pause(time.time_ns(), f"market data stale: {reason}"[:200])
+            ss.engine.book.invalidate()
+            ss.snapshot_asked = -1e9
+        elif state in (LIVE, POLLING):
+            if state == POLLING:
+                self.counters["polling_states"] += 1
+            if not ss.engine.book.synced:
+                self._ask_snapshot(symbol, ss)
+
+    def on_report(self, symbol: str, rep) -> None:
+        """One execution report of ``symbol`` (the paper exchange's or the venue's)."""
+        ss = self.symbols.get(symbol)
+        if ss is None:
+            log.warning("execution report for a symbol not traded here (%s): ignored", str(symbol)[:40])
+            return
+        try:
+            orders = ss.engine.orders
+            if type(rep) is OrderFilled and rep.client_order_id not in orders.orders:
+                done = book_untracked_fill(rep, orders, ss.portfolio)
+                if done is LateFill.BOOKED:
+                    ss.late_fills += 1
+                    ss.engine.after_fill(rep)
+                elif done is LateFill.REFUSED:
+                    ss.late_fills_refused += 1
+                elif done is LateFill.NO_ORDER_ROW and self.live:
+                    asyncio.get_running_loop().create_task(self._recover_symbol(ss, quiet=True))
+            else:
+                ss.engine.on_report(rep)
+            self._update_exposure(ss)
+        except JournalError as exc:
+            log.error("%s: journal write failed: %s; stopping", symbol, exc)
+            self.fatal = self.fatal or exc
+            self._stop.set()
+
+    # ------------------------------------------------------------------ live: reconciliation
+    async def on_connect(self) -> None:
+        """The order-entry connection is (re)established: reconcile every symbol before it quotes again."""
+        for ss in self.symbols.values():
+            await self._recover_symbol(ss)
+
+    def on_disconnect(self) -> None:
+        """The order-entry connection fell: no symbol quotes until reconciled after the reconnect."""
+        log.warning("order-entry connection lost: quoting stops until reconnected and reconciled")
+        for ss in self.symbols.values():
+            ss.ready = False
+
+    async def _recover_symbol(self, ss: SymbolSession, quiet: bool = False) -> None:
+        async with self._recover_lock:
+            restart = not ss.restarted
+            now = time.time_ns()
+            try:
+                rep = await recover(ss.client, ss.journal, ss.engine.orders, ss.portfolio, now, restart=restart,
+                                    unknown_policy=self.unknown_policy)
+            except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("%s: reconciliation failed (%r); retried at the next connect", ss.instrument.symbol, exc)
+                if not quiet:
+                    raise
+                return
+            ss.restarted = True
+            if restart and rep.halted_restored and self.reset_halt:
+                log.warning("%s: --reset-halt: the operator clears the HALTED state restored from the journal",
+                            ss.instrument.symbol)
+                ss.engine.reset_trading_state(now)
+            ss.recoveries.append(rep)
+            ss.engine.fills.extend(rep.fills_booked)
+            ss.ready = not self.stopping
+            self._update_exposure(ss)
+            log.info("%s: reconciled with the venue: %s", ss.instrument.symbol, rep.summary())
+            emit("recovery", symbol=ss.instrument.symbol, **rep.summary())
+
+    # ------------------------------------------------------------------ run / stop
+    async def _timer(self) -> None:
+        while True:
+            await asyncio.sleep(TIMER_TICK_S)
+            now = time.time_ns()
+            for sym, ss in self.symbols.items():
+                if ss.sim is not None:
+                    ss.sim.advance(now)
+                eng = ss.engine
+                if not self.stopping and ss.ready and 0 <= eng.next_timer_ns <= now:
+                    eng.on_timer(now)
+                    self._update_exposure(ss)
+                elif eng.next_timer_ns < 0 and ss.ready:
+                    eng.on_timer(now)                 # arms it
+                if not eng.book.synced and ss.feed_state != STALE:
+                    self._ask_snapshot(sym, ss)
+
+    def request_stop(self) -> None:
+        """Ask the session to stop (signal handler, duration)."""
+        self._stop.set()
+
+    async def run(self, duration_s: float | None = None) -> bool:
+        """Connect, trade until stopped (signal, ``duration_s`` of wall time, fatal failure), stop. Returns
+        True if the stop was clean (see :meth:`stop`)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.request_stop)
+            except (NotImplementedError, RuntimeError):   # not the main thread (tests)
+                pass
+        t_start = time.perf_counter()
+        timer = loop.create_task(self._timer())
+        try:
+            if self.live:
+                await self.execution.start()
+            await self.feed.start()
+            waiter = loop.create_task(self._stop.wait())
+            done, _ = await asyncio.wait({waiter, timer}, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if timer in done and timer.exception() is not None:
+                log.error("engine timer failed: %r", timer.exception())
+                self.fatal = self.fatal or timer.exception()
+        finally:
+            timer.cancel()
+            wall = time.perf_counter() - t_start
+            for ss in self.symbols.values():
+                ss.wall_s = wall
+                ss.interrupted = self._stop.is_set()
+        try:
+            clean = await self.stop()
+        finally:
+            await self.feed.close()
+            if self.live:
+                await self.execution.close()
+        return clean
+
+    async def stop(self) -> bool:
+        """Cancel everything and confirm, flatten if configured, write final positions, close journals. True if
+        clean: no order of ours open or tracked and (with ``execution.flatten_on_shutdown``) flat."""
+        self.stopping = True
+        now = time.time_ns()
+        for ss in self.symbols.values():
+            ss.engine.orders.cancel_all(now)
+        results = await asyncio.gather(*(self._stop_symbol(ss) for ss in self.symbols.values()))
+        self.close_journals()
+        return all(results)
+
+    async def _stop_symbol(self, ss: SymbolSession) -> bool:
+        flatten = self.config.get("execution.flatten_on_shutdown")
+        if ss.sim is not None:
+            clean = self._stop_paper(ss, flatten)
+        else:
+            clean = await self._confirm_none_open(ss, STOP_TIMEOUT_S)
+            if clean and flatten and ss.portfolio.position:
+                clean = await self._flatten_live(ss) and await self._confirm_none_open(ss, STOP_TIMEOUT_S)
+        ss.shutdown_clean = clean
+        pf = ss.portfolio
+        last = max([r.snapshot_ts_ns for r in ss.recoveries] + [f.ts_ns for f in ss.engine.fills] + [0])
+        try:
+            ss.journal.record_position(max(time.time_ns(), last) + 1, pf.position, pf.cash_tl, pf.fees)
+        except JournalError as exc:
+            log.error("%s: final position not journaled: %s", ss.instrument.symbol, exc)
+        if not clean:
+            log.error("%s: stop not clean: orders of ours may be left open, or a position is left",
+                      ss.instrument.symbol)
+        if self.live:
+            emit("stopped", symbol=ss.instrument.symbol, clean=clean, position_lots=pf.position,
+                 fills=len(ss.engine.fills), late_fills=ss.late_fills, late_fills_refused=ss.late_fills_refused,
+                 orders_placed=ss.engine.orders.placed, coid_counter=ss.engine.orders.coids.counter)
+        return clean
+
+    def _stop_paper(self, ss: SymbolSession, flatten: bool) -> bool:
+        ts = time.time_ns()
+        eng, sim = ss.engine, ss.sim
+        sim.advance(ts + PAPER_GRACE_NS)
+        if flatten and ss.portfolio.position:
+            try:
+                eng.start_flatten(ts)
+                while eng.flatten_due_ns >= 0:
+                    ts = max(ts, eng.flatten_due_ns)
+                    sim.advance(ts + PAPER_GRACE_NS)
+                    eng.flatten_step(ts)
+            except JournalError as exc:
+                log.error("%s: flatten stopped: %s", ss.instrument.symbol, exc)
+            sim.advance(ts + PAPER_GRACE_NS)
+        clean = not sim.open_orders() and not eng.orders.orders
+        return clean and not (flatten and ss.portfolio.position)
+
+    async def _confirm_none_open(self, ss: SymbolSession, timeout_s: float) -> bool:
+        """Until the venue lists no open order of ours for the symbol (re-cancelling every RECANCEL_S), then
+        reconcile once more; True when neither the venue nor the order manager has a live order of ours."""
+        loop = asyncio.get_running_loop()
+        orders = ss.engine.orders
+        prefix = orders.coids.prefix
+        deadline = loop.time() + timeout_s
+        last_cancel: dict[str, float] = {}
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            if not self.execution.connected:
+                continue
+            try:
+                ours = [o for o in await ss.client.open_orders()
+                        if o.client_order_id in orders.orders or is_own_id(o.client_order_id, prefix)]
+                if not ours:
+                    await self._recover_symbol(ss, quiet=False)
+                    ours = [o for o in await ss.client.open_orders()
+                            if o.client_order_id in orders.orders or is_own_id(o.client_order_id, prefix)]
+                    if not ours and not orders.orders:
+                        return True
+            except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("%s: stop: %r", ss.instrument.symbol, exc)
+                continue
+            t = loop.time()
+            for o in ours:
+                coid = o.client_order_id
+                if t - last_cancel.get(coid, -1e9) < RECANCEL_S:
+                    continue
+                last_cancel[coid] = t
+                if not orders.cancel_order(time.time_ns(), coid):
+                    ss.client.cancel(time.time_ns(), coid)
+        return False
+
+    async def _flatten_live(self, ss: SymbolSession) -> bool:
+        loop = asyncio.get_running_loop()
+        eng = ss.engine
+        retries = self.config.get("execution.flat_retries")
+        backoff = self.config.get("execution.flat_retry_backoff")
+        deadline = loop.time() + STOP_TIMEOUT_S + retries * backoff
+        log.warning("%s: stop: flattening a position of %d lots", ss.instrument.symbol, ss.portfolio.position)
+        eng.start_flatten(time.time_ns())
+        while eng.flatten_due_ns >= 0 and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            eng.flatten_step(time.time_ns())
+        return ss.portfolio.position == 0
+
+    def close_journals(self) -> None:
+        """Close every journal (idempotent; a failure is logged)."""
+        for ss in self.symbols.values():
+            try:
+                ss.journal.close()
+            except JournalError as exc:
+                log.error("%s: journal close failed: %s", ss.instrument.symbol, exc)
