@@ -145,7 +145,7 @@ def cmd_run_venue(args, config) -> int:
     if live:
         from mmcore.venues.binance.credentials import CredentialsError, load_credentials
         try:
-            credentials = load_credentials(config.resolve_path("config/.env"))
+            credentials = load_credentials(env_file=config.resolve_path("config/.env"))
         except CredentialsError as exc:
             print(f"error: --live: {exc}", file=sys.stderr)
             return 2
