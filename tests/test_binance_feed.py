@@ -146,10 +146,59 @@ def test_refuse_ws_polls_then_goes_back_live(tmp_path):
                 await h.wait_state(POLLING, 10)
                 assert h.feed.counters()["polling_switches"] == 1
                 await until(lambda: h.feed.counters()["poll_snapshots"] >= 2, 5, "polled snapshots")
+                await until(lambda: all(h.trades[s] for s in SYMS), 5, "polled trades")
+                for s in SYMS:                              # each trade once, in order
+                    assert h.trades[s] == sorted(set(h.trades[s]))
                 emu.market.pause()
                 await h.wait_state(LIVE, 15)
                 c = h.feed.counters()
                 assert c["polling_exits"] == 1
+                await h.checkpoint(emu, 600)
+            finally:
+                await h.feed.close()
+    asyncio.run(scenario())
+
+
+def test_rotation_reconnects_and_resyncs(tmp_path):
+    market = "binance_spot"
+
+    async def scenario():
+        async with running(data(market, tmp_path), tmp_path, start="paused") as (emu, port):
+            h = Harness(market, SYMS, port, depth_stream=depth_for(market), rotate_after_s=1.0, watchdog_s=30)
+            await h.feed.start()
+            try:
+                await h.checkpoint(emu, 600)
+                await until(lambda: h.feed.counters()["rotations"] >= 1, 5, "a rotation")
+                assert any("rotation" in r for _, r in h.states["BTCUSDT"])
+                await h.checkpoint(emu, 800)
+                await h.wait_state(LIVE, 5)
+                c = h.feed.counters()
+                assert c["reconnects"] >= 1 and c["watchdog_trips"] == 0
+            finally:
+                await h.feed.close()
+    asyncio.run(scenario())
+
+
+def test_ws_api_failure_falls_back_to_rest_and_one_snapshot_in_flight(tmp_path):
+    market = "binance_usdm"
+
+    async def scenario():
+        async with running(data(market, tmp_path), tmp_path, start="paused") as (emu, port):
+            h = Harness(market, SYMS, port, depth_stream=depth_for(market))
+            await h.feed.start()
+            try:
+                await h.checkpoint(emu, 600)
+                await h.wait_state(LIVE, 5)
+                c0 = h.feed.counters()
+                await fault(port, "server_error", target="wsapi", count=1)
+                for _ in range(10):                         # merged into one request
+                    h.feed.request_snapshot("BTCUSDT")
+                assert h.state("BTCUSDT") == STALE
+                await h.wait_state(LIVE, 5)
+                await asyncio.sleep(0.4)
+                c = h.feed.counters()
+                assert c["snapshots"] == c0["snapshots"] + 1
+                assert c["snapshots_rest"] == c0["snapshots_rest"] + 1
                 await h.checkpoint(emu, 600)
             finally:
                 await h.feed.close()
