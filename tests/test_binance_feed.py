@@ -203,3 +203,27 @@ def test_ws_api_failure_falls_back_to_rest_and_one_snapshot_in_flight(tmp_path):
             finally:
                 await h.feed.close()
     asyncio.run(scenario())
+
+
+def test_pings_answered_and_close_echoed(tmp_path):
+    market = "binance_spot"
+
+    async def scenario():
+        async with running(data(market, tmp_path), tmp_path, start="paused", ping_interval_s=0.3,
+                           pong_timeout_s=0.8) as (emu, port):
+            h = Harness(market, SYMS, port, depth_stream=depth_for(market), watchdog_s=30)
+            await h.feed.start()
+            try:
+                await h.checkpoint(emu, 600)
+                await asyncio.sleep(2.0)                     # ~6 server pings, each answered in time
+                assert h.feed.counters()["reconnects"] == 0
+                assert all(c.connected for c in h.feed.conns)
+                await fault(port, "drop", target="market", close_code=1001)   # a clean close from the server
+                await until(lambda: h.feed.counters()["reconnects"] == 1, 5, "the reconnect after the close")
+                assert h.feed.conns[0].close_code is None or h.feed.conns[0].close_code == 1001
+                assert any("1001" in r for _, r in h.states["BTCUSDT"])
+                await h.checkpoint(emu, 600)
+                await h.wait_state(LIVE, 5)
+            finally:
+                await h.feed.close()
+    asyncio.run(scenario())
