@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 from mmcore.instruments import load_instrument            # noqa: E402
 from mmcore.venues.binance.recording import BinanceDecoder  # noqa: E402
-from mmcore.venues.binance.router import BinanceFrameRouter  # noqa: E402
+from mmcore.venues.binance.router import BinanceFrameRouter, PyFrameRouter  # noqa: E402
 
 FILES = {"binance_usdm": ROOT / "data" / "usdm_btcusdt_20240808.gz",
          "binance_spot": ROOT / "data" / "spot_btcusdt_20240808.gz"}
@@ -47,10 +47,11 @@ def best(fn, fs, passes=5):
 
 def main():
     for market, path in FILES.items():
-        r = BinanceFrameRouter({"BTCUSDT": BinanceDecoder(load_instrument(market, "BTCUSDT")),
-                                "ETHUSDT": BinanceDecoder(load_instrument(market, "ETHUSDT"))})
+        decs = {"BTCUSDT": BinanceDecoder(load_instrument(market, "BTCUSDT")),
+                "ETHUSDT": BinanceDecoder(load_instrument(market, "ETHUSDT"))}
+        r, py = BinanceFrameRouter(decs), PyFrameRouter(decs)
         fs = frames(path)
-        loads, route = orjson.loads, r.route
+        loads, route, pyroute = orjson.loads, r.route, py.route
 
         def parse(fs):
             for _, _, p in fs:
@@ -59,8 +60,12 @@ def main():
         def routed(fs):
             for ts, _, p in fs:
                 route(ts, p)
+        def pyrouted(fs):
+            for ts, _, p in fs:
+                pyroute(ts, p)
         kinds = sorted({k for _, k, _ in fs})
-        print(f"{market}: {len(fs)} frames  orjson.loads {best(parse, fs):.2f} us  route+decode {best(routed, fs):.2f} us")
+        print(f"{market}: {len(fs)} frames  orjson.loads {best(parse, fs):.2f} us  route+decode {best(routed, fs):.2f} us"
+              f" (Python router {best(pyrouted, fs):.2f} us)")
         for k in kinds:
             sub = [f for f in fs if f[1] == k]
             print(f"  {k:14s} n={len(sub):6d}  loads {best(parse, sub):.2f} us  route {best(routed, sub):.2f} us  "

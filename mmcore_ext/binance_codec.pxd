@@ -11,3 +11,8 @@ cdef class BinanceLineDecoder:
     cpdef object event_of(self, dict msg, int64_t ts_local_ns)
     cpdef object snapshot_from(self, int64_t ts_local_ns, object result)
     cdef object _event(self, dict msg, int64_t ts)
+
+cdef class FrameRouter:
+    cdef readonly dict decoders
+    """``{symbol: BinanceLineDecoder}``."""
+    cpdef object route(self, int64_t ts_local_ns, object payload)

@@ -272,3 +272,45 @@ cdef class BinanceLineDecoder:
             k.ask_qty = g.check_qty(units_from_str(data["A"], g.qty, "bookTicker 'A'"), "bookTicker 'A'", False)
             return k
         return None
+
+
+cdef class FrameRouter:
+    """Compiled core of :class:`mmcore.venues.binance.router.BinanceFrameRouter`: ``route(ts_local_ns, payload)
+    -> (symbol, event) | None`` over ``{symbol: BinanceLineDecoder}``, parsing the JSON once (orjson) and
+    dispatching by ``data["s"]``. None for a well-formed frame without a used event (symbol not routed, stream
+    not decoded, control answer); MalformedLine (only) for anything else."""
+
+    def __init__(self, dict decoders):
+        for k, v in decoders.items():
+            if type(k) is not str or not isinstance(v, BinanceLineDecoder):
+                raise TypeError("decoders must be {symbol: BinanceLineDecoder}")
+        self.decoders = dict(decoders)
+
+    cpdef object route(self, int64_t ts_local_ns, object payload):
+        cdef object msg, data_obj, sym, dec, ev
+        try:
+            msg = _loads(payload)
+        except _JSONDecodeError as exc:
+            raise MalformedLine(f"invalid JSON: {exc}") from None
+        except TypeError:
+            raise MalformedLine("frame is not bytes") from None
+        if type(msg) is not dict:
+            raise MalformedLine("JSON is not an object")
+        data_obj = (<dict>msg).get("data")
+        if data_obj is None:
+            return None
+        if type(data_obj) is not dict:
+            raise MalformedLine("'data' is not an object")
+        sym = (<dict>data_obj).get("s")
+        if type(sym) is not str:
+            return None
+        dec = self.decoders.get(sym)
+        if dec is None:
+            return None
+        try:
+            ev = (<BinanceLineDecoder>dec)._event(<dict>msg, ts_local_ns)
+        except KeyError as exc:
+            raise MalformedLine(f"missing field {exc.args[0]!r}") from None
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise MalformedLine(str(exc)) from None
+        return None if ev is None else (sym, ev)
