@@ -76,3 +76,21 @@ def test_output_paths(tmp_path):
     assert p["BTCUSDT"] == tmp_path / "usdm_btcusdt_20260101.gz"
     with pytest.raises(ValueError, match="several symbols"):
         output_paths(tmp_path / "a.gz", "binance_spot", ["BTCUSDT", "ETHUSDT"])
+
+
+@pytest.mark.parametrize("args,phrase", [
+    (["--symbols", "btcusdt"], "--symbols"),
+    (["--symbols", "BTCUSDT,ETHUSDT", "--out", "x.gz"], "several symbols"),
+    (["--endpoint", "http://127.0.0.1:1/path"], "--endpoint"),
+    (["--duration", "0"], "--duration"),
+])
+def test_record_refuses_bad_arguments(args, phrase, tmp_path):
+    import subprocess
+    base = {"--symbols": "BTCUSDT", "--out": str(tmp_path / "r.gz")}
+    for k, v in zip(args[::2], args[1::2]):
+        base[k] = v
+    cmd = [sys.executable, "-m", "mmcore", "record", "--venue", "binance_spot"] + sum(([k, v] for k, v in base.items()), [])
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert any(ln.startswith("error:") and phrase in ln for ln in r.stderr.splitlines()), r.stderr
+    assert not (tmp_path / "r.gz").exists()

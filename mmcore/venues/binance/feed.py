@@ -124,7 +124,8 @@ class BinanceFeed:
         self.router = BinanceFrameRouter(self.decoders)
         plan = stream_plan(venue, self.symbols, s.depth_stream, s.trade_stream, s.book_ticker)
         self.conns = [StreamConnection("spot" if r == "" else r.strip("/"), self.urls.combined_stream_url(r, names),
-                                       self.symbols, self.router, self, s, raw_sink)
+                                       self.symbols, self.router, self, s, raw_sink,
+                                       frame_watchdog=not all(n.endswith(("@trade", "@aggTrade")) for n in names))
                       for r, names in plan.items()]
         self.ws_api = WsApiClient(self.urls.ws_api)
         self.state: dict[str, str | None] = {sym: None for sym in self.symbols}

@@ -21,7 +21,13 @@ Reconnects: after a close, an error or a failed connect the next attempt waits a
 ``uniform(0, min(reconnect_max_s, reconnect_initial_s * 2**(failures-1)))`` (AWS Architecture Blog, "Exponential
 Backoff And Jitter"), ``failures`` being the consecutive failed connects (a connection that delivered frames resets
 it). Watchdog: no frame for ``watchdog_s`` -> ``watchdog_trips`` += 1, the owner is told (STALE), the connection is
-dropped and a new one made.
+dropped and a new one made. A route that carries only trade streams (USDⓈ-M ``/market`` with ``@aggTrade``) has no
+frame watchdog (a quiet symbol may not trade for minutes); every connection also pings the server when idle for
+``watchdog_s`` (picows ``enable_auto_ping``, ``PING_WHEN_IDLE``) and picows drops it when no pong comes within
+``watchdog_s``, which catches a dead TCP connection on any route.
+
+An exception raised by the owner's ``on_frame_event`` (the session) is not caught here: picows logs it and drops
+the connection (``disconnect_on_exception``), and the loop reconnects and resyncs.
 """
 from __future__ import annotations
 
@@ -108,10 +114,14 @@ class StreamConnection:
         ``watchdog_s``, ``reconnect_initial_s``, ``reconnect_max_s``, ``rotate_after_s``.
     raw_sink : callable, optional
         ``raw_sink(ts_local_ns, payload)`` for every text frame (the ``record`` command).
+    frame_watchdog : bool
+        Drop the connection when no frame came for ``watchdog_s`` (off for trade-only routes).
     """
 
-    def __init__(self, name: str, url: str, symbols, router, owner, settings, raw_sink=None):
+    def __init__(self, name: str, url: str, symbols, router, owner, settings, raw_sink=None,
+                 frame_watchdog: bool = True):
         self.name, self.url, self.symbols = name, url, tuple(symbols)
+        self.frame_watchdog = frame_watchdog
         self.router, self.owner, self.settings = router, owner, settings
         self.on_frame_event = owner.on_frame_event
         self.raw_sink = raw_sink
@@ -185,7 +195,9 @@ class StreamConnection:
             try:
                 transport, _ = await ws_connect(lambda: _Listener(self), self.url,
                                                 websocket_handshake_timeout=max(2.0, s.watchdog_s),
-                                                max_frame_size=MAX_FRAME_BYTES)
+                                                max_frame_size=MAX_FRAME_BYTES, enable_auto_ping=True,
+                                                auto_ping_idle_timeout=s.watchdog_s,
+                                                auto_ping_reply_timeout=s.watchdog_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:                           # noqa: BLE001 - every connect error is retried
@@ -228,7 +240,7 @@ class StreamConnection:
             except asyncio.TimeoutError:
                 pass
             now = time.monotonic()
-            if now - self.last_frame > s.watchdog_s:
+            if self.frame_watchdog and now - self.last_frame > s.watchdog_s:
                 self.watchdog_trips += 1
                 self._drop()
                 await self._lost.wait()
