@@ -14,6 +14,7 @@ from mmcore_ext.events import DepthDiff, DepthSnapshot, Trade
 
 from datafiles import ROOT
 from emukit import SPOT_BTC, SPOT_ETH, USDM_BTC, USDM_ETH, head, running, until
+from feedkit import fault
 
 SYMS = ("BTCUSDT", "ETHUSDT")
 
@@ -33,8 +34,9 @@ def replay_book(path, market):
     return book, trades, r
 
 
-@pytest.mark.parametrize("market", ["binance_usdm", "binance_spot"])
-def test_record_then_replay_gives_the_emulators_book(market, tmp_path):
+@pytest.mark.parametrize("market,drop", [("binance_usdm", False), ("binance_spot", False), ("binance_spot", True)],
+                         ids=["usdm", "spot", "spot-drop"])
+def test_record_then_replay_gives_the_emulators_book(market, drop, tmp_path):
     src = (USDM_BTC, USDM_ETH) if market == "binance_usdm" else (SPOT_BTC, SPOT_ETH)
     files = [head(p, tmp_path / f"src{i}.gz", 3000) for i, p in enumerate(src)]
     out = tmp_path / "rec_{symbol}.gz"
@@ -48,6 +50,9 @@ def test_record_then_replay_gives_the_emulators_book(market, tmp_path):
             want = 1 if market == "binance_spot" else 2
             await until(lambda: len(emu.conns["market"]) >= want, 10, "the recorder's stream connections")
             emu.market.resume()
+            if drop:                                  # a hole in the streams: the recorder writes a new snapshot
+                await until(lambda: emu.market.lines > 1500, 10, "half the recording")
+                await fault(port, "drop", target="market")
             await until(lambda: emu.market.done, 15, "the end of the recording")
             stdout, stderr = await asyncio.wait_for(proc.communicate(), 15)
             assert proc.returncode == 0, stderr.decode()[-2000:]
@@ -61,6 +66,8 @@ def test_record_then_replay_gives_the_emulators_book(market, tmp_path):
         assert all(re.fullmatch(rb"\d{19} \{.*\}", ln) for ln in lines)
         snaps = [i for i, ln in enumerate(lines) if ln[20:].startswith(b'{"lastUpdateId"')]
         assert snaps and snaps[0] < len(lines) // 2           # a snapshot early in the file, streams around it
+        if drop:
+            assert len(snaps) >= 2 and snaps[-1] < len(lines) - 10
         book, trades, reader = replay_book(path, market)
         theirs = emu.market.symbols[s].book
         assert reader.malformed == 0 and trades > 0

@@ -74,7 +74,8 @@ class FeedSettings:
             return settings
         if settings is None:
             return cls()
-        if hasattr(settings, "values") and hasattr(settings, "get") and not isinstance(settings, dict):
+        from mmcore.config import Config
+        if isinstance(settings, Config):
             return cls.from_config(settings)
         names = {f.name for f in fields(cls)}
         vals = {}
