@@ -144,16 +144,23 @@ def test_refuse_ws_polls_then_goes_back_live(tmp_path):
     async def scenario():
         async with running(data(market, tmp_path), tmp_path, start="paused") as (emu, port):
             h = Harness(market, SYMS, port, depth_stream=depth_for(market), polling_after_failures=3)
-            await fault(port, "refuse_ws", count=12)
+            await fault(port, "refuse_ws", count=100000)   # until cleared below
             await h.feed.start()
             try:
-                emu.market.resume()
+                m = emu.market
+                m.pause_after = 300
+                m.resume()
                 await h.wait_state(POLLING, 10)
                 assert h.feed.counters()["polling_switches"] == 1
-                await until(lambda: h.feed.counters()["poll_snapshots"] >= 2, 5, "polled snapshots")
-                await until(lambda: all(h.trades[s] for s in SYMS), 5, "polled trades")
+                polls = h.feed.counters()["poll_snapshots"]
+                await until(lambda: h.feed.counters()["poll_snapshots"] >= polls + 2, 5, "polled snapshots")
+                m.pause_after = m.lines + 1500                  # new trades after the first poll
+                m.resume()
+                await until(lambda: all(h.trades[s] for s in SYMS), 8, "polled trades")
                 for s in SYMS:                              # each trade once, in order
                     assert h.trades[s] == sorted(set(h.trades[s]))
+                assert h.state("BTCUSDT") == POLLING
+                await fault(port, "clear")                  # the WebSocket can be established again
                 emu.market.pause()
                 await h.wait_state(LIVE, 15)
                 c = h.feed.counters()

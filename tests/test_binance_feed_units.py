@@ -100,3 +100,11 @@ def test_poller_delivers_each_new_trade_once_oldest_first():
     ids = [e.trade_id for e in got if e != "snap"]
     assert ids == [4, 5, 6]                     # the first poll is history; later trades once each, in id order
     assert got.count("snap") == 4 and p.failures == 1
+
+
+def test_polling_interval_keeps_within_the_weight_budget():
+    from mmcore.venues.binance.feed import polling_interval
+    assert polling_interval("binance_spot", 2, 1.0) == pytest.approx(1.5)
+    assert polling_interval("binance_spot", 10, 1.0) == pytest.approx(7.5)
+    assert polling_interval("binance_usdm", 1, 1.0) == 1.0
+    assert polling_interval("binance_usdm", 10, 1.0) == pytest.approx(6.25)

@@ -12,7 +12,7 @@ States per symbol (``on_state(symbol, state, reason)``, reported on change only)
 - ``LIVE``: every route of the symbol is connected and a snapshot of it has been delivered since it went stale
   (checked when the snapshot is delivered and at every frame of the symbol);
 - ``POLLING``: ``polling_after_failures`` consecutive failed WebSocket connects of a route started the REST poller
-  (counted in ``polling_switches``); the WebSocket is retried in the background and, once every route is up
+  (counted in ``polling_switches``; period :func:`polling_interval`, top 100 levels + recent trades); the WebSocket is retried in the background and, once every route is up
   again, the poller stops (``polling_exits``) and the symbols resync (STALE -> LIVE).
 
 Snapshots: one in flight per symbol (a request while one is in flight is merged into it), at least
@@ -41,6 +41,22 @@ SNAPSHOT_MIN_INTERVAL_S = 0.25
 SNAPSHOT_TIMEOUT_S = 5.0
 #: Recent trades fetched per poll (``limit``; Binance's default 500, max 1000).
 POLL_TRADES_LIMIT = 100
+#: Depth levels per polled snapshot (weight 5 on both markets; 1000 levels would cost 50 / 20).
+POLL_DEPTH_LIMIT = 100
+#: REST weight of one poll of one symbol: depth at POLL_DEPTH_LIMIT + recent trades (spot "Order book" 5 and "Recent
+#: trades list" 25: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints;
+#: USDⓈ-M "Order Book" 5 and "Recent Trades List" 5:
+#: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api).
+POLL_WEIGHT = {SPOT: 5 + 25, "binance_usdm": 5 + 5}
+#: REQUEST_WEIGHT per minute (config/ratelimits.yaml: spot 6000, USDⓈ-M 2400) and the share polling may use.
+WEIGHT_PER_MIN = {SPOT: 6000, "binance_usdm": 2400}
+POLL_WEIGHT_SHARE = 0.4
+
+
+def polling_interval(venue: str, n_symbols: int, configured_s: float) -> float:
+    """The polling period (s): ``polling_interval_s``, lengthened so that polling every symbol uses at most
+    POLL_WEIGHT_SHARE of the venue's request weight per minute (spot, 2 symbols: 1.5 s; 10 symbols: 7.5 s)."""
+    return max(configured_s, n_symbols * POLL_WEIGHT[venue] * 60.0 / (POLL_WEIGHT_SHARE * WEIGHT_PER_MIN[venue]))
 
 
 @dataclass(frozen=True)
@@ -135,8 +151,9 @@ class BinanceFeed:
         self._last_snapshot = {sym: 0.0 for sym in self.symbols}
         self._session = None
         self._closed = False
+        self.poll_interval_s = polling_interval(venue, len(self.symbols), s.polling_interval_s)
         self.poller = RestPoller(self.symbols, self._poll_depth, self._poll_trades, self._deliver_polled,
-                                 s.polling_interval_s)
+                                 self.poll_interval_s)
         self.snapshots = self.snapshots_ws = self.snapshots_rest = self.snapshot_failures = 0
         self.polling_switches = self.polling_exits = 0
         self.stale_reports = 0
@@ -234,7 +251,7 @@ class BinanceFeed:
         if failures >= self.settings.polling_after_failures and not self.poller.running and not self._closed:
             self.polling_switches += 1
             log.warning("%s: %d WebSocket connects failed in a row on %s; REST polling takes over every %g s",
-                        self.venue, failures, conn.name, self.settings.polling_interval_s)
+                        self.venue, failures, conn.name, self.poll_interval_s)
             for sym in self.symbols:
                 self._set(sym, POLLING, f"{failures} failed WebSocket connects")
             self.poller.start()
@@ -256,9 +273,10 @@ class BinanceFeed:
         self.snapshots_rest += 1
         return snap
 
-    async def rest_snapshot(self, sym: str):
+    async def rest_snapshot(self, sym: str, limit: int | None = None):
+        limit = limit or self.settings.snapshot_limit
         ts, body = await rest_json(self._session, self.urls.rest_url(DEPTH_PATH[self.venue]),
-                                   {"symbol": sym, "limit": str(self.settings.snapshot_limit)}, SNAPSHOT_TIMEOUT_S)
+                                   {"symbol": sym, "limit": str(limit)}, SNAPSHOT_TIMEOUT_S)
         return self.decoders[sym].snapshot_from(ts, body)
 
     async def _snapshot(self, sym: str) -> None:
@@ -287,7 +305,7 @@ class BinanceFeed:
 
     # --- polling ---
     async def _poll_depth(self, sym: str):
-        return await self.rest_snapshot(sym)
+        return await self.rest_snapshot(sym, POLL_DEPTH_LIMIT)
 
     async def _poll_trades(self, sym: str):
         ts, body = await rest_json(self._session, self.urls.rest_url(TRADES_PATH[self.venue]),
