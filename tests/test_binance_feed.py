@@ -239,3 +239,27 @@ def test_pings_answered_and_close_echoed(tmp_path):
             finally:
                 await h.feed.close()
     asyncio.run(scenario())
+
+
+def test_rate_limited_snapshot_waits_for_retry_after(tmp_path):
+    market = "binance_spot"
+
+    async def scenario():
+        async with running(data(market, tmp_path), tmp_path, start="paused") as (emu, port):
+            h = Harness(market, SYMS, port, depth_stream=depth_for(market))
+            await h.feed.start()
+            try:
+                await h.checkpoint(emu, 600)
+                await h.wait_state(LIVE, 5)
+                c0 = h.feed.counters()
+                await fault(port, "rate_limited", target="all", count=2, retry_after=1)
+                t0 = asyncio.get_running_loop().time()
+                h.feed.request_snapshot("BTCUSDT")
+                await h.wait_state(LIVE, 5)
+                waited = asyncio.get_running_loop().time() - t0
+                c = h.feed.counters()
+                assert c["snapshot_failures"] == c0["snapshot_failures"] + 1      # WS API 429 then REST 429
+                assert c["snapshots"] == c0["snapshots"] + 1 and waited >= 0.9    # one round later, Retry-After
+            finally:
+                await h.feed.close()
+    asyncio.run(scenario())

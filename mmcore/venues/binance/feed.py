@@ -17,7 +17,8 @@ States per symbol (``on_state(symbol, state, reason)``, reported on change only)
 
 Snapshots: one in flight per symbol (a request while one is in flight is merged into it), at least
 :data:`SNAPSHOT_MIN_INTERVAL_S` between two of a symbol; WebSocket API first, REST on any failure, retried with
-backoff until one succeeds (each failed round counted in ``snapshot_failures``).
+backoff until one succeeds (each failed round counted in ``snapshot_failures``); a 429 / 418 answer's
+Retry-After (REST header, WS API ``retryAfter``) is waited out before the next round (at most 300 s).
 """
 from __future__ import annotations
 
@@ -258,18 +259,26 @@ class BinanceFeed:
 
     # --- snapshots ---
     async def fetch_snapshot(self, sym: str):
-        """A DepthSnapshot of ``sym``: WebSocket API ``depth`` first, REST on failure. Raises SnapshotError or
-        MalformedLine (both failed)."""
+        """A DepthSnapshot of ``sym``: WebSocket API ``depth`` first, REST on failure (and not while the WebSocket
+        API asked to wait: 429/418). Raises SnapshotError or MalformedLine (both failed); a SnapshotError's
+        ``retry_after_s`` is the longest wait the venue asked for."""
         dec = self.decoders[sym]
         limit = self.settings.snapshot_limit
+        ws_wait = None
         try:
             ts, result = await ws_api_depth(self.ws_api, sym, limit, SNAPSHOT_TIMEOUT_S)
             snap = dec.snapshot_from(ts, result)
             self.snapshots_ws += 1
             return snap
         except (SnapshotError, MalformedLine) as exc:
+            ws_wait = getattr(exc, "retry_after_s", None)
             log.info("%s %s: WS API depth failed (%s); REST fallback", self.venue, sym, exc)
-        snap = await self.rest_snapshot(sym)
+        try:
+            snap = await self.rest_snapshot(sym)
+        except SnapshotError as exc:
+            if ws_wait is not None and (exc.retry_after_s or 0) < ws_wait:
+                exc.retry_after_s = ws_wait
+            raise
         self.snapshots_rest += 1
         return snap
 
@@ -294,7 +303,11 @@ class BinanceFeed:
             except (SnapshotError, MalformedLine) as exc:
                 failures += 1
                 self.snapshot_failures += 1
-                log.warning("%s %s: snapshot failed (%d in a row): %s", self.venue, sym, failures, exc)
+                ra = getattr(exc, "retry_after_s", None)
+                log.warning("%s %s: snapshot failed (%d in a row)%s: %s", self.venue, sym, failures,
+                            f", retry after {ra:g} s" if ra else "", exc)
+                if ra:
+                    self._last_snapshot[sym] = time.monotonic() + ra - SNAPSHOT_MIN_INTERVAL_S
                 continue
             self.snapshots += 1
             self._resynced[sym] = True

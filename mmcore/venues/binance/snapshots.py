@@ -30,7 +30,31 @@ MAX_BODY_BYTES = 4 << 20
 
 
 class SnapshotError(RuntimeError):
-    """A snapshot request that did not give a depth result (the message says why)."""
+    """A snapshot request that did not give a depth result (the message says why). ``retry_after_s``: how long
+    Binance asked the client to wait (429 / 418: REST ``Retry-After`` header in seconds, WS API
+    ``error.data.retryAfter`` in ms since the epoch; "General API Information", LIMITS), else None."""
+
+    def __init__(self, msg: str, retry_after_s: float | None = None):
+        super().__init__(msg)
+        self.retry_after_s = retry_after_s
+
+
+#: Longest wait honoured from a Retry-After (s): a longer one (an IP ban) is capped and retried then.
+MAX_RETRY_AFTER_S = 300.0
+
+
+def _retry_after_header(v) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return min(max(x, 0.0), MAX_RETRY_AFTER_S) if x == x else None
+
+
+def _retry_after_ms_epoch(v) -> float | None:
+    if type(v) is not int:
+        return None
+    return min(max((v - time.time_ns() // 1_000_000) / 1000.0, 0.0), MAX_RETRY_AFTER_S)
 
 
 class _ApiListener(WSListener):
@@ -135,7 +159,10 @@ async def ws_api_depth(client: WsApiClient, symbol: str, limit: int, timeout: fl
     status = msg.get("status")
     if status != 200:
         err = msg.get("error")
-        raise SnapshotError(f"WS API depth {symbol}: status {str(status)[:10]} {str(err)[:160]}")
+        ra = None
+        if status in (418, 429) and type(err) is dict and type(err.get("data")) is dict:
+            ra = _retry_after_ms_epoch(err["data"].get("retryAfter"))
+        raise SnapshotError(f"WS API depth {symbol}: status {str(status)[:10]} {str(err)[:160]}", ra)
     return ts, msg.get("result")
 
 
@@ -149,7 +176,8 @@ async def rest_json(session, url: str, params: dict, timeout: float = 5.0):
             if len(body) > MAX_BODY_BYTES:
                 raise SnapshotError(f"GET {url}: body longer than {MAX_BODY_BYTES} bytes")
             if resp.status != 200:
-                raise SnapshotError(f"GET {url}: HTTP {resp.status} {body[:160]!r}")
+                ra = _retry_after_header(resp.headers.get("Retry-After")) if resp.status in (418, 429) else None
+                raise SnapshotError(f"GET {url}: HTTP {resp.status} {body[:160]!r}", ra)
     except SnapshotError:
         raise
     except asyncio.TimeoutError:
