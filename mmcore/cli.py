@@ -1,4 +1,4 @@
-"""Command line: ``python -m mmcore run | backtest | book | markets | emulate``.
+"""Command line: ``python -m mmcore run | backtest | book | markets | emulate | record``.
 
 Exit codes (one ``error:`` / ``config error:`` line on stderr naming the field or file, never a traceback):
 
@@ -228,6 +228,45 @@ def cmd_markets(args) -> int:
     return 0
 
 
+def cmd_record(args) -> int:
+    """Record live market data (see :mod:`mmcore.venues.binance.record`)."""
+    from mmcore.config import _opt_url, _symbols
+    from mmcore.instruments import load_instrument
+    from mmcore.venues.binance.feed import FeedSettings
+    from mmcore.venues.binance.record import Recorder, output_paths
+    config = _load(args)
+    try:
+        symbols = _symbols(args.symbols)
+    except TypeError:
+        raise ValueError(f"--symbols {args.symbols[:80]!r}: a comma-separated list of 1-10 distinct exchange "
+                         f"symbols such as BTCUSDT,ETHUSDT (A-Z, 0-9)") from None
+    try:
+        endpoint = _opt_url(args.endpoint) if args.endpoint else config.get("venue.endpoint")
+    except TypeError:
+        raise ValueError(f"--endpoint {args.endpoint[:80]!r}: must be http(s)://HOST:PORT without a path") from None
+    if args.duration is not None and not 0 < args.duration <= 30 * 86400:
+        raise ValueError(f"--duration {args.duration}: must be in (0, 2592000] seconds")
+    if not 1 <= args.snapshot_every <= 86400:
+        raise ValueError(f"--snapshot-every {args.snapshot_every}: must be in [1, 86400] seconds")
+    table = config.get("venue.markets_file")
+    instruments = {s: load_instrument(args.venue, s, config.resolve_path(table) if table else None) for s in symbols}
+    settings = FeedSettings.from_config(config, endpoint=endpoint)
+    rec = Recorder(args.venue, symbols, instruments, settings, output_paths(args.out, args.venue, symbols),
+                   args.snapshot_every)
+
+    async def go():
+        stop = asyncio.Event()
+        _install_stop_handlers(asyncio.get_running_loop(), stop.set)
+        return await rec.run(args.duration, stop)
+    res = _run_loop(go())
+    for s in symbols:
+        print(f"{s}: {res['lines'][s]} lines ({res['snapshots'][s]} snapshots) -> {res['files'][s]}")
+    c = res["feed"]
+    print(f"frames {c['frames']}, malformed {c['malformed']}, reconnects {c['reconnects']}, "
+          f"not written {res['skipped']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmcore", description="Low-latency market-making engine (replay mode).")
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO lines (default: warnings only)")
@@ -272,6 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "(its mmcore entries are kept for symbols it already has)")
     mk.add_argument("--endpoint", help="http://HOST:PORT instead of Binance's REST host (e.g. the emulator)")
     mk.add_argument("--timeout", type=float, default=10.0, help="request timeout, seconds (default: %(default)s)")
+    rc = sub.add_parser("record", help="record live streams + REST snapshots in the bundled recordings' format")
+    rc.add_argument("--venue", required=True, choices=("binance_spot", "binance_usdm"))
+    rc.add_argument("--symbols", required=True, help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
+    rc.add_argument("--out", required=True, help="FILE.gz (one symbol), or a directory / a pattern with {symbol} "
+                    "(one gzip file per symbol)")
+    rc.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGINT/SIGTERM)")
+    rc.add_argument("--endpoint", help="http://HOST:PORT instead of Binance's hosts (e.g. the emulator)")
+    rc.add_argument("--snapshot-every", type=float, default=600.0,
+                    help="seconds between REST snapshots per symbol (default: %(default)s)")
+    rc.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
+    rc.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     from mmcore.sim.emulator.options import add_arguments as _emulate_arguments   # argparse only, no aiohttp
     _emulate_arguments(sub.add_parser("emulate", help="Binance-compatible exchange emulator on 127.0.0.1 "
                                                       "replaying recordings (REST, streams, WebSocket API)"),
@@ -285,7 +335,8 @@ def main(argv=None) -> int:
         from mmcore.sim.emulator.app import run as run_emulator
         return run_emulator(args)
     _setup_logging(args.verbose)
-    handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book, "markets": cmd_markets}
+    handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book, "markets": cmd_markets,
+                "record": cmd_record}
     for name in ("config", "data", "out", "journal"):
         if getattr(args, name, None) == "":
             print(f"error: --{name}: empty path", file=sys.stderr)

@@ -6,7 +6,13 @@ Messages and fields (Binance docs):
   and https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Diff-Book-Depth-Streams
 - ``trade`` ``E t p q m`` (``m``: the buyer is the maker, i.e. the aggressor sold):
   https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#trade-streams
+- ``aggTrade`` ``E a p q m`` (decoded as a Trade whose ``trade_id`` is the aggregate id ``a``):
+  https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#aggregate-trade-streams and
+  https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Aggregate-Trade-Streams
 - ``bookTicker`` ``u b B a A`` (spot frames carry no ``e``/``E``)
+- WebSocket API ``depth`` answer ``result`` ``lastUpdateId bids asks`` (:meth:`BinanceLineDecoder.snapshot_from`):
+  https://developers.binance.com/docs/binance-spot-api-docs/websocket-api/market-data-requests#order-book and
+  https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/websocket-api
 - REST depth snapshot ``lastUpdateId bids asks``: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#order-book
 
 The JSON itself is parsed by orjson; this module only walks the resulting dicts with typed access and
@@ -151,6 +157,58 @@ cdef class BinanceLineDecoder:
         except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise MalformedLine(str(exc)) from None
 
+    cpdef object decode_frame(self, int64_t ts_local_ns, bytes payload):
+        """Decode one frame as received on a combined stream (``{"stream": ..., "data": {...}}``, no timestamp
+        prefix); ``ts_local_ns`` is the local receive time (ns). Same results, bounds and errors as
+        :meth:`decode`: an event, None (another symbol or stream), or MalformedLine for anything else (never
+        another exception for any ``bytes``)."""
+        if payload is None:
+            raise MalformedLine("no frame (None)")
+        try:
+            msg = _loads(payload)
+        except _JSONDecodeError as exc:
+            raise MalformedLine(f"invalid JSON: {exc}") from None
+        if type(msg) is not dict:
+            raise MalformedLine("JSON is not an object")
+        return self.event_of(<dict>msg, ts_local_ns)
+
+    cpdef object event_of(self, dict msg, int64_t ts_local_ns):
+        """The event of an already parsed message (a combined-stream frame or a bare REST snapshot), for a
+        router that parses each frame once (:class:`mmcore.venues.binance.router.BinanceFrameRouter`).
+        Returns an event or None; raises MalformedLine (only) as :meth:`decode` does."""
+        if msg is None:
+            raise MalformedLine("no message (None)")
+        try:
+            return self._event(msg, ts_local_ns)
+        except KeyError as exc:
+            raise MalformedLine(f"missing field {exc.args[0]!r}") from None
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise MalformedLine(str(exc)) from None
+
+    cpdef object snapshot_from(self, int64_t ts_local_ns, object result):
+        """A DepthSnapshot from a depth answer: the WebSocket API ``depth`` answer's ``result`` or the REST
+        ``/api/v3/depth`` / ``/fapi/v1/depth`` body (``lastUpdateId``, ``bids``, ``asks``; USDⓈ-M adds ``E``).
+        Bounds as in the module docstring; raises MalformedLine (only) for anything else, e.g. a result that
+        is not an object or lacks ``lastUpdateId``."""
+        cdef DepthSnapshot s
+        if type(result) is not dict:
+            raise MalformedLine("depth result is not an object")
+        try:
+            if "lastUpdateId" not in result:
+                raise KeyError("lastUpdateId")
+            if type(result["bids"]) is not list or type(result["asks"]) is not list:
+                raise TypeError("depth 'bids' / 'asks' are not lists")
+            s = DepthSnapshot.__new__(DepthSnapshot)
+            s.ts_local_ns = ts_local_ns
+            s.ts_event_ns = _ms(result.get("E"))
+            s.last_update_id = _id(result["lastUpdateId"], "lastUpdateId")
+            s._fill(self.grid, result["bids"], result["asks"])
+            return s
+        except KeyError as exc:
+            raise MalformedLine(f"missing field {exc.args[0]!r}") from None
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise MalformedLine(str(exc)) from None
+
     cdef object _event(self, dict msg, int64_t ts):
         cdef object data_obj = msg.get("data")
         cdef dict data
@@ -186,11 +244,11 @@ cdef class BinanceLineDecoder:
             d.prev_final_update_id = -1 if pu is None else _id(pu, "pu")
             d._fill(self.grid, data["b"], data["a"])
             return d
-        if e == "trade":
+        if e == "trade" or e == "aggTrade":
             t = Trade.__new__(Trade)
             t.ts_local_ns = ts
             t.ts_event_ns = _ms(data["E"])
-            t.trade_id = _id(data["t"], "t")
+            t.trade_id = _id(data["t"], "t") if e == "trade" else _id(data["a"], "a")
             g = self.grid
             t.price = g.check_price(units_from_str(data["p"], g.price, "trade 'p'"), "trade 'p'")
             t.qty = g.check_qty(units_from_str(data["q"], g.qty, "trade 'q'"), "trade 'q'", True)
@@ -214,3 +272,45 @@ cdef class BinanceLineDecoder:
             k.ask_qty = g.check_qty(units_from_str(data["A"], g.qty, "bookTicker 'A'"), "bookTicker 'A'", False)
             return k
         return None
+
+
+cdef class FrameRouter:
+    """Compiled core of :class:`mmcore.venues.binance.router.BinanceFrameRouter`: ``route(ts_local_ns, payload)
+    -> (symbol, event) | None`` over ``{symbol: BinanceLineDecoder}``, parsing the JSON once (orjson) and
+    dispatching by ``data["s"]``. None for a well-formed frame without a used event (symbol not routed, stream
+    not decoded, control answer); MalformedLine (only) for anything else."""
+
+    def __init__(self, dict decoders):
+        for k, v in decoders.items():
+            if type(k) is not str or not isinstance(v, BinanceLineDecoder):
+                raise TypeError("decoders must be {symbol: BinanceLineDecoder}")
+        self.decoders = dict(decoders)
+
+    cpdef object route(self, int64_t ts_local_ns, object payload):
+        cdef object msg, data_obj, sym, dec, ev
+        try:
+            msg = _loads(payload)
+        except _JSONDecodeError as exc:
+            raise MalformedLine(f"invalid JSON: {exc}") from None
+        except TypeError:
+            raise MalformedLine("frame is not bytes") from None
+        if type(msg) is not dict:
+            raise MalformedLine("JSON is not an object")
+        data_obj = (<dict>msg).get("data")
+        if data_obj is None:
+            return None
+        if type(data_obj) is not dict:
+            raise MalformedLine("'data' is not an object")
+        sym = (<dict>data_obj).get("s")
+        if type(sym) is not str:
+            return None
+        dec = self.decoders.get(sym)
+        if dec is None:
+            return None
+        try:
+            ev = (<BinanceLineDecoder>dec)._event(<dict>msg, ts_local_ns)
+        except KeyError as exc:
+            raise MalformedLine(f"missing field {exc.args[0]!r}") from None
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise MalformedLine(str(exc)) from None
+        return None if ev is None else (sym, ev)

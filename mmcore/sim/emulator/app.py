@@ -216,6 +216,26 @@ class Emulator:
             raise err(INTERNAL, 503)
         return sm.snapshot(limit)
 
+    def recent_trades_answer(self, p: Params) -> list:
+        """REST recent trades (spot ``GET /api/v3/trades``, USDⓈ-M ``GET /fapi/v1/trades``; ``limit`` default 500,
+        max 1000), oldest first, from the trades replayed so far: ``id price qty quoteQty time isBuyerMaker``
+        (+ ``isBestMatch`` on spot)."""
+        from decimal import Decimal
+        sym = self.trading.symbol(p)
+        spot = self.settings.market == SPOT
+        limit = p.int("limit", lo=1, hi=1000) or 500
+        sm = self.market.symbols[sym]
+        inst = sm.instrument
+        out = []
+        for t in list(sm.recent_trades)[-limit:]:
+            px, q = inst.format_price(t.price), inst.format_qty(t.qty)
+            d = {"id": t.trade_id, "price": px, "qty": q, "quoteQty": str(Decimal(px) * Decimal(q)),
+                 "time": t.ts_event_ns // 1_000_000, "isBuyerMaker": t.side < 0}
+            if spot:
+                d["isBestMatch"] = True
+            out.append(d)
+        return out
+
     def account_state(self, acc) -> dict:
         from mmcore.sim.emulator import formats
         out = {"account": acc.name, "apiKey": acc.api_key, "market": self.settings.market}

@@ -58,6 +58,7 @@ log = logging.getLogger("mmcore.sim.emulator.market")
 MAX_WARNINGS = 20
 MAX_TS_JUMP_NS = 3_600_000_000_000
 PREROLL_MAX_NS = 120_000_000_000
+RECENT_TRADES = 1000             # trades kept per symbol for REST GET /api/v3/trades, /fapi/v1/trades
 LOOKAHEAD_MAX_LINES = 50_000      # lines read ahead to find a symbol's next diff (USDⓈ-M snapshot id)
 YIELD_EVERY = 64
 USDM_DERIVED = (("depth@100ms", 100), ("depth", 250), ("depth@500ms", 500))
@@ -289,6 +290,7 @@ class SymbolMarket:
         self.fresh = False               # a snapshot was loaded and no diff applied since
         self.bridged = 0
         self.last_trade_price = 0
+        self.recent_trades: deque = deque(maxlen=RECENT_TRADES)   # REST recent trades (GET .../trades)
 
     def apply_diff(self, d: DepthDiff) -> None:
         """Apply ``d`` to the book; a diff that does not chain is applied on top anyway (counted, logged)."""
@@ -457,6 +459,8 @@ class Market:
         t = type(ev)
         if t is Trade:
             sm.last_trade_price = ev.price
+            if publish is not None:
+                sm.recent_trades.append(ev)
             self.on_trade(sm, ev)
         elif t is DepthDiff:
             sm.apply_diff(ev)

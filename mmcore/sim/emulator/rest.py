@@ -1,10 +1,10 @@
 """REST endpoints under Binance's own paths (research notes /work/research/binance_wire.md §5, §7.3; ccxt's calls
 [CCXT:binance.py] as listed in §7.3).
 
-Spot ``/api/v3``: ``ping``, ``time``, ``exchangeInfo``, ``depth`` (NONE); ``order`` POST / DELETE / GET,
+Spot ``/api/v3``: ``ping``, ``time``, ``exchangeInfo``, ``depth``, ``trades`` (NONE); ``order`` POST / DELETE / GET,
 ``order/cancelReplace`` POST, ``openOrders`` GET / DELETE, ``myTrades``, ``account`` (SIGNED);
 ``userDataStream`` answers 410 (spot listenKeys were discontinued, [S-CL-WEB][MAXT]).
-USDⓈ-M ``/fapi``: ``v1/ping``, ``v1/time``, ``v1/exchangeInfo``, ``v1/depth`` (NONE); ``v1/order`` POST / PUT
+USDⓈ-M ``/fapi``: ``v1/ping``, ``v1/time``, ``v1/exchangeInfo``, ``v1/depth``, ``v1/trades`` (NONE); ``v1/order`` POST / PUT
 (modify) / DELETE / GET, ``v1/openOrders``, ``v1/openOrder``, ``v1/allOpenOrders`` DELETE, ``v1/userTrades``,
 ``v2/account``, ``v3/account``, ``v2/balance``, ``v3/balance`` (SIGNED); ``v1/listenKey`` POST / PUT / DELETE
 (USER_STREAM: ``X-MBX-APIKEY`` header only).
@@ -52,6 +52,7 @@ class Rest:
             add(app, "GET", pre + "/time", NONE, "time", lambda a, p: {"serverTime": time.time_ns() // 1_000_000})
             add(app, "GET", pre + "/exchangeInfo", NONE, "exchangeInfo", lambda a, p: emu.exchange_info_answer(p))
             add(app, "GET", pre + "/depth", NONE, "depth", lambda a, p: emu.depth_answer(p))
+            add(app, "GET", pre + "/trades", NONE, "trades", lambda a, p: emu.recent_trades_answer(p))
             add(app, "POST", pre + "/order", SIGNED, "order.place", lambda a, p: t.place(a, p), orders=True)
             add(app, "DELETE", pre + "/order", SIGNED, "order.cancel", lambda a, p: t.cancel(a, p))
             add(app, "GET", pre + "/order", SIGNED, "order.status", lambda a, p: t.status(a, p))
@@ -69,6 +70,7 @@ class Rest:
             add(app, "GET", v1 + "/time", NONE, "time", lambda a, p: {"serverTime": time.time_ns() // 1_000_000})
             add(app, "GET", v1 + "/exchangeInfo", NONE, "exchangeInfo", lambda a, p: emu.exchange_info_answer(p))
             add(app, "GET", v1 + "/depth", NONE, "depth", lambda a, p: emu.depth_answer(p))
+            add(app, "GET", v1 + "/trades", NONE, "trades", lambda a, p: emu.recent_trades_answer(p))
             add(app, "POST", v1 + "/order", SIGNED, "order.place", lambda a, p: t.place(a, p), orders=True)
             add(app, "PUT", v1 + "/order", SIGNED, "order.modify", lambda a, p: t.modify(a, p), orders=True)
             add(app, "DELETE", v1 + "/order", SIGNED, "order.cancel", lambda a, p: t.cancel(a, p))
