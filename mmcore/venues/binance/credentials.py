@@ -62,19 +62,26 @@ class Credentials:
     """An API key and its signer (HMAC or Ed25519). ``api_key`` is public-ish (sent with requests); the signer
     holds the secret. ``kind``: ``"hmac"`` or ``"ed25519"``."""
 
-    __slots__ = ("api_key", "signer", "kind")
+    __slots__ = ("api_key", "signer", "kind", "_secret")
 
-    def __init__(self, api_key: str, signer):
+    def __init__(self, api_key: str, signer, _secret: str | None = None):
         if not isinstance(api_key, str) or not api_key or not api_key.isascii() or any(c.isspace() for c in api_key):
             raise CredentialsError(f"{KEY_VAR}: expected a non-empty ASCII string without spaces")
         self.api_key = api_key
         self.signer = signer
         self.kind = signer.kind
+        self._secret = _secret
+
+    def secret_for_ccxt(self) -> str:
+        """The HMAC secret, for handing to ccxt (the REST fallback) only. Raises ValueError for Ed25519 keys."""
+        if self._secret is None:
+            raise ValueError("the ccxt path needs an HMAC key (BINANCE_API_SECRET)")
+        return self._secret
 
     @classmethod
     def hmac(cls, api_key: str, secret: str) -> "Credentials":
         try:
-            return cls(api_key, HmacSigner(secret))
+            return cls(api_key, HmacSigner(secret), secret)
         except (ValueError, UnicodeEncodeError):
             raise CredentialsError(f"{SECRET_VAR}: expected a non-empty ASCII string") from None
 
