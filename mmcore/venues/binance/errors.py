@@ -97,10 +97,10 @@ def classify_error(status: int, code: int | None, msg: str | None, is_order_requ
     if out is Outcome.OK:
         return ErrorOutcome(Action.OK, status, code, reason, "")
     tag = f"BINANCE:{code}" if code is not None else f"HTTP:{status}"
+    if out is Outcome.BANNED:                    # before the codes: a 418 carries -1003 too
+        return ErrorOutcome(Action.BANNED, status, code, reason, "BANNED")
     if out is Outcome.RATE_LIMITED or code in RATE_CODES:
         return ErrorOutcome(Action.RATE_LIMITED, status, code, reason, "RATE_LIMITED")
-    if out is Outcome.BANNED:
-        return ErrorOutcome(Action.BANNED, status, code, reason, "BANNED")
     if code in FATAL_CODES:
         return ErrorOutcome(Action.FATAL, status, code, reason, "AUTH")
     if out is Outcome.UNKNOWN_STATUS:

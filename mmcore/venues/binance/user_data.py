@@ -41,7 +41,7 @@ from typing import Awaitable, Callable
 import orjson
 from picows import WSError, WSListener, WSMsgType, ws_connect
 
-from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled, OrderRejected,
+from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired, OrderFilled, OrderRejected,
                               VenueOrder)
 from mmcore.venues.loopback import INT64_MAX, MAX_ID_LEN, MalformedMessage, QueryError
 from mmcore.venues.ratelimit import sanitize_message
@@ -253,6 +253,8 @@ class Dedupe:
             if coid in self.final or not self.accepted.add(coid):
                 self.duplicates += 1
                 return []
+            return [rep]
+        if t is OrderCancelRejected:                 # not a state the order reaches: always delivered
             return [rep]
         if not self.final.add(coid):
             self.duplicates += 1
