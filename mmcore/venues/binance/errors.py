@@ -84,16 +84,20 @@ class ErrorOutcome:
     report_code: str
 
 
-def classify_error(status: int, code: int | None, msg: str | None, is_order_request: bool) -> ErrorOutcome:
+def classify_error(status: int, code: int | None, msg: str | None, is_order_request: bool,
+                   usdm_503_rule: bool = False) -> ErrorOutcome:
     """Classify one answer (see the module table). ``status``: the HTTP / WS API status (100..599; anything else
     is treated as 500); ``code``/``msg``: the error body's fields (None when absent); ``is_order_request``: order
-    placement / cancel (a 5XX is then UNKNOWN_STATUS, else TRANSIENT). Never raises."""
+    placement / cancel (a 5XX is then UNKNOWN_STATUS, else TRANSIENT); ``usdm_503_rule``: apply USDⓈ-M's
+    "503 with these messages failed for sure" rule (general-info page; spot documents every 5XX as unknown).
+    Never raises."""
     if type(status) is not int or not 100 <= status <= 599:
         status = 500
     if type(code) is not int:
         code = None
     reason = sanitize_message(msg)
-    out = classify(status, code, is_order_request, message=msg if isinstance(msg, str) else None)
+    out = classify(status, code, is_order_request,
+                   message=msg if isinstance(msg, str) and usdm_503_rule else None)
     if out is Outcome.OK:
         return ErrorOutcome(Action.OK, status, code, reason, "")
     tag = f"BINANCE:{code}" if code is not None else f"HTTP:{status}"

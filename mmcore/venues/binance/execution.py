@@ -482,7 +482,8 @@ class BinanceExecution:
                            recv_window_ms=s.recv_window_ms, timeout_s=s.timeout_s,
                            on_event=self._on_user_event if self.spot else None, on_open=self._on_open,
                            on_lost=self._on_lost, backoff_initial_s=s.reconnect_initial_s,
-                           backoff_max_s=s.reconnect_max_s, resync_min_interval_s=s.resync_min_interval_s)
+                           backoff_max_s=s.reconnect_max_s, resync_min_interval_s=s.resync_min_interval_s,
+                           usdm_503_rule=not self.spot)
         self.rest = BinanceRest(venue, credentials, self.limiter, rest_base(venue, s.testnet, endpoint),
                                 recv_window_ms=s.recv_window_ms, timeout_s=s.timeout_s,
                                 offset_ms=lambda: self.wsapi.offset_ms)

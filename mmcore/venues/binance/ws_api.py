@@ -151,7 +151,8 @@ class WsApi:
     def __init__(self, url: str, credentials, limiter, *, recv_window_ms: int = 5000, timeout_s: float = 10.0,
                  on_event: Callable[[dict], None] | None = None,
                  on_open: Callable[[], Awaitable[None]] | None = None, on_lost: Callable[[], None] | None = None,
-                 backoff_initial_s: float = 0.2, backoff_max_s: float = 30.0, resync_min_interval_s: float = 5.0):
+                 backoff_initial_s: float = 0.2, backoff_max_s: float = 30.0, resync_min_interval_s: float = 5.0,
+                 usdm_503_rule: bool = False):
         if not 0 < int(recv_window_ms) <= 60000:
             raise ValueError(f"recv_window_ms = {recv_window_ms}: must be in (0, 60000]")
         self.url = url
@@ -167,6 +168,7 @@ class WsApi:
         self.on_lost = on_lost
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.resync_min_interval_s = resync_min_interval_s
+        self.usdm_503_rule = usdm_503_rule
         self.connected = False
         self.fatal: ErrorOutcome | None = None
         self.offset_ms = 0
@@ -292,7 +294,8 @@ class WsApi:
         err = msg.get("error")
         code = err.get("code") if isinstance(err, dict) else None
         text = err.get("msg") if isinstance(err, dict) else None
-        return classify_error(msg.get("status"), code, text if isinstance(text, str) else None, is_order)
+        return classify_error(msg.get("status"), code, text if isinstance(text, str) else None, is_order,
+                              self.usdm_503_rule)
 
     # --- connection ---
     async def connect(self) -> None:
