@@ -49,6 +49,7 @@ from mmcore.venues.ratelimit import ExchangeCallError, RateLimiter, sanitize_mes
 log = logging.getLogger("mmcore.binance.execution")
 
 COID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+_COID_MATCH = COID_RE.match
 PRIVATE_URLS = {False: "wss://fstream.binance.com/private/ws", True: "wss://fstream.binancefuture.com/private/ws"}
 MAX_WARNINGS = 20
 MAX_TRADE_PAGES = 20
@@ -129,6 +130,8 @@ class BinanceExecutionClient:
         self._qd, qm = _grid(inst.lot_size)
         self._qm, self._qp10 = qm, 10 ** self._qd
         self._max_px, self._max_qty = inst.max_price_ticks, inst.max_order_lots
+        self._px_cache: dict = {}                   # ticks -> price string (quotes repeat prices)
+        self._qty_cache: dict = {}
         api = owner.wsapi
         key, rw = api.api_key, api.recv_window_ms
         # order.place, sorted signature payload: apiKey, newClientOrderId, newOrderRespType, price, quantity,
@@ -158,14 +161,25 @@ class BinanceExecutionClient:
         nothing for venue trouble: refusals come back as OrderRejected."""
         api = self.owner.wsapi
         now = time.time_ns()
-        why = api.refusal("new_order", now)
-        if why is not None or not COID_RE.match(coid) or side not in (1, -1) or \
-                not 0 < price <= self._max_px or not 0 < qty <= self._max_qty:
-            self._refused(coid, why or "BAD_ORDER", now)
+        # fast check (fatal key, connection, the limiter's order budget and blocks); the reason only when refused
+        if api._unnoted:
+            api.flush_notes()
+        if api.fatal is not None or api._send is None or not api.limiter.can_send_order(now) or \
+                not _COID_MATCH(coid) or side not in (1, -1) or not 0 < price <= self._max_px or \
+                not 0 < qty <= self._max_qty:
+            self._refused(coid, api.refusal("new_order", now) or "BAD_ORDER", now)
             return
         rid = api.next_id()
-        px = _fixed(price * self._pm, self._pd, self._pp10)
-        q = _fixed(qty * self._qm, self._qd, self._qp10)
+        px = self._px_cache.get(price)
+        if px is None:
+            px = self._px_cache[price] = _fixed(price * self._pm, self._pd, self._pp10)
+            if len(self._px_cache) > 4096:
+                self._px_cache.clear()
+        q = self._qty_cache.get(qty)
+        if q is None:
+            q = self._qty_cache[qty] = _fixed(qty * self._qm, self._qd, self._qp10)
+            if len(self._qty_cache) > 256:
+                self._qty_cache.clear()
         s = "BUY" if side > 0 else "SELL"
         ts = now // 1_000_000 + api.offset_ms
         p3 = self._p3[post_only]

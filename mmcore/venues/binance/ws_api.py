@@ -186,6 +186,9 @@ class WsApi:
         self._last_resync = 0.0
         self._sweeper: asyncio.Task | None = None
         self._rng = random.Random()
+        self._unnoted: list = []
+        self._flush_scheduled = False
+        self._loop = None
 
     # --- hot path ---
     def next_id(self) -> int:
@@ -198,6 +201,8 @@ class WsApi:
     def refusal(self, endpoint: str, ts_ns: int) -> str | None:
         """Why ``endpoint`` may not be sent now (``"AUTH"``, ``"NOT_CONNECTED"``, ``"BANNED"``, ``"RATE_LIMITED"``,
         a local budget ``"ORDERS 10S"``), or None. Does not count the request."""
+        if self._unnoted:
+            self.flush_notes()
         if self.fatal is not None:
             return "AUTH"
         if self._send is None:
@@ -216,8 +221,22 @@ class WsApi:
             raise ConnectionError("WebSocket API not connected")
         self._pending[rid] = [method, handler, ts_ns + self.timeout_ns]
         send(WSMsgType.TEXT, data)
-        self.limiter.note_sent(endpoint, ts_ns)
+        # counted in the limiter right after this loop iteration (off the frame -> bytes-written path); a
+        # request sent before that flushes the count first (flush_notes), so every check sees every send
+        self._unnoted.append((endpoint, ts_ns))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush_notes)
         self.counters["requests"] += 1
+
+    def flush_notes(self) -> None:
+        """Count the requests sent but not yet counted in the limiter."""
+        self._flush_scheduled = False
+        if self._unnoted:
+            notes, self._unnoted = self._unnoted, []
+            note = self.limiter.note_sent
+            for ep, ts in notes:
+                note(ep, ts)
 
     # --- generic requests ---
     def signed_params(self, params: dict) -> dict:
@@ -234,6 +253,8 @@ class WsApi:
         """Send one request (``signed``: SIGNED; ``api_key``: USER_STREAM, the key only); ``handler(answer|None)``.
         Returns its id. Raises ConnectionError (not connected) / WsApiError (refused locally)."""
         now = time.time_ns()
+        if self._unnoted:
+            self.flush_notes()
         if endpoint is not None or signed:
             why = self.refusal(endpoint or "query_order", now) if endpoint else (
                 "AUTH" if self.fatal is not None else None)
@@ -300,7 +321,8 @@ class WsApi:
     # --- connection ---
     async def connect(self) -> None:
         """Open the connection and measure the clock offset. Raises OSError / TimeoutError / WSError / WsApiError."""
-        self._lost_fut = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._lost_fut = self._loop.create_future()
         transport, listener = await asyncio.wait_for(
             ws_connect(lambda: _Listener(self), self.url, websocket_handshake_timeout=self.timeout_s,
                        enable_auto_pong=True, max_frame_size=MAX_FRAME), self.timeout_s)
