@@ -1,0 +1,194 @@
+"""Binance execution client against the in-process emulator (spot and USDⓈ-M): post-only orders accepted and
+rejected, cancels, fills from the recorded market with their ticks / lots / fee, queries equal to the emulator's
+state; signing, credentials and the error map."""
+import asyncio
+import base64
+import pickle
+from decimal import Decimal
+
+import pytest
+
+from binexkit import PAUSE_AT, harness, place_resting, run, through_side
+from emukit import KEY, until
+from mmcore.sim.emulator.accounts import d8
+from mmcore.execution import (POST_ONLY_REJECT, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderFilled,
+                              OrderRejected)
+from mmcore.venues.binance.credentials import Credentials, CredentialsError, load_credentials, parse_env_file
+from mmcore.venues.binance.errors import Action, classify_error
+from mmcore.venues.binance.signing import Ed25519Signer, HmacSigner, sign_ws_params, ws_payload
+from mmcore.venues.binance.ws_api import map_endpoint, ws_api_url
+
+pytest.importorskip("picows")
+VENUES = ["binance_spot", "binance_usdm"]
+
+
+# --- signing, credentials, errors (no network) ---
+def test_hmac_signature_is_the_binance_doc_example_and_ed25519_verifies():
+    # binance/binance-spot-api-docs web-socket-api.md, "SIGNED request example (HMAC)"
+    params = {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01000000",
+              "price": "52000.00", "newOrderRespType": "ACK", "recvWindow": 100, "timestamp": 1645423376532,
+              "apiKey": "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"}
+    s = HmacSigner("NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j")
+    assert sign_ws_params(s, params)["signature"] == "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a"
+    assert s.sign(b"x") == s.sign(b"x") != s.sign(b"y")                      # the copied key is not consumed
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    e = Ed25519Signer(pem)
+    payload = ws_payload(params)
+    key.public_key().verify(base64.b64decode(e.sign(payload)), payload)      # raises if wrong
+    assert "key hidden" in repr(e)
+    with pytest.raises(ValueError):
+        Ed25519Signer(b"-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+
+
+def test_credentials_from_env_and_file_never_show_the_secret(tmp_path):
+    fake = "fakeSecretXYZ0123456789fakeSecretXYZ0123456789"
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"# comment\nexport BINANCE_API_KEY='k-from-file'\nBINANCE_API_SECRET=\"{fake}\"\nbad line\n")
+    assert parse_env_file(env_file)["BINANCE_API_SECRET"] == fake
+    c = load_credentials({}, env_file)
+    assert c.api_key == "k-from-file" and c.kind == "hmac"
+    assert fake not in repr(c) and fake not in str(c) and fake not in repr(c.signer)
+    with pytest.raises(TypeError):
+        pickle.dumps(c)
+    c2 = load_credentials({"BINANCE_API_KEY": "envkey", "BINANCE_API_SECRET": "s2"}, env_file)
+    assert c2.api_key == "envkey"                                             # the environment wins
+    with pytest.raises(CredentialsError, match="BINANCE_API_KEY") as ei:
+        load_credentials({}, tmp_path / "missing.env")
+    assert "BINANCE_API_SECRET" in str(ei.value) and "BINANCE_ED25519_KEY_FILE" in str(ei.value)
+    with pytest.raises(CredentialsError, match="BINANCE_API_SECRET or BINANCE_ED25519_KEY_FILE"):
+        load_credentials({"BINANCE_API_KEY": "k"}, None)
+
+
+@pytest.mark.parametrize("status,code,msg,order,action,rc", [
+    (400, -2010, "Order would immediately match and take.", True, Action.POST_ONLY_REJECT, POST_ONLY_REJECT),
+    (400, -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected.", True,
+     Action.POST_ONLY_REJECT, POST_ONLY_REJECT),
+    (400, -2010, "Account has insufficient balance for requested action.", True, Action.REJECT, "BINANCE:-2010"),
+    (400, -2011, "Unknown order sent.", True, Action.UNKNOWN_ORDER, "BINANCE:-2011"),
+    (400, -2013, "Order does not exist.", False, Action.UNKNOWN_ORDER, "BINANCE:-2013"),
+    (400, -1021, "Timestamp for this request is outside of the recvWindow.", True, Action.RESYNC_CLOCK, "TIMESTAMP"),
+    (400, -1022, "Signature for this request is not valid.", True, Action.FATAL, "AUTH"),
+    (401, -2014, "API-key format invalid.", False, Action.FATAL, "AUTH"),
+    (401, -2015, "Invalid API-key, IP, or permissions for action.", True, Action.FATAL, "AUTH"),
+    (429, -1003, "Too many requests", True, Action.RATE_LIMITED, "RATE_LIMITED"),
+    (418, -1003, "Way too much request weight used; IP banned until 1.", True, Action.BANNED, "BANNED"),
+    (503, -1001, "Internal error", True, Action.UNKNOWN_STATUS, "UNKNOWN_STATUS"),
+    (500, None, None, False, Action.TRANSIENT, "HTTP:500"),
+    (400, -1013, "Filter failure: LOT_SIZE", True, Action.REJECT, "FILTER:-1013"),
+    (400, -4164, "Order's notional must be no smaller than 100", True, Action.REJECT, "FILTER:-4164"),
+    (400, -4014, "Price not increased by tick size.", True, Action.REJECT, "FILTER:-4014"),
+    (400, -4023, "Qty not increased by step size.", True, Action.REJECT, "FILTER:-4023"),
+    (200, None, None, True, Action.OK, ""),
+])
+def test_one_error_map(status, code, msg, order, action, rc):
+    out = classify_error(status, code, msg, order)
+    assert (out.action, out.report_code) == (action, rc)
+
+
+def test_urls_and_endpoint_override():
+    assert ws_api_url("binance_spot") == "wss://ws-api.binance.com:443/ws-api/v3"
+    assert ws_api_url("binance_usdm") == "wss://ws-fapi.binance.com/ws-fapi/v1"
+    assert ws_api_url("binance_spot", True) == "wss://ws-api.testnet.binance.vision/ws-api/v3"
+    assert ws_api_url("binance_usdm", True) == "wss://testnet.binancefuture.com/ws-fapi/v1"
+    assert ws_api_url("binance_usdm", endpoint="http://127.0.0.1:81") == "ws://127.0.0.1:81/ws-fapi/v1"
+    assert map_endpoint("wss://fstream.binance.com/private/ws", "http://127.0.0.1:9") == "ws://127.0.0.1:9/private/ws"
+    with pytest.raises(ValueError):
+        map_endpoint("wss://x/y", "ftp://h")
+
+
+# --- against the emulator ---
+@pytest.mark.parametrize("venue", VENUES)
+def test_post_only_accepted_crossing_rejected_cancel_and_queries_match_the_emulator(venue, tmp_path):
+    async def scenario():
+        async with harness(venue, tmp_path, 4000) as h:
+            bid, ask = h.touch()
+            c = h.client
+            c.submit(0, "po-rest", 1, bid - 5, h.lots())
+            c.submit(0, "po-cross", 1, ask + 2, h.lots())
+            c.submit(0, "po-ask", -1, ask + 7, h.lots())
+            await h.wait("po-rest", OrderAccepted)
+            await h.wait("po-ask", OrderAccepted)
+            rej = await h.wait("po-cross", OrderRejected)
+            opened = sorted(await c.open_orders(), key=lambda o: o.client_order_id)
+            one = await c.order("po-rest")
+            none = await c.order("never-sent")
+            state = h.state()
+            c.cancel(0, "po-rest")
+            canceled = await h.wait("po-rest", OrderCanceled)
+            c.cancel(0, "po-rest")                              # already canceled: refused
+            crej = await h.wait("po-rest", OrderCancelRejected)
+            after = await c.open_orders()
+            final = await c.order("po-rest")
+            return bid, ask, rej, opened, one, none, state, canceled, crej, after, final, list(h.reports)
+
+    bid, ask, rej, opened, one, none, state, canceled, crej, after, final, reports = run(scenario())
+    assert rej[0].code == POST_ONLY_REJECT and len(rej) == 1
+    emu_open = sorted(state["symbols"]["BTCUSDT"]["open_orders"], key=lambda o: o["clientOrderId"])
+    assert [o.client_order_id for o in opened] == [o["clientOrderId"] for o in emu_open] == ["po-ask", "po-rest"]
+    by = {o.client_order_id: o for o in opened}
+    assert (by["po-rest"].side, by["po-rest"].price, by["po-rest"].status) == (1, bid - 5, "NEW")
+    assert (by["po-ask"].side, by["po-ask"].price) == (-1, ask + 7)
+    assert [str(o.venue_order_id) for o in opened] == [str(o["orderId"]) for o in emu_open]
+    assert one == by["po-rest"] and none is None
+    assert canceled[0].remaining == by["po-rest"].qty and len(canceled) == 1       # answer + event: one report
+    assert [o.client_order_id for o in after] == ["po-ask"] and final.status == "CANCELED"
+    assert len([r for r in reports if type(r) is OrderAccepted and r.client_order_id == "po-rest"]) == 1
+    assert len(crej) == 1
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_a_fill_from_the_recorded_market_with_ticks_lots_and_fee_booked_once_despite_duplicates(venue, tmp_path):
+    async def scenario():
+        async with harness(venue, tmp_path) as h:
+            bid, ask = h.touch()
+            side = through_side(h.data, float(h.inst.price_of(bid)), float(h.inst.price_of(ask)))
+            s = 1 if side == "BUY" else -1
+            h.emu.faults.add({"kind": "duplicate_reports", "apiKey": KEY, "count": 50})
+            h.client.submit(0, "fill-1", s, bid if s > 0 else ask, h.lots())
+            await h.wait("fill-1", OrderAccepted)
+            h.emu.market.resume()
+            await until(lambda: sum(f.qty for f in h.of("fill-1", OrderFilled)) >= h.lots(), 30, "the fill")
+            await asyncio.sleep(0.3)                           # let duplicates arrive
+            since = await h.client.fills_since(0)
+            return h.of("fill-1", OrderFilled), since, h.state(), h.ex.counters(), s
+
+    fills, since, state, counters, s = run(scenario())
+    emu = [f for f in state["symbols"]["BTCUSDT"]["fills"] if f["clientOrderId"] == "fill-1"]
+    assert [f.trade_id for f in fills] == [f["tradeId"] for f in emu]                  # each fill once
+    from mmcore.instruments import load_instrument
+    inst = load_instrument(venue, "BTCUSDT")
+    for f, e in zip(fills, emu):
+        assert f.side == s and f.price == inst.price_to_ticks(e["price"]) and f.qty == inst.qty_to_lots(e["qty"])
+        fee = Decimal(d8(Decimal(e["commission"])))         # the wire carries 8 decimals
+        if e["commissionAsset"] == inst.base:
+            fee *= inst.price_of(f.price)
+        assert f.fee == fee and f.fee > 0 and f.is_maker is True
+    assert [(f.trade_id, f.price, f.qty, f.fee) for f in since] == [(f.trade_id, f.price, f.qty, f.fee) for f in fills]
+    assert counters["duplicate_reports"] >= len(fills)
+
+
+def test_reordered_reports_each_fill_booked_once_and_the_acceptance_first(tmp_path):
+    venue = "binance_spot"
+
+    async def scenario():
+        async with harness(venue, tmp_path) as h:
+            bid, ask = h.touch()
+            side = through_side(h.data, float(h.inst.price_of(bid)), float(h.inst.price_of(ask)))
+            s = 1 if side == "BUY" else -1
+            h.emu.faults.add({"kind": "reorder_reports", "apiKey": KEY, "count": 20, "hold_ms": 150})
+            h.client.submit(0, "ro-1", s, bid if s > 0 else ask, h.lots())
+            await h.wait("ro-1", OrderAccepted)
+            h.emu.market.resume()
+            await until(lambda: sum(f.qty for f in h.of("ro-1", OrderFilled)) >= h.lots(), 30, "the fill")
+            await asyncio.sleep(0.4)
+            return list(h.reports), h.state()
+
+    reports, state = run(scenario())
+    mine = [r for r in reports if r.client_order_id == "ro-1"]
+    assert type(mine[0]) is OrderAccepted and sum(type(r) is OrderAccepted for r in mine) == 1
+    emu = sorted(f["tradeId"] for f in state["symbols"]["BTCUSDT"]["fills"] if f["clientOrderId"] == "ro-1")
+    assert sorted(r.trade_id for r in mine if type(r) is OrderFilled) == emu
