@@ -32,9 +32,10 @@ log = logging.getLogger("mmcore")
 
 
 def _setup_logging(verbose: bool) -> None:
+    from rich.console import Console
     from rich.logging import RichHandler
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s",
-                        handlers=[RichHandler(show_path=False, rich_tracebacks=False)])
+                        handlers=[RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)])
 
 
 def _load(args):

@@ -95,7 +95,7 @@ def test_cli_paper_run_against_the_emulator_prints_the_summary_and_writes_the_re
         emu.wait(10)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "mmcore paper: binance_usdm BTCUSDT" in r.stdout and "mmcore paper: binance_usdm ETHUSDT" in r.stdout
-    assert "frame receipt -> order actions" in r.stdout
+    assert "frame -> orders p50 / p99 / max" in r.stdout
     rep = json.loads((out / "report.json").read_text())
     assert set(rep["symbols"]) == {"BTCUSDT", "ETHUSDT"} and rep["mode"] == "paper"
     assert all(v["events"] > 100 for v in rep["symbols"].values())

@@ -57,9 +57,10 @@ def start_engine(procs, port, journal_dir, log_dir, n, symbols=("BTCUSDT",), ven
     """``python -m mmcore run --venue V --symbols ... --live --endpoint http://127.0.0.1:PORT`` as a child with
     the ACTIVE config; stdout/stderr go to ``log_dir/engine{n}.out|err``."""
     cmd = [PY, "-m", "mmcore", "run", "--venue", venue, "--symbols", ",".join(symbols), "--live",
-           "--endpoint", f"http://127.0.0.1:{port}", "--journal-dir", str(journal_dir), *extra]
+           "--endpoint", f"http://127.0.0.1:{port}", "--journal-dir", str(journal_dir)]
     for kv in ACTIVE:
         cmd += ["--set", kv]
+    cmd += list(extra)                  # after ACTIVE: the caller's --set wins
     p = subprocess.Popen(cmd, stdout=open(log_dir / f"engine{n}.out", "wb"),
                          stderr=open(log_dir / f"engine{n}.err", "wb"), cwd=ROOT, env=env())
     procs.append(p)

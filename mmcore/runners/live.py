@@ -11,7 +11,8 @@ Shape (the engine never knows the venue; :mod:`mmcore.venues.base` is the contra
   leaves the book unsynced (start, sequence gap) makes the session ask the feed for a snapshot (one in flight
   per symbol, asked again every :data:`SNAPSHOT_RETRY_S` while still unsynced). A feed state ``STALE``
   (disconnect, watchdog) pauses the symbol (every order cancelled) and invalidates its book, so it quotes again
-  only after a fresh snapshot; ``POLLING`` is the REST fallback and is traded like ``LIVE``.
+  only after a fresh snapshot and a diff applied on it (frames flow again: a snapshot alone, while the stream
+  stays silent, is not quoted on); ``POLLING`` is the REST fallback and is traded like ``LIVE``.
 - paper (default): each symbol's orders go to a :class:`~mmcore.sim.exchange.SimExchange` that shares the
   live book and sees the live trades, with the same queue and latency models as replay; clocks are the local
   receive times (``ts_local_ns``, wall clock ns) and a timer task advances the exchanges and the engines'
@@ -60,7 +61,7 @@ from mmcore.runners.replay import Series, _sample
 from mmcore.sim.exchange import SimExchange
 from mmcore.sim.models import ConservativeQueue
 from mmcore.venues.base import LIVE, POLLING, STALE
-from mmcore_ext.book import L2Book, sync_rule_for_market
+from mmcore_ext.book import APPLIED, L2Book, sync_rule_for_market
 from mmcore_ext.events import DepthDiff, DepthSnapshot, Trade
 from mmcore_ext.risk import GlobalExposure
 
@@ -119,6 +120,7 @@ class SymbolSession:
     data_complete: bool = True
     data_error: str | None = None
     feed_state: str = STALE
+    await_diff: bool = True               # after a snapshot (start, STALE), quote only once a diff applied on it
     ready: bool = False                   # live: reconciled with the venue since the last (re)connect
     restarted: bool = False               # live: the restart reconciliation was done
     snapshot_asked: float = -1e9          # time.monotonic() of the last snapshot request
@@ -238,12 +240,16 @@ class Session:
                 sim_ns = clock() - t0
             eng = ss.engine
             ss.reader.lines += 1
-            if self.stopping or not ss.ready:         # book only: no quoting (stop sequence / not reconciled)
+            if self.stopping or not ss.ready or ss.await_diff:
+                # book only, no quoting: the stop sequence, not reconciled yet, or no diff since the resync
                 book = eng.book
                 if t is DepthDiff:
-                    book.apply_diff(ev)
+                    if book.apply_diff(ev) == APPLIED and book.synced and ss.await_diff:
+                        ss.await_diff = False         # frames flow on a synced book again: quote from the next
                 elif t is DepthSnapshot:
                     book.load_snapshot(ev)
+                    if ss.feed_state == POLLING and book.synced:
+                        ss.await_diff = False         # REST polling: each snapshot is the fresh data
             else:
                 t1 = clock()
                 eng.on_event(ev)
@@ -293,6 +299,7 @@ class Session:
             self.counters["stale_states"] += 1
             ss.engine.pause(time.time_ns(), f"market data stale: {reason}"[:200])
             ss.engine.book.invalidate()
+            ss.await_diff = True
             ss.snapshot_asked = -1e9
         elif state in (LIVE, POLLING):
             if state == POLLING:

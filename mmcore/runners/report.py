@@ -80,7 +80,7 @@ def print_summary(summary: dict, console: Console | None = None, title: str | No
         ("fees (quote)", summary["fees"]),
         ("hot path p50 / p99 / max (µs)", f"{lat['p50']} / {lat['p99']} / {lat['max']}"),
         ("incl. JSON parse p50 / p99 / max (µs)" if not title else
-         "frame receipt -> order actions p50 / p99 / max (µs)", f"{latp['p50']} / {latp['p99']} / {latp['max']}"),
+         "frame -> orders p50 / p99 / max (µs)", f"{latp['p50']} / {latp['p99']} / {latp['max']}"),
         ("sequence gaps / crossed / malformed", f"{summary['gaps']} / {summary['crossed_book_events']} / "
                                                 f"{summary['malformed_lines']}"),
         ("bookTicker checks ok / mismatches", f"{summary['bbo_checks_ok']} / {summary['bbo_mismatches']}"),

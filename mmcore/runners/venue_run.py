@@ -63,8 +63,11 @@ def session_summary(session: Session) -> dict:
              "mtm_pnl": str(mtm), "latency_us": percentiles_us(hot), "frame_to_orders_us": percentiles_us(full),
              "global_exposure_usdt": round(session.exposure.notional_usdt, 4), "shutdown_clean": clean,
              **{k: v for k, v in session.counters.items()}}
-    return {"mode": "live" if session.live else "paper", "venue": session.venue, "symbols": per, "total": total,
-            "feed": feed_counters}
+    out = {"mode": "live" if session.live else "paper", "venue": session.venue, "symbols": per, "total": total,
+           "feed": feed_counters}
+    if session.live:
+        out["execution"] = session.execution.counters()
+    return out
 
 
 def print_session_summary(summary: dict, console=None) -> None:
@@ -86,13 +89,15 @@ def print_session_summary(summary: dict, console=None) -> None:
     rows = [("events processed", f"{tot['events']:,}"), ("fills", str(tot["fill_count"])),
             ("mark-to-market PnL (quote)", tot["mtm_pnl"]),
             ("hot path p50 / p99 / max (µs)", f"{lat['p50']} / {lat['p99']} / {lat['max']}"),
-            ("frame receipt -> order actions p50 / p99 / max (µs)", f"{fr['p50']} / {fr['p99']} / {fr['max']}"),
+            ("frame -> orders p50 / p99 / max (µs)", f"{fr['p50']} / {fr['p99']} / {fr['max']}"),
             ("snapshot requests / stale states / polling", f"{tot['snapshot_requests']} / {tot['stale_states']} / "
                                                          f"{tot['polling_states']}"),
             ("shutdown clean", str(tot["shutdown_clean"]))]
-    feed = summary.get("feed") or {}
-    if feed:
-        rows.append(("feed", ", ".join(f"{k} {v}" for k, v in sorted(feed.items()) if ":" not in k)))
+    for part in ("feed", "execution"):
+        c = summary.get(part) or {}
+        if c:
+            rows.append((part, ", ".join(f"{k} {v}" for k, v in sorted(c.items())
+                                         if ":" not in k and isinstance(v, int) and v)))
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)
