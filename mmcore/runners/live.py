@@ -61,6 +61,7 @@ from mmcore.runners.replay import Series, _sample
 from mmcore.sim.exchange import SimExchange
 from mmcore.sim.models import ConservativeQueue
 from mmcore.venues.base import LIVE, POLLING, STALE
+from mmcore.venues.common import QueryError
 from mmcore_ext.book import APPLIED, L2Book, sync_rule_for_market
 from mmcore_ext.events import DepthDiff, DepthSnapshot, Trade
 from mmcore_ext.risk import GlobalExposure
@@ -351,10 +352,18 @@ class Session:
             try:
                 rep = await recover(ss.client, ss.journal, ss.engine.orders, ss.portfolio, now, restart=restart,
                                     unknown_policy=self.unknown_policy)
-            except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+            except (ConnectionError, OSError, asyncio.TimeoutError, QueryError) as exc:
                 log.warning("%s: reconciliation failed (%r); retried at the next connect", ss.instrument.symbol, exc)
                 if not quiet:
                     raise
+                return
+            except Exception as exc:                  # noqa: BLE001 - the journal, a bug: the session cannot go on
+                log.error("%s: reconciliation failed (%r): cancelling our orders at the venue and stopping",
+                          ss.instrument.symbol, exc)
+                self.fatal = self.fatal or exc
+                for s2 in self.symbols.values():
+                    s2.ready = False
+                self._stop.set()
                 return
             ss.restarted = True
             if restart and rep.halted_restored and self.reset_halt:
@@ -439,6 +448,8 @@ class Session:
         flatten = self.config.get("execution.flatten_on_shutdown")
         if ss.sim is not None:
             clean = self._stop_paper(ss, flatten)
+        elif self.fatal is not None:                  # no reconciliation possible: cancel what the venue lists
+            clean = await self._cancel_at_venue(ss, STOP_TIMEOUT_S)
         else:
             clean = await self._confirm_none_open(ss, STOP_TIMEOUT_S)
             if clean and flatten and ss.portfolio.position:
@@ -497,7 +508,7 @@ class Session:
                             if o.client_order_id in orders.orders or is_own_id(o.client_order_id, prefix)]
                     if not ours and not orders.orders:
                         return True
-            except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+            except (ConnectionError, OSError, asyncio.TimeoutError, QueryError) as exc:
                 log.warning("%s: stop: %r", ss.instrument.symbol, exc)
                 continue
             t = loop.time()
@@ -508,6 +519,33 @@ class Session:
                 last_cancel[coid] = t
                 if not orders.cancel_order(time.time_ns(), coid):
                     ss.client.cancel(time.time_ns(), coid)
+        return False
+
+    async def _cancel_at_venue(self, ss: SymbolSession, timeout_s: float) -> bool:
+        """Last resort when the session cannot go on (a reconciliation failed other than by the network): cancel
+        every order of ours the venue lists for the symbol, directly (no order manager or journal involved),
+        until it lists none. True if none is left."""
+        loop = asyncio.get_running_loop()
+        prefix = ss.engine.orders.coids.prefix
+        deadline = loop.time() + timeout_s
+        sent: dict[str, float] = {}
+        while loop.time() < deadline:
+            try:
+                ours = [o.client_order_id for o in await ss.client.open_orders()
+                        if is_own_id(o.client_order_id, prefix) or o.client_order_id in ss.engine.orders.orders]
+            except (ConnectionError, OSError, asyncio.TimeoutError, QueryError) as exc:
+                log.error("%s: cannot list open orders to cancel them: %r", ss.instrument.symbol, exc)
+                await asyncio.sleep(0.2)
+                continue
+            if not ours:
+                return True
+            t = loop.time()
+            for coid in ours:
+                if t - sent.get(coid, -1e9) >= RECANCEL_S:
+                    sent[coid] = t
+                    ss.client.cancel(time.time_ns(), coid)
+            await asyncio.sleep(0.05)
+        log.error("%s: orders of ours may be left open at the venue", ss.instrument.symbol)
         return False
 
     async def _flatten_live(self, ss: SymbolSession) -> bool:

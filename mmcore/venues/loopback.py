@@ -55,13 +55,7 @@ MAX_MALFORMED_WARNINGS = 20
 MAX_LINE_BYTES = 1 << 26
 
 
-class QueryError(RuntimeError):
-    """The server answered a query with an error, or its answer was malformed (recovery retries both, like a
-    network error)."""
-
-
-class MalformedMessage(ValueError):
-    """A message from the venue that breaks the protocol; the text names the field and what is wrong."""
+from mmcore.venues.common import MalformedMessage, QueryError  # noqa: E402 - shared with every adapter
 
 
 # --- wire codec (shared with mmcore.sim.server) ---
@@ -69,10 +63,7 @@ _REPORT_TYPES = frozenset((OrderAccepted, OrderCanceled, OrderCancelRejected, Or
                            OrderRejected))
 #: int64 bounds: times (ns) are in [0, INT64_MAX], trade ids in [INT64_MIN, INT64_MAX] (the simulated
 #: exchange numbers its taker fills negative).
-INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
-#: Longest client/venue order id accepted on the wire (Binance allows 36 characters in ``newClientOrderId``).
-MAX_ID_LEN = 64
+from mmcore.venues.common import INT64_MAX, INT64_MIN, MAX_ID_LEN  # noqa: E402
 #: Longest reason / code / error text kept from the venue (longer ones are cut).
 MAX_TEXT_LEN = 300
 #: Longest fee string, and the largest fee magnitude (quote currency) accepted.
