@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import signal
 import sys
 import time
@@ -76,6 +77,10 @@ SNAPSHOT_RETRY_S = 2.0
 STOP_TIMEOUT_S = 10.0
 #: Seconds between repeated cancels of an order still open during the stop sequence.
 RECANCEL_S = 1.0
+#: Per-event timings kept per symbol; beyond, a uniform reservoir sample (bounded memory, unbiased percentiles).
+MAX_TIMING_SAMPLES = 50_000
+#: Plot points kept per symbol; beyond, every other point is dropped and the sampling period doubles.
+MAX_SERIES_POINTS = 20_000
 #: The paper exchange's time allowed for cancels at the stop (ns of its clock).
 PAPER_GRACE_NS = 10_000_000_000
 _MS = 1_000_000
@@ -126,6 +131,9 @@ class SymbolSession:
     restarted: bool = False               # live: the restart reconciliation was done
     snapshot_asked: float = -1e9          # time.monotonic() of the last snapshot request
     next_sample: int = 0
+    sample_ns: int = 0                    # the plot's sampling period (doubles when the series is thinned)
+    hot_max_ns: int = 0                   # exact maxima (the timing arrays are a reservoir sample on long runs)
+    full_max_ns: int = 0
     exposure: float = 0.0                 # this symbol's last term in the global exposure
     late_fills: int = 0
     late_fills_refused: int = 0
@@ -187,6 +195,7 @@ class Session:
         self._stop = asyncio.Event()
         self._recover_lock = asyncio.Lock()
         self.sample_ns = config.get("report.sample_ms") * _MS
+        self._rng = random.Random(0)
         self.counters = {"snapshot_requests": 0, "stale_states": 0, "polling_states": 0, "unknown_symbol_events": 0,
                          "event_errors": 0}
         prefix = config.get("execution.client_order_id_prefix")
@@ -199,6 +208,8 @@ class Session:
         except BaseException:
             self.close_journals()
             raise
+        for ss in self.symbols.values():
+            ss.sample_ns = self.sample_ns
         self.feed = feed_factory(self.on_event, self.on_state)
 
     def _build_symbol(self, config, venue, sym, inst, jr, prefix) -> SymbolSession:
@@ -255,14 +266,25 @@ class Session:
                 t1 = clock()
                 eng.on_event(ev)
                 t2 = clock()
-                ss.hot_ns.append(t2 - t1)
-                ss.full_ns.append(time.time_ns() - ts - sim_ns)
-                ss.events += 1
+                full = time.time_ns() - ts - sim_ns
+                n = ss.events
+                if n < MAX_TIMING_SAMPLES:
+                    ss.hot_ns.append(t2 - t1)
+                    ss.full_ns.append(full)
+                else:                                 # reservoir sampling: memory stays bounded on long runs
+                    j = self._rng.randrange(n + 1)
+                    if j < MAX_TIMING_SAMPLES:
+                        ss.hot_ns[j] = t2 - t1
+                        ss.full_ns[j] = full
+                if full > ss.full_max_ns:
+                    ss.full_max_ns = full
+                if t2 - t1 > ss.hot_max_ns:
+                    ss.hot_max_ns = t2 - t1
+                ss.events = n + 1
                 ss.last_ts_ns = ts
                 self._update_exposure(ss)
                 if ts >= ss.next_sample:
-                    _sample(ss, ts)
-                    ss.next_sample = ts + self.sample_ns
+                    self._sample(ss, ts)
             if (t is DepthDiff or t is DepthSnapshot) and not ss.engine.book.synced:
                 self._ask_snapshot(symbol, ss)
         except JournalError as exc:                   # an id reservation could not be written: trading halts
@@ -274,6 +296,15 @@ class Session:
             log.exception("%s: event %s could not be processed (%r): pausing the symbol", symbol, t.__name__, exc)
             ss.engine.pause(ts, f"event error {exc!r}"[:200])
             ss.engine.book.invalidate()
+
+    def _sample(self, ss: SymbolSession, ts: int) -> None:
+        _sample(ss, ts)
+        ss.next_sample = ts + ss.sample_ns
+        ser = ss.series
+        if len(ser.ts_ns) > MAX_SERIES_POINTS:         # long run: halve the resolution, keep the whole span
+            for name in ("ts_ns", "mid", "bid", "ask", "inventory", "pnl"):
+                del getattr(ser, name)[1::2]
+            ss.sample_ns *= 2
 
     def _update_exposure(self, ss: SymbolSession) -> None:
         e = ss.engine.gate.exposure_usdt()

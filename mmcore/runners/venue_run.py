@@ -50,6 +50,10 @@ def session_summary(session: Session) -> dict:
         ss.reader.malformed = int(feed_counters.get("malformed", 0)) if len(session.symbols) == 1 else \
             int(feed_counters.get(f"malformed:{sym}", feed_counters.get("malformed", 0)))
         s = summarize(ss)
+        if ss.events > len(ss.hot_ns):               # reservoir-sampled: the maxima are tracked exactly
+            s["latency_us"]["max"] = round(ss.hot_max_ns / 1000, 2)
+            s["latency_with_parse_us"]["max"] = round(ss.full_max_ns / 1000, 2)
+            s["timing_samples"] = len(ss.hot_ns)
         s["feed_state"] = ss.feed_state
         s["late_fills"] = ss.late_fills
         s["recoveries"] = [r.summary() for r in ss.recoveries]
@@ -59,10 +63,17 @@ def session_summary(session: Session) -> dict:
         fills += s["fill_count"]
         mtm += Decimal(s["mtm_pnl"])
         clean = clean and ss.shutdown_clean
+    if any(ss.events > len(ss.hot_ns) for ss in session.symbols.values()):
+        total_max = max(ss.full_max_ns for ss in session.symbols.values())
+    else:
+        total_max = None
     total = {"symbols": len(per), "events": sum(s["events"] for s in per.values()), "fill_count": fills,
              "mtm_pnl": str(mtm), "latency_us": percentiles_us(hot), "frame_to_orders_us": percentiles_us(full),
              "global_exposure_usdt": round(session.exposure.notional_usdt, 4), "shutdown_clean": clean,
+             "ccxt_loaded": "ccxt" in sys.modules,
              **{k: v for k, v in session.counters.items()}}
+    if total_max is not None:
+        total["frame_to_orders_us"]["max"] = round(total_max / 1000, 2)
     out = {"mode": "live" if session.live else "paper", "venue": session.venue, "symbols": per, "total": total,
            "feed": feed_counters}
     if session.live:
