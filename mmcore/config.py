@@ -252,6 +252,7 @@ FIELDS: tuple[Field, ...] = (
     Field("strategy.model", _str, lambda v: v in ("avellaneda_stoikov",), "one of: avellaneda_stoikov"),
     Field("strategy.order_qty", _dec, lambda v: 0 < v <= MAX_BASE_QTY,
           f"0 < order_qty <= {MAX_BASE_QTY} (base units)"),
+    Field("strategy.quote_on_book_ticker", _bool, lambda v: True, "true or false"),
     Field("strategy.gamma", _num, lambda v: 0 < v <= 100, "0 < gamma <= 100 (1/quote currency)"),
     Field("strategy.kappa", _num, lambda v: 0 < v <= 1e6, "0 < kappa <= 1e6 (1/quote currency)"),
     Field("strategy.horizon_s", _num, lambda v: 0 < v <= 86400, "0 < T <= 86400 seconds"),

@@ -71,7 +71,7 @@ class Engine:
     def __init__(self, instrument: Instrument, book: L2Book, quoter: AvellanedaStoikov,
                  volatility: EwmaVolatility, orders: OrderManager, portfolio: Portfolio, order_qty: int,
                  max_inventory: int, flat_retries: int = 3, flat_retry_backoff_ns: int = 1_000_000_000,
-                 journal=None):
+                 journal=None, quote_on_book_ticker: bool = False):
         self.instrument = instrument
         self.gate = orders.gate
         self.journal = journal if journal is not None else orders.journal
@@ -98,6 +98,13 @@ class Engine:
         # BookTickers ahead of the book, in update-id order: each is compared with the book's top after the
         # depth event whose final id equals its own (Binance bookTicker u shares the depth id sequence).
         self._tickers = deque(maxlen=100_000)
+        # Fresh top of book (quote_on_book_ticker): a bookTicker whose update id is ahead of the book's is a newer
+        # best bid/offer than the book's (Binance: bookTicker ``u`` and depth ``u`` are the same order-book update
+        # id, spot and USDⓈ-M); quotes use it until a depth event brings the book to or past that id.
+        self.quote_on_book_ticker = quote_on_book_ticker
+        self._tk_u = -1
+        self._tk_bid = 0
+        self._tk_ask = 0
         self.fills: list[OrderFilled] = []
         # Timer (see on_timer): market data older than this pauses quoting; checks at least every period.
         self.stale_after_ns = int(self.gate.limits.stale_after_ns)
@@ -135,6 +142,14 @@ class Engine:
                 self._check_ticker(ev)
             elif ev.update_id > u:
                 self._tickers.append(ev)      # its depth event has not arrived yet
+                if self.quote_on_book_ticker and 0 < ev.bid_px < ev.ask_px and self.book.synced:
+                    moved = ev.bid_px != self._tk_bid or ev.ask_px != self._tk_ask or self._tk_u <= u
+                    self._tk_u = ev.update_id
+                    self._tk_bid = ev.bid_px
+                    self._tk_ask = ev.ask_px
+                    if moved:                 # a newer top than the book's: quote on it now
+                        self.counters["ticker_quotes"] += 1
+                        self._quote(ev.ts_local_ns)
         elif t is DepthSnapshot:
             book = self.book
             stale = book.stale_snapshots
@@ -151,8 +166,12 @@ class Engine:
         book = self.book
         gate = self.gate
         synced = book.synced
-        bb = book.best_bid_px()           # read the top once (0: side empty)
-        ba = book.best_ask_px()
+        if self._tk_u > book.last_update_id and synced:    # a bookTicker newer than the book (see __init__)
+            bb = self._tk_bid
+            ba = self._tk_ask
+        else:
+            bb = book.best_bid_px()       # read the top once (0: side empty)
+            ba = book.best_ask_px()
         mid_x2 = bb + ba if bb and ba else 0
         gate.on_market(ts, mid_x2 if synced else 0, synced)
         if ts >= self._next_pnl_ns:

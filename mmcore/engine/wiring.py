@@ -81,7 +81,8 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
                           c.get("execution.wait_for_cancel_ack"), c.get("execution.reprice_post_only"),
                           exchange_filter=OrderFilter(inst))
     return Engine(inst, book, quoter, vol, orders, Portfolio(inst), order_qty, max_inv,
-                  c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9))
+                  c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9),
+                  quote_on_book_ticker=c.get("strategy.quote_on_book_ticker"))
 
 
 def sim_models(config: Config, instrument: Instrument) -> tuple[ConstantLatency, MakerFee, MakerFee]:
