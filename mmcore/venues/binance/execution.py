@@ -39,7 +39,7 @@ from decimal import Decimal
 
 from mmcore.execution import (OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired, OrderRejected,
                               VenueOrder)
-from mmcore.venues.binance.errors import Action
+from mmcore.venues.binance.errors import FATAL_CODES, Action
 from mmcore.venues.binance.rest import BinanceRest, rest_base
 from mmcore.venues.binance.user_data import Dedupe, ListenKeyStream, Parser
 from mmcore.venues.binance.ws_api import SPOT, USDM, WsApi, WsApiError, map_endpoint, ws_api_url
@@ -344,10 +344,17 @@ class BinanceExecutionClient:
         except (ConnectionError, TimeoutError, asyncio.TimeoutError):
             raise
 
-    async def _rest(self, coro):
+    async def _rest(self, make):
+        api = self.owner.wsapi
+        if api.fatal is not None:                   # a refused key is never used again
+            raise WsApiError("REST", api.fatal)
         try:
-            return await coro
+            return await make()
         except ExchangeCallError as exc:
+            code = getattr(exc, "code", None)
+            if code in FATAL_CODES and api.fatal is None:
+                api._on_error({"status": getattr(exc, "status", None) or 400,
+                               "error": {"code": code, "msg": getattr(exc, "msg", "")}}, "REST")
             raise QueryError(sanitize_message(str(exc))) from None
         except Exception as exc:                    # noqa: BLE001 - aiohttp errors: a network failure
             if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
@@ -368,7 +375,7 @@ class BinanceExecutionClient:
         if self.spot:
             res = await self._q("openOrders.status", {"symbol": self.symbol}, "open_orders")
         else:
-            res = await self._rest(self.owner.rest.open_orders(self.symbol))
+            res = await self._rest(lambda: self.owner.rest.open_orders(self.symbol))
         out = []
         for m in self._list(res, "openOrders"):
             try:
@@ -424,7 +431,7 @@ class BinanceExecutionClient:
                 res = await self._q("myTrades", {"symbol": self.symbol, "startTime": start, "limit": 1000},
                                     "my_trades")
             else:
-                res = await self._rest(self.owner.rest.my_trades(self.symbol, start))
+                res = await self._rest(lambda: self.owner.rest.my_trades(self.symbol, start))
             items = self._list(res, "myTrades")
             last = start
             for m in items:
@@ -528,10 +535,23 @@ class BinanceExecution:
 
     async def start(self) -> None:
         """Connect, subscribe to user data, run ``on_connect``; returns after the first complete connect.
-        Raises TimeoutError after ``start_timeout_s`` (the connection keeps retrying until :meth:`close`)."""
+        Raises TimeoutError after ``start_timeout_s`` (the connection keeps retrying until :meth:`close`), or
+        WsApiError at once when the key or signature is refused (nothing is retried then)."""
         if self._run_task is None:
             self._run_task = asyncio.get_running_loop().create_task(self.wsapi.run(), name="binance-ws-api")
-        await asyncio.wait_for(self._ready.wait(), self.settings.start_timeout_s)
+        ready = asyncio.ensure_future(self._ready.wait())
+        fatal = asyncio.ensure_future(self.wsapi.fatal_event.wait())
+        try:
+            await asyncio.wait({ready, fatal}, timeout=self.settings.start_timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            fatal.cancel()
+        if self._ready.is_set():
+            return
+        if self.wsapi.fatal is not None:
+            raise WsApiError("start", self.wsapi.fatal)
+        raise TimeoutError(f"{self.name}: not connected within {self.settings.start_timeout_s} s")
 
     async def close(self) -> None:
         """Close every connection and stop the tasks."""
