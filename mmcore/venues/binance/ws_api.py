@@ -259,6 +259,8 @@ class WsApi:
         if endpoint is not None or signed:
             why = self.refusal(endpoint or "query_order", now) if endpoint else (
                 "AUTH" if self.fatal is not None else None)
+            if why == "NOT_CONNECTED":
+                raise ConnectionError(f"{method}: WebSocket API not connected")
             if why is not None:
                 self.counters["refused_locally"] += 1
                 raise WsApiError(method, ErrorOutcome(Action.FATAL if why == "AUTH" else Action.RATE_LIMITED,
