@@ -192,3 +192,21 @@ def test_reordered_reports_each_fill_booked_once_and_the_acceptance_first(tmp_pa
     assert type(mine[0]) is OrderAccepted and sum(type(r) is OrderAccepted for r in mine) == 1
     emu = sorted(f["tradeId"] for f in state["symbols"]["BTCUSDT"]["fills"] if f["clientOrderId"] == "ro-1")
     assert sorted(r.trade_id for r in mine if type(r) is OrderFilled) == emu
+
+
+def test_spot_cancel_replace_reports_both_halves(tmp_path):
+    async def scenario():
+        async with harness("binance_spot", tmp_path, 4000) as h:
+            bid, ask = h.touch()
+            await place_resting(h, "cr-1")
+            h.client.cancel_replace(0, "cr-1", "cr-2", 1, bid - 30, h.lots())
+            await h.wait("cr-1", OrderCanceled)
+            await h.wait("cr-2", OrderAccepted)
+            h.client.cancel_replace(0, "cr-gone", "cr-3", 1, bid - 31, h.lots())     # cancel fails: nothing new
+            await h.wait("cr-gone", OrderCancelRejected)
+            r3 = await h.wait("cr-3", OrderRejected)
+            opened = sorted(o.client_order_id for o in await h.client.open_orders())
+            return opened, r3
+
+    opened, r3 = run(scenario())
+    assert opened == ["cr-2"] and r3[0].code == "CANCEL_FAILED"

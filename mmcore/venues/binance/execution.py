@@ -207,6 +207,67 @@ class BinanceExecutionClient:
         api.send_request(rid, data, "order.cancel", "cancel_order", lambda m: self._cancel_answer(coid, m), now)
         self.counters["canceled"] += 1
 
+    def cancel_replace(self, ts_ns: int, coid: str, new_coid: str, side: int, price: int, qty: int) -> None:
+        """Spot only: cancel ``coid`` and place ``new_coid`` (post-only) in one ``order.cancelReplace``
+        (``cancelReplaceMode=STOP_ON_FAILURE``: no new order when the cancel fails). Reports: OrderCanceled /
+        OrderCancelRejected for ``coid``, OrderAccepted / OrderRejected for ``new_coid``; a 409 (partial success)
+        reports each half from ``error.data``. https://developers.binance.com/docs/binance-spot-api-docs/websocket-api/trading-requests
+        ("Cancel and replace order"). Raises NotImplementedError on USDⓈ-M (``order.modify`` keeps the client order
+        id, which the engine's order model does not express)."""
+        if not self.spot:
+            raise NotImplementedError("cancel_replace: spot only (USDⓈ-M has order.modify)")
+        api = self.owner.wsapi
+        now = time.time_ns()
+        why = api.refusal("new_order", now)
+        if why is not None or not COID_RE.match(coid) or not COID_RE.match(new_coid) or \
+                not 0 < price <= self._max_px or not 0 < qty <= self._max_qty or side not in (1, -1):
+            self._refused(new_coid, why or "BAD_ORDER", now)
+            return
+        params = {"symbol": self.symbol, "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrigClientOrderId": coid,
+                  "newClientOrderId": new_coid, "side": "BUY" if side > 0 else "SELL", "type": "LIMIT_MAKER",
+                  "price": _fixed(price * self._pm, self._pd, self._pp10),
+                  "quantity": _fixed(qty * self._qm, self._qd, self._qp10), "newOrderRespType": "ACK"}
+
+        def answer(msg):
+            t = time.time_ns()
+            if msg is None:
+                if api.connected:
+                    self._unknown(coid, True)
+                    self._unknown(new_coid, False)
+                return
+            if msg["status"] == 200:
+                res = msg.get("result") if type(msg.get("result")) is dict else {}
+                self._cancel_answer(coid, {"status": 200, "result": res.get("cancelResponse") or {}})
+                self._placed(new_coid, {"status": 200, "result": res.get("newOrderResponse") or {}})
+                return
+            out = api.outcome_of(msg, True)
+            err = msg.get("error") if type(msg.get("error")) is dict else {}
+            data = err.get("data") if type(err.get("data")) is dict else None
+            if data is None or out.action is Action.UNKNOWN_STATUS and msg["status"] != 409:
+                if out.action is Action.UNKNOWN_STATUS:
+                    self._unknown(coid, True)
+                    self._unknown(new_coid, False)
+                else:
+                    self._emit(OrderCancelRejected(t, coid, out.reason))
+                    self._emit(OrderRejected(t, new_coid, out.reason, out.report_code))
+                return
+            for half, c, ok_fn in (("cancel", coid, self._cancel_answer), ("newOrder", new_coid, self._placed)):
+                r = data.get(f"{half}Result")
+                body = data.get(f"{half}Response")
+                if r == "SUCCESS":
+                    ok_fn(c, {"status": 200, "result": body if type(body) is dict else {}})
+                elif r == "FAILURE" and type(body) is dict:
+                    ok_fn(c, {"status": 400, "error": body})
+                elif r == "NOT_ATTEMPTED" and half == "newOrder":
+                    self._emit(OrderRejected(t, c, "not attempted (the cancel failed)", "CANCEL_FAILED"))
+        try:
+            api.send("order.cancelReplace", params, answer, signed=True, endpoint="new_order")
+        except (ConnectionError, WsApiError) as exc:
+            self._refused(new_coid, "NOT_CONNECTED" if isinstance(exc, ConnectionError) else exc.outcome.report_code,
+                          now)
+            return
+        self.counters["submitted"] += 1
+
     def _refused(self, coid: str, why: str, now: int) -> None:
         if why == "NOT_CONNECTED":
             self.counters["dropped"] += 1
