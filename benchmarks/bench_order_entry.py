@@ -62,11 +62,12 @@ def _fmt(name, xs_ns, target=None):
 async def _scenario(tmp_path):
     from picows import WSListener, WSMsgType, ws_connect
 
-    from emukit import KEY, SECRET, SPOT_BTC, ccxt_client, head, running, until
+    from emukit import KEY, SECRET, SPOT_BTC, head, running, until
     from mmcore.execution import OrderAccepted
     from mmcore.instruments import load_instrument
     from mmcore.venues.binance.credentials import Credentials
     from mmcore.venues.binance.execution import BinanceExecution
+    from mmcore.venues.binance.rest import ccxt_exchange
     from mmcore.venues.ratelimit import RateLimiter
     from mmcore_ext.binance_codec import BinanceLineDecoder
 
@@ -95,7 +96,7 @@ async def _scenario(tmp_path):
                               {"timeout_s": 10.0}, on_report, endpoint=f"http://127.0.0.1:{port}", limiter=limiter)
         await ex.start()
         client = ex.execution("BTCUSDT")
-        cx = ccxt_client("binance_spot", port)
+        cx = ccxt_exchange("binance_spot", Credentials.hmac(KEY, SECRET), f"http://127.0.0.1:{port}")
         await cx.load_markets()
         fetch_marks: list = []
         orig_fetch = cx.fetch

@@ -210,3 +210,30 @@ def test_spot_cancel_replace_reports_both_halves(tmp_path):
 
     opened, r3 = run(scenario())
     assert opened == ["cr-2"] and r3[0].code == "CANCEL_FAILED"
+
+
+def test_hostile_user_data_is_counted_never_booked_and_malformed_frames_are_skipped(tmp_path):
+    from mmcore.instruments import load_instrument
+    from mmcore.venues.binance.user_data import Parser
+    from mmcore.venues.loopback import MalformedMessage
+    p = Parser(load_instrument("binance_usdm", "BTCUSDT"), spot=False)
+    good = {"s": "BTCUSDT", "c": "x-1", "S": "BUY", "x": "TRADE", "X": "FILLED", "i": 7, "q": "0.002", "z": "0.002",
+            "l": "0.002", "L": "61800.20", "n": "0.01", "N": "USDT", "T": 1723075200123, "t": 9, "m": True}
+    oid, coid, reps = p.order_event(good)
+    assert (oid, coid, reps[0].price, reps[0].qty, reps[0].fee) == (7, "x-1", 618002, 2, Decimal("0.01"))
+    for bad in ({"L": "1e400"}, {"L": "NaN"}, {"l": "-1"}, {"L": "61800.25"}, {"l": "0.0001"}, {"i": "7"},
+                {"t": 2**70}, {"S": "UP"}, {"m": 1}, {"c": "x" * 100}, {"L": "9" * 60}, {"T": -5}, {"n": "nope"}):
+        with pytest.raises(MalformedMessage):
+            p.order_event(dict(good, **bad))
+
+    async def scenario():
+        async with harness("binance_spot", tmp_path, 4000) as h:
+            h.emu.faults.add({"kind": "malformed", "target": "wsapi", "count": 3})
+            await until(lambda: h.ex.wsapi.counters["malformed"] >= 3, 5, "the malformed frames counted")
+            h.ex._on_user_event({"e": "executionReport", "s": "BTCUSDT", "x": "TRADE", "c": "ghost", "i": 1,
+                                 "L": "1e999", "l": "1", "S": "BUY", "t": 1, "T": 1, "m": True})
+            await place_resting(h, "after-bad")
+            return h.ex.wsapi.counters["malformed"], h.ex.malformed, h.of("ghost")
+
+    n_frames, n_events, ghost = run(scenario())
+    assert n_frames == 3 and n_events == 1 and ghost == []

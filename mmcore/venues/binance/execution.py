@@ -378,7 +378,7 @@ class BinanceExecutionClient:
         self.counters["events"] += 1
         try:
             oid, coid, reps = self.parser.order_event(o)
-        except MalformedMessage as exc:
+        except (ValueError, ArithmeticError, TypeError) as exc:     # MalformedMessage is a ValueError
             self._malformed(o, exc)
             return
         self.order_ids[oid] = coid
