@@ -237,3 +237,11 @@ def test_hostile_user_data_is_counted_never_booked_and_malformed_frames_are_skip
 
     n_frames, n_events, ghost = run(scenario())
     assert n_frames == 3 and n_events == 1 and ghost == []
+
+
+def test_settings_from_the_config_venue_section():
+    from mmcore.config import load_config
+    from mmcore.venues.binance.execution import ExecSettings
+    s = ExecSettings.of(load_config(overrides=["venue.recv_window_ms=3000", "venue.testnet=true"]))
+    assert (s.recv_window_ms, s.testnet) == (3000, True)
+    assert ExecSettings.of({"keepalive_s": 5, "unknown": 1}).keepalive_s == 5

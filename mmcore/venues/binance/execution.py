@@ -651,7 +651,13 @@ class BinanceExecution:
 
     async def _on_open(self) -> None:
         if self.spot:
-            res = await self.wsapi.call("userDataStream.subscribe.signature", {}, signed=True)
+            if self.wsapi.credentials.kind == "ed25519":
+                # Ed25519 keys: authenticate the session, then subscribe (web-socket-api.md, "Session
+                # Authentication"; userDataStream.subscribe needs a logged-on session)
+                await self.wsapi.call("session.logon", {}, signed=True)
+                res = await self.wsapi.call("userDataStream.subscribe", {})
+            else:
+                res = await self.wsapi.call("userDataStream.subscribe.signature", {}, signed=True)
             self.subscription_id = res.get("subscriptionId") if isinstance(res, dict) else None
         elif self._user_task is None:
             self._user_task = asyncio.get_running_loop().create_task(self.user.run(), name="binance-user-data")
