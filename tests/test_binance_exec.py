@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from binexkit import PAUSE_AT, harness, place_resting, run, through_side
+from binexkit import harness, place_resting, run, through_side
 from emukit import KEY, until
 from mmcore.sim.emulator.accounts import d8
 from mmcore.execution import (POST_ONLY_REJECT, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderFilled,
                               OrderRejected)
-from mmcore.venues.binance.credentials import Credentials, CredentialsError, load_credentials, parse_env_file
+from mmcore.venues.binance.credentials import CredentialsError, load_credentials, parse_env_file
 from mmcore.venues.binance.errors import Action, classify_error
 from mmcore.venues.binance.signing import Ed25519Signer, HmacSigner, sign_ws_params, ws_payload
 from mmcore.venues.binance.ws_api import map_endpoint, ws_api_url

@@ -398,12 +398,7 @@ class BinanceExecutionClient:
 
     # --- queries ---
     async def _q(self, method: str, params: dict, endpoint: str):
-        try:
-            return await self.owner.wsapi.call(method, params, signed=True, endpoint=endpoint)
-        except WsApiError:
-            raise
-        except (ConnectionError, TimeoutError, asyncio.TimeoutError):
-            raise
+        return await self.owner.wsapi.call(method, params, signed=True, endpoint=endpoint)
 
     async def _rest(self, make):
         api = self.owner.wsapi
