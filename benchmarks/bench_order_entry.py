@@ -1,5 +1,7 @@
 """Order entry: market-data frame received -> order request bytes written, WebSocket API vs ccxt REST, against the
-in-process emulator on 127.0.0.1 (spot BTCUSDT recording), measured inside the process with ``perf_counter_ns``.
+emulator on 127.0.0.1 (spot BTCUSDT recording, speed 20, order limits off, zero simulated latency), measured inside
+the client process with ``perf_counter_ns``. Two runs: the emulator in the same process and event loop (as the tests
+run it) and ``python -m mmcore emulate`` in its own process (the client process then does nothing else).
 
 WebSocket API path: our own minimal picows listener on the emulator's ``/stream`` (combined depth + trade
 streams); ``t0`` at the entry of ``on_ws_frame``; the frame is decoded by mmcore's compiled
@@ -14,7 +16,9 @@ ccxt's own work (market lookup, parameter building, signing, URL) and before aio
 a lower bound of the ccxt path, which favours ccxt. One ccxt order at a time (the next frame after the previous
 call finished). The full ccxt call (until its answer is parsed) is reported too.
 
-Round trip: ``submit`` -> the OrderAccepted report (the ``order.place`` answer) over loopback.
+Round trip: ``submit`` -> the OrderAccepted report (the ``order.place`` answer) over loopback, for the orders of
+the burst (they queue behind each other at the emulator) and for 200 orders sent one at a time. A breakdown prints
+the decode part, the build + sign + send part and the socket write alone (``transport.send`` of a 600-byte frame).
 
 Targets (issue 9, 2-core box): WS API p50 <= 25 µs, p99 <= 100 µs, and at least 5x faster (p50) than ccxt. Printed
 beside each figure, not asserted (CI machines are noisy); asserted: loose sanity bounds.
