@@ -53,6 +53,7 @@ _COID_MATCH = COID_RE.match
 PRIVATE_URLS = {False: "wss://fstream.binance.com/private/ws", True: "wss://fstream.binancefuture.com/private/ws"}
 MAX_WARNINGS = 20
 MAX_TRADE_PAGES = 20
+MAX_ORDER_IDS = 200_000
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ class BinanceExecutionClient:
             res = msg.get("result")
             oid = res.get("orderId") if type(res) is dict else None
             if type(oid) is int and 0 <= oid < 1 << 63:
-                self.order_ids[oid] = coid
+                self._remember(oid, coid)
             ts = res.get("transactTime") if type(res) is dict else None
             ts = ts * 1_000_000 if type(ts) is int and 0 < ts < 1 << 42 else now
             self._emit(OrderAccepted(ts, coid, str(oid) if oid is not None else None))
@@ -381,9 +382,16 @@ class BinanceExecutionClient:
         except (ValueError, ArithmeticError, TypeError) as exc:     # MalformedMessage is a ValueError
             self._malformed(o, exc)
             return
-        self.order_ids[oid] = coid
+        self._remember(oid, coid)
         for rep in reps:
             self._emit(rep, oid)
+
+    def _remember(self, oid: int, coid: str) -> None:
+        ids = self.order_ids
+        ids[oid] = coid
+        if len(ids) > MAX_ORDER_IDS:                # bounded: the oldest half is forgotten (queries re-learn them)
+            for k in list(ids)[:MAX_ORDER_IDS // 2]:
+                del ids[k]
 
     def _emit(self, rep, order_id: int | None = None) -> None:
         for r in self.dedupe.admit(rep, order_id):
@@ -440,7 +448,7 @@ class BinanceExecutionClient:
                 self._malformed(m, exc)
                 raise QueryError(f"malformed open order: {exc}") from None
             if o.venue_order_id is not None:
-                self.order_ids[int(o.venue_order_id)] = o.client_order_id
+                self._remember(int(o.venue_order_id), o.client_order_id)
             out.append(o)
         return out
 
@@ -473,7 +481,7 @@ class BinanceExecutionClient:
             raise
         c = res.get("clientOrderId") if type(res) is dict else None
         if type(c) is str and 0 < len(c) <= 64:
-            self.order_ids[oid] = c
+            self._remember(oid, c)
             return c
         return None
 
