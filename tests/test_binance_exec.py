@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from binexkit import PAUSE_AT, harness, place_resting, run, through_side
+from binexkit import harness, place_resting, run, through_side
 from emukit import KEY, until
 from mmcore.sim.emulator.accounts import d8
 from mmcore.execution import (POST_ONLY_REJECT, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderFilled,
                               OrderRejected)
-from mmcore.venues.binance.credentials import Credentials, CredentialsError, load_credentials, parse_env_file
+from mmcore.venues.binance.credentials import CredentialsError, load_credentials, parse_env_file
 from mmcore.venues.binance.errors import Action, classify_error
 from mmcore.venues.binance.signing import Ed25519Signer, HmacSigner, sign_ws_params, ws_payload
 from mmcore.venues.binance.ws_api import map_endpoint, ws_api_url
@@ -192,3 +192,56 @@ def test_reordered_reports_each_fill_booked_once_and_the_acceptance_first(tmp_pa
     assert type(mine[0]) is OrderAccepted and sum(type(r) is OrderAccepted for r in mine) == 1
     emu = sorted(f["tradeId"] for f in state["symbols"]["BTCUSDT"]["fills"] if f["clientOrderId"] == "ro-1")
     assert sorted(r.trade_id for r in mine if type(r) is OrderFilled) == emu
+
+
+def test_spot_cancel_replace_reports_both_halves(tmp_path):
+    async def scenario():
+        async with harness("binance_spot", tmp_path, 4000) as h:
+            bid, ask = h.touch()
+            await place_resting(h, "cr-1")
+            h.client.cancel_replace(0, "cr-1", "cr-2", 1, bid - 30, h.lots())
+            await h.wait("cr-1", OrderCanceled)
+            await h.wait("cr-2", OrderAccepted)
+            h.client.cancel_replace(0, "cr-gone", "cr-3", 1, bid - 31, h.lots())     # cancel fails: nothing new
+            await h.wait("cr-gone", OrderCancelRejected)
+            r3 = await h.wait("cr-3", OrderRejected)
+            opened = sorted(o.client_order_id for o in await h.client.open_orders())
+            return opened, r3
+
+    opened, r3 = run(scenario())
+    assert opened == ["cr-2"] and r3[0].code == "CANCEL_FAILED"
+
+
+def test_hostile_user_data_is_counted_never_booked_and_malformed_frames_are_skipped(tmp_path):
+    from mmcore.instruments import load_instrument
+    from mmcore.venues.binance.user_data import Parser
+    from mmcore.venues.loopback import MalformedMessage
+    p = Parser(load_instrument("binance_usdm", "BTCUSDT"), spot=False)
+    good = {"s": "BTCUSDT", "c": "x-1", "S": "BUY", "x": "TRADE", "X": "FILLED", "i": 7, "q": "0.002", "z": "0.002",
+            "l": "0.002", "L": "61800.20", "n": "0.01", "N": "USDT", "T": 1723075200123, "t": 9, "m": True}
+    oid, coid, reps = p.order_event(good)
+    assert (oid, coid, reps[0].price, reps[0].qty, reps[0].fee) == (7, "x-1", 618002, 2, Decimal("0.01"))
+    for bad in ({"L": "1e400"}, {"L": "NaN"}, {"l": "-1"}, {"L": "61800.25"}, {"l": "0.0001"}, {"i": "7"},
+                {"t": 2**70}, {"S": "UP"}, {"m": 1}, {"c": "x" * 100}, {"L": "9" * 60}, {"T": -5}, {"n": "nope"}):
+        with pytest.raises(MalformedMessage):
+            p.order_event(dict(good, **bad))
+
+    async def scenario():
+        async with harness("binance_spot", tmp_path, 4000) as h:
+            h.emu.faults.add({"kind": "malformed", "target": "wsapi", "count": 3})
+            await until(lambda: h.ex.wsapi.counters["malformed"] >= 3, 5, "the malformed frames counted")
+            h.ex._on_user_event({"e": "executionReport", "s": "BTCUSDT", "x": "TRADE", "c": "ghost", "i": 1,
+                                 "L": "1e999", "l": "1", "S": "BUY", "t": 1, "T": 1, "m": True})
+            await place_resting(h, "after-bad")
+            return h.ex.wsapi.counters["malformed"], h.ex.malformed, h.of("ghost")
+
+    n_frames, n_events, ghost = run(scenario())
+    assert n_frames == 3 and n_events == 1 and ghost == []
+
+
+def test_settings_from_the_config_venue_section():
+    from mmcore.config import load_config
+    from mmcore.venues.binance.execution import ExecSettings
+    s = ExecSettings.of(load_config(overrides=["venue.recv_window_ms=3000", "venue.testnet=true"]))
+    assert (s.recv_window_ms, s.testnet) == (3000, True)
+    assert ExecSettings.of({"keepalive_s": 5, "unknown": 1}).keepalive_s == 5

@@ -28,7 +28,8 @@ def test_bad_signature_refused_never_retried_and_the_secret_never_logged(venue, 
                 await h.ex.start()                         # subscription / listenKey / queries: refused
             except Exception as exc:                       # noqa: BLE001 - any failure text is checked below
                 errors.append(exc)
-            await until(lambda: h.ex.wsapi.connected, 5, "the connection")
+            if venue == "binance_spot":                      # the signed subscription was refused already
+                assert h.ex.wsapi.fatal is not None and errors
             bid, _ = h.touch()
             h.client.submit(0, "sig-1", 1, bid - 10, h.lots())
             await until(lambda: h.of("sig-1", OrderRejected) or h.ex.wsapi.fatal is not None, 5, "the refusal")
@@ -177,3 +178,20 @@ def test_dropped_ws_api_reconnects_and_runs_on_connect(venue, tmp_path):
     opened, counters = run(scenario())
     assert opened == ["dr-1", "dr-2"]
     assert (counters["connects"], counters["disconnects"]) == (2, 1), counters
+
+
+def test_timestamp_outside_recv_window_resyncs_the_clock_once(tmp_path):
+    async def scenario():
+        async with harness("binance_spot", tmp_path, 4000) as h:
+            bid, _ = h.touch()
+            h.ex.wsapi.offset_ms = -120_000                       # our clock two minutes behind the server
+            for i in range(5):                                     # a burst: one resync, not five
+                h.client.submit(0, f"ts-{i}", 1, bid - 10 - i, h.lots())
+            rej = [await h.wait(f"ts-{i}", OrderRejected) for i in range(5)]
+            await until(lambda: abs(h.ex.wsapi.offset_ms) < 5000, 5, "the resync")
+            h.client.submit(0, "ts-ok", 1, bid - 20, h.lots())
+            await h.wait("ts-ok", OrderAccepted)
+            return [r[0].code for r in rej], h.ex.wsapi.counters["resyncs"]
+
+    codes, resyncs = run(scenario())
+    assert codes == ["TIMESTAMP"] * 5 and resyncs == 1

@@ -39,7 +39,7 @@ from decimal import Decimal
 
 from mmcore.execution import (OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired, OrderRejected,
                               VenueOrder)
-from mmcore.venues.binance.errors import Action
+from mmcore.venues.binance.errors import FATAL_CODES, Action
 from mmcore.venues.binance.rest import BinanceRest, rest_base
 from mmcore.venues.binance.user_data import Dedupe, ListenKeyStream, Parser
 from mmcore.venues.binance.ws_api import SPOT, USDM, WsApi, WsApiError, map_endpoint, ws_api_url
@@ -53,6 +53,7 @@ _COID_MATCH = COID_RE.match
 PRIVATE_URLS = {False: "wss://fstream.binance.com/private/ws", True: "wss://fstream.binancefuture.com/private/ws"}
 MAX_WARNINGS = 20
 MAX_TRADE_PAGES = 20
+MAX_ORDER_IDS = 200_000
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,67 @@ class BinanceExecutionClient:
         api.send_request(rid, data, "order.cancel", "cancel_order", lambda m: self._cancel_answer(coid, m), now)
         self.counters["canceled"] += 1
 
+    def cancel_replace(self, ts_ns: int, coid: str, new_coid: str, side: int, price: int, qty: int) -> None:
+        """Spot only: cancel ``coid`` and place ``new_coid`` (post-only) in one ``order.cancelReplace``
+        (``cancelReplaceMode=STOP_ON_FAILURE``: no new order when the cancel fails). Reports: OrderCanceled /
+        OrderCancelRejected for ``coid``, OrderAccepted / OrderRejected for ``new_coid``; a 409 (partial success)
+        reports each half from ``error.data``. https://developers.binance.com/docs/binance-spot-api-docs/websocket-api/trading-requests
+        ("Cancel and replace order"). Raises NotImplementedError on USDⓈ-M (``order.modify`` keeps the client order
+        id, which the engine's order model does not express)."""
+        if not self.spot:
+            raise NotImplementedError("cancel_replace: spot only (USDⓈ-M has order.modify)")
+        api = self.owner.wsapi
+        now = time.time_ns()
+        why = api.refusal("new_order", now)
+        if why is not None or not COID_RE.match(coid) or not COID_RE.match(new_coid) or \
+                not 0 < price <= self._max_px or not 0 < qty <= self._max_qty or side not in (1, -1):
+            self._refused(new_coid, why or "BAD_ORDER", now)
+            return
+        params = {"symbol": self.symbol, "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrigClientOrderId": coid,
+                  "newClientOrderId": new_coid, "side": "BUY" if side > 0 else "SELL", "type": "LIMIT_MAKER",
+                  "price": _fixed(price * self._pm, self._pd, self._pp10),
+                  "quantity": _fixed(qty * self._qm, self._qd, self._qp10), "newOrderRespType": "ACK"}
+
+        def answer(msg):
+            t = time.time_ns()
+            if msg is None:
+                if api.connected:
+                    self._unknown(coid, True)
+                    self._unknown(new_coid, False)
+                return
+            if msg["status"] == 200:
+                res = msg.get("result") if type(msg.get("result")) is dict else {}
+                self._cancel_answer(coid, {"status": 200, "result": res.get("cancelResponse") or {}})
+                self._placed(new_coid, {"status": 200, "result": res.get("newOrderResponse") or {}})
+                return
+            out = api.outcome_of(msg, True)
+            err = msg.get("error") if type(msg.get("error")) is dict else {}
+            data = err.get("data") if type(err.get("data")) is dict else None
+            if data is None or out.action is Action.UNKNOWN_STATUS and msg["status"] != 409:
+                if out.action is Action.UNKNOWN_STATUS:
+                    self._unknown(coid, True)
+                    self._unknown(new_coid, False)
+                else:
+                    self._emit(OrderCancelRejected(t, coid, out.reason))
+                    self._emit(OrderRejected(t, new_coid, out.reason, out.report_code))
+                return
+            for half, c, ok_fn in (("cancel", coid, self._cancel_answer), ("newOrder", new_coid, self._placed)):
+                r = data.get(f"{half}Result")
+                body = data.get(f"{half}Response")
+                if r == "SUCCESS":
+                    ok_fn(c, {"status": 200, "result": body if type(body) is dict else {}})
+                elif r == "FAILURE" and type(body) is dict:
+                    ok_fn(c, {"status": 400, "error": body})
+                elif r == "NOT_ATTEMPTED" and half == "newOrder":
+                    self._emit(OrderRejected(t, c, "not attempted (the cancel failed)", "CANCEL_FAILED"))
+        try:
+            api.send("order.cancelReplace", params, answer, signed=True, endpoint="new_order")
+        except (ConnectionError, WsApiError) as exc:
+            self._refused(new_coid, "NOT_CONNECTED" if isinstance(exc, ConnectionError) else exc.outcome.report_code,
+                          now)
+            return
+        self.counters["submitted"] += 1
+
     def _refused(self, coid: str, why: str, now: int) -> None:
         if why == "NOT_CONNECTED":
             self.counters["dropped"] += 1
@@ -237,7 +299,7 @@ class BinanceExecutionClient:
             res = msg.get("result")
             oid = res.get("orderId") if type(res) is dict else None
             if type(oid) is int and 0 <= oid < 1 << 63:
-                self.order_ids[oid] = coid
+                self._remember(oid, coid)
             ts = res.get("transactTime") if type(res) is dict else None
             ts = ts * 1_000_000 if type(ts) is int and 0 < ts < 1 << 42 else now
             self._emit(OrderAccepted(ts, coid, str(oid) if oid is not None else None))
@@ -317,12 +379,19 @@ class BinanceExecutionClient:
         self.counters["events"] += 1
         try:
             oid, coid, reps = self.parser.order_event(o)
-        except MalformedMessage as exc:
+        except (ValueError, ArithmeticError, TypeError) as exc:     # MalformedMessage is a ValueError
             self._malformed(o, exc)
             return
-        self.order_ids[oid] = coid
+        self._remember(oid, coid)
         for rep in reps:
             self._emit(rep, oid)
+
+    def _remember(self, oid: int, coid: str) -> None:
+        ids = self.order_ids
+        ids[oid] = coid
+        if len(ids) > MAX_ORDER_IDS:                # bounded: the oldest half is forgotten (queries re-learn them)
+            for k in list(ids)[:MAX_ORDER_IDS // 2]:
+                del ids[k]
 
     def _emit(self, rep, order_id: int | None = None) -> None:
         for r in self.dedupe.admit(rep, order_id):
@@ -337,17 +406,19 @@ class BinanceExecutionClient:
 
     # --- queries ---
     async def _q(self, method: str, params: dict, endpoint: str):
-        try:
-            return await self.owner.wsapi.call(method, params, signed=True, endpoint=endpoint)
-        except WsApiError:
-            raise
-        except (ConnectionError, TimeoutError, asyncio.TimeoutError):
-            raise
+        return await self.owner.wsapi.call(method, params, signed=True, endpoint=endpoint)
 
-    async def _rest(self, coro):
+    async def _rest(self, make):
+        api = self.owner.wsapi
+        if api.fatal is not None:                   # a refused key is never used again
+            raise WsApiError("REST", api.fatal)
         try:
-            return await coro
+            return await make()
         except ExchangeCallError as exc:
+            code = getattr(exc, "code", None)
+            if code in FATAL_CODES and api.fatal is None:
+                api._on_error({"status": getattr(exc, "status", None) or 400,
+                               "error": {"code": code, "msg": getattr(exc, "msg", "")}}, "REST")
             raise QueryError(sanitize_message(str(exc))) from None
         except Exception as exc:                    # noqa: BLE001 - aiohttp errors: a network failure
             if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
@@ -368,7 +439,7 @@ class BinanceExecutionClient:
         if self.spot:
             res = await self._q("openOrders.status", {"symbol": self.symbol}, "open_orders")
         else:
-            res = await self._rest(self.owner.rest.open_orders(self.symbol))
+            res = await self._rest(lambda: self.owner.rest.open_orders(self.symbol))
         out = []
         for m in self._list(res, "openOrders"):
             try:
@@ -377,7 +448,7 @@ class BinanceExecutionClient:
                 self._malformed(m, exc)
                 raise QueryError(f"malformed open order: {exc}") from None
             if o.venue_order_id is not None:
-                self.order_ids[int(o.venue_order_id)] = o.client_order_id
+                self._remember(int(o.venue_order_id), o.client_order_id)
             out.append(o)
         return out
 
@@ -410,7 +481,7 @@ class BinanceExecutionClient:
             raise
         c = res.get("clientOrderId") if type(res) is dict else None
         if type(c) is str and 0 < len(c) <= 64:
-            self.order_ids[oid] = c
+            self._remember(oid, c)
             return c
         return None
 
@@ -424,7 +495,7 @@ class BinanceExecutionClient:
                 res = await self._q("myTrades", {"symbol": self.symbol, "startTime": start, "limit": 1000},
                                     "my_trades")
             else:
-                res = await self._rest(self.owner.rest.my_trades(self.symbol, start))
+                res = await self._rest(lambda: self.owner.rest.my_trades(self.symbol, start))
             items = self._list(res, "myTrades")
             last = start
             for m in items:
@@ -528,10 +599,23 @@ class BinanceExecution:
 
     async def start(self) -> None:
         """Connect, subscribe to user data, run ``on_connect``; returns after the first complete connect.
-        Raises TimeoutError after ``start_timeout_s`` (the connection keeps retrying until :meth:`close`)."""
+        Raises TimeoutError after ``start_timeout_s`` (the connection keeps retrying until :meth:`close`), or
+        WsApiError at once when the key or signature is refused (nothing is retried then)."""
         if self._run_task is None:
             self._run_task = asyncio.get_running_loop().create_task(self.wsapi.run(), name="binance-ws-api")
-        await asyncio.wait_for(self._ready.wait(), self.settings.start_timeout_s)
+        ready = asyncio.ensure_future(self._ready.wait())
+        fatal = asyncio.ensure_future(self.wsapi.fatal_event.wait())
+        try:
+            await asyncio.wait({ready, fatal}, timeout=self.settings.start_timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            fatal.cancel()
+        if self._ready.is_set():
+            return
+        if self.wsapi.fatal is not None:
+            raise WsApiError("start", self.wsapi.fatal)
+        raise TimeoutError(f"{self.name}: not connected within {self.settings.start_timeout_s} s")
 
     async def close(self) -> None:
         """Close every connection and stop the tasks."""
@@ -570,7 +654,13 @@ class BinanceExecution:
 
     async def _on_open(self) -> None:
         if self.spot:
-            res = await self.wsapi.call("userDataStream.subscribe.signature", {}, signed=True)
+            if self.wsapi.credentials.kind == "ed25519":
+                # Ed25519 keys: authenticate the session, then subscribe (web-socket-api.md, "Session
+                # Authentication"; userDataStream.subscribe needs a logged-on session)
+                await self.wsapi.call("session.logon", {}, signed=True)
+                res = await self.wsapi.call("userDataStream.subscribe", {})
+            else:
+                res = await self.wsapi.call("userDataStream.subscribe.signature", {}, signed=True)
             self.subscription_id = res.get("subscriptionId") if isinstance(res, dict) else None
         elif self._user_task is None:
             self._user_task = asyncio.get_running_loop().create_task(self.user.run(), name="binance-user-data")

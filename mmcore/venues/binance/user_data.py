@@ -81,7 +81,12 @@ def dec(v, name: str) -> Decimal:
 def units(v, unit: Decimal, hi: int, name: str, lo: int = 0) -> int:
     """A decimal string on the grid ``unit`` -> integer units in ``[lo, hi]``. Raises MalformedMessage."""
     d = dec(v, name)
-    q, r = divmod(d, unit)
+    if d > unit * hi:                               # before dividing: a huge value cannot overflow the context
+        raise MalformedMessage(f"{name} = {_short(v)}: above {hi} units of {unit}")
+    try:
+        q, r = divmod(d, unit)
+    except ArithmeticError:
+        raise MalformedMessage(f"{name} = {_short(v)}: not a usable decimal") from None
     if r != 0:
         raise MalformedMessage(f"{name} = {_short(v)}: not a multiple of {unit}")
     n = int(q)
@@ -413,4 +418,7 @@ class ListenKeyStream:
             self._drop()
             return
         self.counters["events"] += 1
-        self.on_event(ev)
+        try:
+            self.on_event(ev)
+        except Exception:                             # noqa: BLE001 - one event never ends the stream
+            log.exception("user-data event handler failed")

@@ -187,6 +187,7 @@ class WsApi:
         self._sweeper: asyncio.Task | None = None
         self._rng = random.Random()
         self._unnoted: list = []
+        self.fatal_event = asyncio.Event()
         self._flush_scheduled = False
         self._loop = None
 
@@ -258,6 +259,8 @@ class WsApi:
         if endpoint is not None or signed:
             why = self.refusal(endpoint or "query_order", now) if endpoint else (
                 "AUTH" if self.fatal is not None else None)
+            if why == "NOT_CONNECTED":
+                raise ConnectionError(f"{method}: WebSocket API not connected")
             if why is not None:
                 self.counters["refused_locally"] += 1
                 raise WsApiError(method, ErrorOutcome(Action.FATAL if why == "AUTH" else Action.RATE_LIMITED,
@@ -377,6 +380,10 @@ class WsApi:
                 await self._lost_fut
             except (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError, WSError, QueryError) as exc:
                 if self._closing:
+                    break
+                if self.fatal is not None:             # bad key / signature: never retried
+                    log.critical("WebSocket API %s: the key or signature was refused (code %s); not reconnecting",
+                                 self.url, self.fatal.code)
                     break
                 log.warning("WebSocket API %s: %s: %s; retrying in %.2f s", self.url, type(exc).__name__,
                             sanitize_message(str(exc)), delay)
@@ -509,6 +516,7 @@ class WsApi:
             if self.fatal is None:
                 self.counters["fatal"] += 1
                 self.fatal = out
+                self.fatal_event.set()
                 log.critical("WebSocket API %s: %s (code %s) -- the API key or signature is refused; nothing more "
                              "is sent with this key (fix the credentials and restart)", method, out.reason, out.code)
         elif a is Action.RESYNC_CLOCK:
