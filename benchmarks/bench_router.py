@@ -64,8 +64,8 @@ def main():
             for ts, _, p in fs:
                 pyroute(ts, p)
         kinds = sorted({k for _, k, _ in fs})
-        print(f"{market}: {len(fs)} frames  orjson.loads {best(parse, fs):.2f} us  route+decode {best(routed, fs):.2f} us"
-              f" (Python router {best(pyrouted, fs):.2f} us)")
+        print(f"{market}: {len(fs)} frames  orjson.loads {best(parse, fs):.2f} us  route+decode "
+              f"{best(routed, fs):.2f} us (Python router {best(pyrouted, fs):.2f} us)")
         for k in kinds:
             sub = [f for f in fs if f[1] == k]
             print(f"  {k:14s} n={len(sub):6d}  loads {best(parse, sub):.2f} us  route {best(routed, sub):.2f} us  "

@@ -72,7 +72,8 @@ def test_snapshot_from_a_ws_api_depth_result(decs):
     for bad in (None, [], "x", {"bids": [], "asks": []}, {"lastUpdateId": -1, "bids": [], "asks": []},
                 {"lastUpdateId": 1, "bids": "x", "asks": []}, {"lastUpdateId": 1, "bids": [["a", "b"]], "asks": []},
                 {"lastUpdateId": 1, "bids": [[]], "asks": []}, {"lastUpdateId": True, "bids": [], "asks": []},
-                {"lastUpdateId": 1, "bids": [["1e400", "1"]], "asks": []}, {"lastUpdateId": 2**70, "bids": [], "asks": []}):
+                {"lastUpdateId": 1, "bids": [["1e400", "1"]], "asks": []},
+                {"lastUpdateId": 2**70, "bids": [], "asks": []}):
         with pytest.raises(MalformedLine):
             d.snapshot_from(TS, bad)
 

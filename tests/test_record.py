@@ -96,7 +96,8 @@ def test_record_refuses_bad_arguments(args, phrase, tmp_path):
     base = {"--symbols": "BTCUSDT", "--out": str(tmp_path / "r.gz")}
     for k, v in zip(args[::2], args[1::2]):
         base[k] = v
-    cmd = [sys.executable, "-m", "mmcore", "record", "--venue", "binance_spot"] + sum(([k, v] for k, v in base.items()), [])
+    cmd = [sys.executable, "-m", "mmcore", "record", "--venue", "binance_spot"]
+    cmd += sum(([k, v] for k, v in base.items()), [])
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert any(ln.startswith("error:") and phrase in ln for ln in r.stderr.splitlines()), r.stderr

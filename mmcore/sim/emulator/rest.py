@@ -4,8 +4,8 @@
 Spot ``/api/v3``: ``ping``, ``time``, ``exchangeInfo``, ``depth``, ``trades`` (NONE); ``order`` POST / DELETE / GET,
 ``order/cancelReplace`` POST, ``openOrders`` GET / DELETE, ``myTrades``, ``account`` (SIGNED);
 ``userDataStream`` answers 410 (spot listenKeys were discontinued, [S-CL-WEB][MAXT]).
-USDⓈ-M ``/fapi``: ``v1/ping``, ``v1/time``, ``v1/exchangeInfo``, ``v1/depth``, ``v1/trades`` (NONE); ``v1/order`` POST / PUT
-(modify) / DELETE / GET, ``v1/openOrders``, ``v1/openOrder``, ``v1/allOpenOrders`` DELETE, ``v1/userTrades``,
+USDⓈ-M ``/fapi``: ``v1/ping``, ``v1/time``, ``v1/exchangeInfo``, ``v1/depth``, ``v1/trades`` (NONE); ``v1/order``
+POST / PUT (modify) / DELETE / GET, ``v1/openOrders``, ``v1/openOrder``, ``v1/allOpenOrders`` DELETE, ``v1/userTrades``,
 ``v2/account``, ``v3/account``, ``v2/balance``, ``v3/balance`` (SIGNED); ``v1/listenKey`` POST / PUT / DELETE
 (USER_STREAM: ``X-MBX-APIKEY`` header only).
 

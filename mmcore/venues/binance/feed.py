@@ -12,8 +12,9 @@ States per symbol (``on_state(symbol, state, reason)``, reported on change only)
 - ``LIVE``: every route of the symbol is connected and a snapshot of it has been delivered since it went stale
   (checked when the snapshot is delivered and at every frame of the symbol);
 - ``POLLING``: ``polling_after_failures`` consecutive failed WebSocket connects of a route started the REST poller
-  (counted in ``polling_switches``; period :func:`polling_interval`, top 100 levels + recent trades); the WebSocket is retried in the background and, once every route is up
-  again, the poller stops (``polling_exits``) and the symbols resync (STALE -> LIVE).
+  (counted in ``polling_switches``; period :func:`polling_interval`, top 100 levels + recent trades); the
+  WebSocket is retried in the background and, once every route is up again, the poller stops
+  (``polling_exits``) and the symbols resync (STALE -> LIVE).
 
 Snapshots: one in flight per symbol (a request while one is in flight is merged into it), at least
 :data:`SNAPSHOT_MIN_INTERVAL_S` between two of a symbol; WebSocket API first, REST on any failure, retried with

@@ -124,7 +124,8 @@ class Recorder:
             for s in self.symbols:
                 if now - last[s] >= self.snapshot_every_s:
                     self._want.add(s)
-            routes_up = all(c.connected and c.frames > 0 for c in self.feed.conns)
+            conns = self.feed.conns          # connected, and the depth route(s) already delivered frames
+            routes_up = all(c.connected for c in conns) and all(c.frames > 0 for c in conns if c.frame_watchdog)
             if routes_up:
                 for s in sorted(self._want):
                     if await self._snapshot(s):
