@@ -64,7 +64,8 @@ print("sanitize.sh: testing", os.path.dirname(b.__file__))
 EOF
 status=0
 TESTS="${SANITIZE_TESTS:-tests/test_book.py tests/test_book_replay.py tests/test_replay_reader.py tests/test_quoting.py
-    tests/test_risk.py tests/test_orders.py tests/test_fuzz_core.py tests/test_hostile_numbers.py}"
+    tests/test_risk.py tests/test_orders.py tests/test_fuzz_core.py tests/test_hostile_numbers.py
+    tests/test_binance_router.py tests/test_book_ticker_top.py}"
 # shellcheck disable=SC2086
 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" $TESTS 2>&1 | tee "$WORK/pytest.log" || status=$?
 t2=$(date +%s)

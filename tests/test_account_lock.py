@@ -9,13 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from mmcore.persistence.locks import LOCK_DIR_ENV, AccountLock, AccountLocked, LockError, lock_dir, lock_file_name
 
-from crashkit import (ACCOUNT, events, journal_fills, kill_all, start_engine, start_server, wait)
 from datafiles import ROOT
 
 HOLD = ("import sys, time; from mmcore.persistence.locks import AccountLock; lock = AccountLock(sys.argv[1], sys.argv[2]).acquire(); "
@@ -27,34 +25,6 @@ def _holder(venue, account):
     p = subprocess.Popen([sys.executable, "-c", HOLD, venue, account], stdout=subprocess.PIPE, cwd=ROOT)
     assert p.stdout.readline() == b"held\n"
     return p
-
-
-def test_second_engine_on_the_same_account_is_refused_and_never_touches_the_venue(tmp_path):
-    procs = []
-    try:
-        port = start_server(procs, tmp_path)
-        a = start_engine(procs, port, tmp_path / "a.db", tmp_path, 0)
-        wait(lambda: journal_fills(tmp_path / "a.db") >= 1, 20, "engine A trading (a fill)", (procs[0], a))
-        b = start_engine(procs, port, tmp_path / "b.db", tmp_path, 1)
-        assert b.wait(20) == 1
-        err = (tmp_path / "engine1.err").read_text()
-        assert err.startswith(f"error: account '{ACCOUNT}' on venue loopback:127.0.0.1:{port} is already "
-                              f"traded by pid {a.pid} (lock file ") and err.count("\n") == 1, err
-        assert "Traceback" not in err
-        assert not (tmp_path / "b.db").exists()                   # refused before the journal was opened
-        # A kept its session: the exchange never saw a second trader on the account.
-        a.send_signal(signal.SIGTERM)
-        assert a.wait(20) == 0, (tmp_path / "engine0.err").read_text()[-2000:]
-        (stopped,) = events(tmp_path / "engine0.out", "stopped")
-        assert stopped["connects"] == 1 and stopped["clean"] is True
-        assert "replaces the old one" not in (tmp_path / "server.err").read_text()
-        # The lock went with A: a new engine on the account starts.
-        c = start_engine(procs, port, tmp_path / "a.db", tmp_path, 2)
-        wait(lambda: events(tmp_path / "engine2.out", "recovery"), 20, "engine C reconciled", (procs[0], c))
-        c.send_signal(signal.SIGTERM)
-        assert c.wait(20) == 0
-    finally:
-        kill_all(procs)
 
 
 def test_lock_is_refused_while_another_process_holds_it_and_free_after_it_is_killed(tmp_path):

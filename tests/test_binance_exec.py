@@ -215,7 +215,7 @@ def test_spot_cancel_replace_reports_both_halves(tmp_path):
 def test_hostile_user_data_is_counted_never_booked_and_malformed_frames_are_skipped(tmp_path):
     from mmcore.instruments import load_instrument
     from mmcore.venues.binance.user_data import Parser
-    from mmcore.venues.loopback import MalformedMessage
+    from mmcore.venues.common import MalformedMessage
     p = Parser(load_instrument("binance_usdm", "BTCUSDT"), spot=False)
     good = {"s": "BTCUSDT", "c": "x-1", "S": "BUY", "x": "TRADE", "X": "FILLED", "i": 7, "q": "0.002", "z": "0.002",
             "l": "0.002", "L": "61800.20", "n": "0.01", "N": "USDT", "T": 1723075200123, "t": 9, "m": True}

@@ -2,23 +2,19 @@
 flattening and the PnL check; a quote that cannot be computed is a refused quote, not a crash.
 
 Replay tests use the real USDⓈ-M recording (``data/``), once with a synthetic silence inserted; engine-level
-tests use synthetic books (labelled); the live-runner test serves the first part of the real recording from the
-in-process loopback emulator, whose market data then ends while its exchange clock goes on.
+tests use synthetic books (labelled). The live session's stalled-feed test is in test_live_crash.py (the
+Binance-compatible emulator's feed stalls while its exchange goes on).
 """
 import asyncio
 import gzip
-import json
 import logging
-import sqlite3
 import subprocess
 import sys
 
-from mmcore.config import DEFAULT_CONFIG, load_config
+from mmcore.config import load_config
 from mmcore.engine.engine import QUOTE_REFUSED, STALE_REASON
 from mmcore.execution import BUY, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled
-from mmcore.runners.live_runner import TIMER_TICK_S, LiveRunner
 from mmcore.runners.replay import build_session, run_session, summarize
-from mmcore.sim.server import build_server, close_server
 from mmcore_ext.events import DepthSnapshot, Trade
 from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
 
@@ -190,71 +186,3 @@ def test_a_config_whose_quotes_would_overflow_is_refused_at_start_naming_its_fie
     assert "Traceback" not in p.stderr and "config error: strategy.gamma" in p.stderr
     assert "strategy.sigma_seed" in p.stderr and "strategy.horizon_s" in p.stderr
     assert not (tmp_path / "report.json").exists()
-
-
-# --- live runner against the loopback emulator ---
-
-LIVE_SPEED = 5
-ACCOUNT = "timer-test"
-
-
-def test_live_runner_cancels_its_orders_when_the_feed_stops(tmp_path):
-    """The emulator serves the first 4,000 lines of the real recording (about 15 s of market), then its
-    market data ends (``end_of_data``) while its exchange clock goes on at ``LIVE_SPEED`` x real time. The
-    runner must cancel its resting orders on its own, ``stale_after_s`` of venue time after the last event
-    (plus the timer's granularity; the bound below allows 1 s of wall-clock scheduling delay on a loaded
-    machine), and keep running."""
-    data = tmp_path / "usdm_head.gz"
-    with gzip.open(USDM_FILE, "rb") as fi, gzip.open(data, "wb", compresslevel=1) as fo:
-        for n, line in enumerate(fi):
-            if n >= 4000:
-                break
-            fo.write(line)
-    cfg = load_config(DEFAULT_CONFIG)
-    journal = tmp_path / "j.db"
-
-    async def scenario():
-        server = build_server(data, cfg, LIVE_SPEED)
-        srv = await server.serve(0)
-        port = srv.sockets[0].getsockname()[1]
-        runner = LiveRunner(cfg, server.instrument, "127.0.0.1", port, ACCOUNT, str(journal))
-        task = asyncio.get_running_loop().create_task(runner.run())
-        try:
-            await _until(lambda: server.done, 30, "the end of the recording")
-            acc = server.accounts[ACCOUNT]
-            open_at_end = [r.coid for r in acc.open_records()]
-            await _until(lambda: not acc.open_records(), cfg.risk.stale_after_s / LIVE_SPEED + 10,
-                         "our orders cancelled at the exchange")
-            eng = runner.engine
-            state = (eng.paused, eng.pause_reason, eng.counters["stale_pauses"], task.done(), runner.stopping)
-            last = eng.gate.last_market_ns
-            runner._stop.set()
-            rc = await asyncio.wait_for(task, 20)
-            return rc, open_at_end, last, state, runner.rate, eng.stale_after_ns
-        finally:
-            task.cancel()
-            close_server(server, srv)
-
-    rc, open_at_end, last, state, rate, stale_ns = asyncio.run(asyncio.wait_for(scenario(), 60))
-    assert open_at_end, "precondition: orders of ours rest at the exchange when the feed stops"
-    assert state == (True, STALE_REASON, 1, False, False)     # paused by the timer, the runner still running
-    assert rate == LIVE_SPEED and rc == 0
-    conn = sqlite3.connect(journal)
-    try:
-        cancels = conn.execute("SELECT client_order_id, ts_ns FROM order_events WHERE event = 'CANCEL_REQUEST' "
-                               "AND ts_ns > ?", (last,)).fetchall()
-    finally:
-        conn.close()
-    by_coid = dict(cancels)
-    assert set(open_at_end) <= set(by_coid)
-    slack = int((2 * TIMER_TICK_S + 1.0) * rate * S)
-    for coid in open_at_end:
-        assert last + stale_ns < by_coid[coid] <= last + stale_ns + slack, coid
-
-
-async def _until(cond, timeout, what):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
-        await asyncio.sleep(0.02)

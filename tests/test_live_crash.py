@@ -130,6 +130,12 @@ def test_a_second_engine_on_the_same_account_is_refused_and_sends_nothing(tmp_pa
         time.sleep(0.5)
         first.send_signal(signal.SIGTERM)
         assert first.wait(30) == 0
+        # the lock went with the first: a new engine on the account starts and reconciles from the journal
+        third = start_engine(procs, port, tmp_path / "j", tmp_path, 2)
+        wait(lambda: events(tmp_path / "engine2.out", "recovery"), 30, "the third engine's recovery",
+             (procs[0], third))
+        third.send_signal(signal.SIGTERM)
+        assert third.wait(30) == 0
         ex = exchange(port)
     finally:
         kill_all(procs)

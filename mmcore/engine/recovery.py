@@ -1,6 +1,6 @@
 """Restart and reconnect recovery: make the engine's view agree with the journal and the venue.
 
-The same code serves every venue (the loopback emulator now, Binance/MEXC later). It needs only a small
+The same code serves every venue (Binance spot and USDⓈ-M now, MEXC later). It needs only a small
 execution-venue interface (:class:`ExecutionVenue`): ``submit``/``cancel`` for requests, and three queries,
 ``open_orders()`` (:class:`VenueOrder` list), ``fills_since(ts_ns)`` (:class:`mmcore.execution.OrderFilled`
 list) and ``order(client_order_id)`` (one :class:`VenueOrder` in any status, or None; Binance
@@ -13,7 +13,7 @@ What :func:`reconcile` does (each action logged on ``mmcore.recovery`` and count
 1. Restart only: the portfolio is rebuilt from the journal's complete fill history (exact cost basis) and
    the risk gate's position set from it. The gate's PnL peak is restored, and if the engine was HALTED
    when it died the gate is halted again (the kill switch is sticky across restarts; clearing it is an
-   operator's decision, ``mmcore.runners.live_runner --reset-halt``).
+   operator's decision, ``python -m mmcore run --venue ... --live --reset-halt``).
 2. The client-order-id counter continues past every id that may have been used: on a restart the
    journal's ``coid_counter`` (the order manager's durable reservation mark: it is flushed before any id
    of the block is sent), and always past the highest own id seen in the journal or at the venue. The
@@ -448,8 +448,8 @@ async def recover(venue: ExecutionVenue, journal, orders, portfolio, ts_ns: int,
     Raises
     ------
     ConnectionError, TimeoutError
-        A venue query failed (nothing was changed). Venue adapters raise their query error (loopback:
-        QueryError, also for a malformed answer) likewise before anything changes.
+        A venue query failed (nothing was changed). Venue adapters raise their query error
+        (:class:`mmcore.venues.common.QueryError`, also for a malformed answer) likewise before anything changes.
     JournalError
         Journal writes failed.
     """

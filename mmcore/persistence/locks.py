@@ -13,8 +13,8 @@ The lock is an ``fcntl.flock`` (exclusive, non-blocking) on a file in the lock d
 The directory is created with mode 0700 when missing; an existing one must be a real directory (not a
 symlink) owned by the current user, so that another local user cannot pre-create it or point it elsewhere.
 The file name is ``<readable part>-<16 hex digits of sha256(venue, account)>.lock``: one file per
-(venue identity, account), where the venue identity is what the venue adapter says (the loopback client:
-``loopback:HOST:PORT``; a real venue: its name and a hash of the API key, never the key). The holder's pid
+(venue identity, account), where the venue identity is what the venue adapter says (the Binance session:
+``binance_usdm:<endpoint or binance>`` with a hash of the API key as the account, never the key). The holder's pid
 is written into the file, so the refusal can name it. The OS releases the lock when the process dies
 (SIGKILL included), so a restart after a crash never finds a stale lock; the file itself stays (removing
 it would let two processes lock two different files of the same name).

@@ -22,7 +22,7 @@ OrderCanceled or OrderCancelRejected. User-data events give fills, cancels, expi
 :class:`~mmcore.venues.binance.user_data.Dedupe` (answers and events report the same acceptance / cancel once).
 Requests refused locally (fatal key error, 429 / 418 block, local order budget) give OrderRejected /
 OrderCancelRejected at once (next loop iteration); a request while disconnected is dropped (counted, logged) and
-the reconnect's recovery closes it, as with the loopback venue.
+the reconnect's recovery closes it.
 
 Recovery: ``on_connect`` is awaited after every (re)connect of the WebSocket API and every reconnect of the USDⓈ-M
 user-data stream (a new listenKey after ``listenKeyExpired`` included), with the user data already flowing;
@@ -43,7 +43,7 @@ from mmcore.venues.binance.errors import FATAL_CODES, Action
 from mmcore.venues.binance.rest import BinanceRest, rest_base
 from mmcore.venues.binance.user_data import Dedupe, ListenKeyStream, Parser
 from mmcore.venues.binance.ws_api import SPOT, USDM, WsApi, WsApiError, map_endpoint, ws_api_url
-from mmcore.venues.loopback import MalformedMessage, QueryError
+from mmcore.venues.common import MalformedMessage, QueryError
 from mmcore.venues.ratelimit import ExchangeCallError, RateLimiter, sanitize_message
 
 log = logging.getLogger("mmcore.binance.execution")

@@ -1,7 +1,7 @@
 """User data: Binance execution events -> :mod:`mmcore.execution` reports; the USDⓈ-M listenKey stream.
 
 Events (untrusted: every field is type-checked and bounded; a malformed event raises
-:class:`~mmcore.venues.loopback.MalformedMessage`, which the caller counts and logs, never crashes on):
+:class:`~mmcore.venues.common.MalformedMessage`, which the caller counts and logs, never crashes on):
 
 - spot ``executionReport`` (https://developers.binance.com/docs/binance-spot-api-docs/user-data-stream, "Order
   Update"): ``s`` symbol, ``c`` client order id (on CANCELED the cancel's id, ``C`` the order's), ``S`` side, ``x``
@@ -43,7 +43,7 @@ from picows import WSError, WSListener, WSMsgType, ws_connect
 
 from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired, OrderFilled, OrderRejected,
                               VenueOrder)
-from mmcore.venues.loopback import INT64_MAX, MAX_ID_LEN, MalformedMessage, QueryError
+from mmcore.venues.common import INT64_MAX, MAX_ID_LEN, MalformedMessage, QueryError
 from mmcore.venues.ratelimit import sanitize_message
 
 log = logging.getLogger("mmcore.binance.user_data")

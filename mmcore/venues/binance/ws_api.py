@@ -37,7 +37,7 @@ from picows import WSError, WSListener, WSMsgType, ws_connect
 
 from mmcore.venues.binance.errors import Action, ErrorOutcome, classify_error, retry_after_s_of_ws
 from mmcore.venues.binance.signing import ws_payload
-from mmcore.venues.loopback import QueryError
+from mmcore.venues.common import QueryError
 from mmcore.venues.ratelimit import sanitize_message
 
 log = logging.getLogger("mmcore.binance.ws_api")
@@ -82,7 +82,7 @@ def _short(v, n: int = 120) -> str:
 
 class WsApiError(QueryError):
     """A WebSocket API request failed: ``outcome`` (:class:`~mmcore.venues.binance.errors.ErrorOutcome`) says
-    how; a subclass of the loopback's QueryError so that sessions treat it like any query failure."""
+    how; a subclass of :class:`mmcore.venues.common.QueryError` so that sessions treat it like any query failure."""
 
     def __init__(self, method: str, outcome: ErrorOutcome):
         super().__init__(f"{method}: {outcome.action.value} (status {outcome.status}, code {outcome.code}): "
