@@ -164,3 +164,25 @@ def test_resting_orders_are_cancelled_when_the_feed_stalls(tmp_path):
     finally:
         kill_all(procs)
     assert "-> stale" in (tmp_path / "engine0.err").read_text()
+
+
+def test_a_refused_signature_stops_the_live_start_with_exit_1_and_never_shows_the_secret(tmp_path):
+    import subprocess
+    import sys
+
+    from venuekit import KEY, ROOT, env
+    wrong = "wrongSecret0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"      # fake, for this test
+    procs = []
+    try:
+        port = start_emulator(procs, tmp_path)
+        r = subprocess.run([sys.executable, "-m", "mmcore", "run", "--venue", "binance_usdm", "--symbols", "BTCUSDT",
+                            "--live", "--endpoint", f"http://127.0.0.1:{port}", "--journal-dir", str(tmp_path / "j"),
+                            "--duration", "20", "--set", "venue.strict_no_rest_markets=true"],
+                           cwd=ROOT, env=env(BINANCE_API_SECRET=wrong), capture_output=True, text=True, timeout=60)
+        received = exchange(port)["coids_received"]
+    finally:
+        kill_all(procs)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "error:" in r.stderr
+    assert wrong not in r.stdout + r.stderr                             # the secret is never printed
+    assert received == {}                                               # nothing was sent

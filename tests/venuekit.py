@@ -36,7 +36,7 @@ ORPHAN_FILLS_SQL = "SELECT count(*) FROM fills WHERE client_order_id NOT IN (SEL
 def env(**extra):
     """The children's environment: the test's lock directory (tests/conftest.py) reaches them; the fake
     credentials of the test account."""
-    return dict(os.environ, PYTHONUNBUFFERED="1", BINANCE_API_KEY=KEY, BINANCE_API_SECRET=SECRET, **extra)
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "BINANCE_API_KEY": KEY, "BINANCE_API_SECRET": SECRET, **extra}
 
 
 def start_emulator(procs, log_dir, data=(USDM_FILE,), speed=SPEED, extra=()):

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmcore.config import Config
-from mmcore.engine.recovery import LateFill, book_untracked_fill, is_own_id, recover
+from mmcore.engine.recovery import TERMINAL_STATE_NAMES, LateFill, book_untracked_fill, is_own_id, recover
 from mmcore.engine.wiring import build_engine, sim_models
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument
@@ -137,7 +137,14 @@ class SymbolSession:
     exposure: float = 0.0                 # this symbol's last term in the global exposure
     late_fills: int = 0
     late_fills_refused: int = 0
+    journal_open_orders: int = 0          # open orders the journal held at start (set before the first recovery)
     recoveries: list = field(default_factory=list)
+
+
+def _refusal_text(refused) -> str:
+    """``code reason`` of a venue's refusal outcome (mmcore.venues.binance.errors.ErrorOutcome), or its str."""
+    code, reason = getattr(refused, "code", None), getattr(refused, "reason", None)
+    return f"{code} {reason}" if reason else str(refused)[:200]
 
 
 def account_id(api_key: str) -> str:
@@ -217,7 +224,9 @@ class Session:
             if self.live:
                 client = self.execution.execution(sym)
                 eng = build_engine(config, inst, client, jr, None, self.exposure, prefix)
-                return SymbolSession(config, f"live:{venue}", inst, eng, eng.portfolio, jr, client=client)
+                ss = SymbolSession(config, f"live:{venue}", inst, eng, eng.portfolio, jr, client=client)
+                ss.journal_open_orders = len(jr.load(TERMINAL_STATE_NAMES).open_orders)
+                return ss
             book = L2Book(sync_rule_for_market(inst.market))
             latency, maker, taker = sim_models(config, inst)
             sim = SimExchange(book, latency, maker, lambda rep, s=sym: self.on_report(s, rep), ConservativeQueue(),
@@ -413,6 +422,12 @@ class Session:
         while True:
             await asyncio.sleep(TIMER_TICK_S)
             now = time.time_ns()
+            refused = getattr(self.execution, "fatal", None) if self.live else None
+            if refused is not None and self.fatal is None:     # the venue refused the key: nothing can be sent
+                why = _refusal_text(refused)
+                log.error("the venue refused the API key or signature (%s): stopping", why)
+                self.fatal = RuntimeError(f"the venue refused the API key or signature ({why})")
+                self._stop.set()
             for sym, ss in self.symbols.items():
                 if ss.sim is not None:
                     ss.sim.advance(now)
@@ -441,15 +456,26 @@ class Session:
         t_start = time.perf_counter()
         timer = loop.create_task(self._timer())
         try:
-            if self.live:
-                await self.execution.start()
-            await self.feed.start()
-            waiter = loop.create_task(self._stop.wait())
-            done, _ = await asyncio.wait({waiter, timer}, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            if timer in done and timer.exception() is not None:
-                log.error("engine timer failed: %r", timer.exception())
-                self.fatal = self.fatal or timer.exception()
+            started = False
+            try:
+                if self.live:
+                    await self.execution.start()
+                await self.feed.start()
+                started = True
+            except (QueryError, ConnectionError, OSError, asyncio.TimeoutError, ValueError) as exc:
+                refused = getattr(self.execution, "fatal", None) if self.live else None
+                if refused is not None:
+                    exc = RuntimeError(f"the venue refused the API key or signature ({_refusal_text(refused)})")
+                log.error("start failed: %s", exc)
+                self.fatal = self.fatal or exc
+            if started:
+                waiter = loop.create_task(self._stop.wait())
+                done, _ = await asyncio.wait({waiter, timer}, timeout=duration_s,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if timer in done and timer.exception() is not None:
+                    log.error("engine timer failed: %r", timer.exception())
+                    self.fatal = self.fatal or timer.exception()
         finally:
             timer.cancel()
             wall = time.perf_counter() - t_start
@@ -561,6 +587,10 @@ class Session:
         deadline = loop.time() + timeout_s
         sent: dict[str, float] = {}
         while loop.time() < deadline:
+            if getattr(self.execution, "fatal", None) is not None:    # the key is refused: nothing can be asked
+                log.error("%s: the venue refuses the key: cannot list or cancel our orders (check the account "
+                          "by hand)", ss.instrument.symbol)
+                return not ss.engine.orders.orders and not ss.restarted and not ss.journal_open_orders
             try:
                 ours = [o.client_order_id for o in await ss.client.open_orders()
                         if is_own_id(o.client_order_id, prefix) or o.client_order_id in ss.engine.orders.orders]

@@ -597,6 +597,12 @@ class BinanceExecution:
     def connected(self) -> bool:
         return self.wsapi.connected and (self.user is None or self.user.connected)
 
+    @property
+    def fatal(self):
+        """None, or why the venue refused this key for good (a bad key or signature): nothing is sent any more,
+        the session must stop (``mmcore.runners.live``)."""
+        return self.wsapi.fatal
+
     async def start(self) -> None:
         """Connect, subscribe to user data, run ``on_connect``; returns after the first complete connect.
         Raises TimeoutError after ``start_timeout_s`` (the connection keeps retrying until :meth:`close`), or
