@@ -170,7 +170,7 @@ def test_a_refused_signature_stops_the_live_start_with_exit_1_and_never_shows_th
     import subprocess
     import sys
 
-    from venuekit import KEY, ROOT, env
+    from venuekit import ROOT, env
     wrong = "wrongSecret0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"      # fake, for this test
     procs = []
     try:
