@@ -534,6 +534,19 @@ def _ccxt_exchange(venue: str, endpoint: str | None, timeout_ms: int):
     return ex
 
 
+def _restrict(answer, want: list, url: str) -> tuple[dict, str]:
+    """An exchangeInfo answer restricted to the symbols ``want`` (MarketsFetchError naming ``url`` otherwise)."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("symbols"), list):
+        raise MarketsFetchError(f"GET {url}: answer is {_kind(answer)} without a symbols array, not an exchangeInfo")
+    by = {s.get("symbol"): s for s in answer["symbols"] if isinstance(s, dict)}
+    missing = [s for s in want if s not in by]
+    if missing:
+        raise MarketsFetchError(f"GET {url}: symbol(s) {', '.join(missing)} not in the exchangeInfo answer")
+    info = {k: v for k, v in answer.items() if k not in ("symbols", "assets")}
+    info["symbols"] = [by[s] for s in want]
+    return info, url
+
+
 async def fetch_exchange_info(venue: str, symbols, endpoint: str | None = None,
                               timeout_s: float = 10.0) -> tuple[dict, str]:
     """Fetch Binance's exchangeInfo through ccxt and restrict it to ``symbols`` (verbatim entries).
@@ -569,15 +582,7 @@ async def fetch_exchange_info(venue: str, symbols, endpoint: str | None = None,
     except Exception as exc:                        # ccxt raises its own hierarchy and aiohttp errors
         raise MarketsFetchError(f"GET {url}: {type(exc).__name__}: {sanitize_message(str(exc), 300)}") from None
     url = getattr(ex, "last_request_url", None) or url
-    if not isinstance(answer, dict) or not isinstance(answer.get("symbols"), list):
-        raise MarketsFetchError(f"GET {url}: answer is {_kind(answer)} without a symbols array, not an exchangeInfo")
-    by = {s.get("symbol"): s for s in answer["symbols"] if isinstance(s, dict)}
-    missing = [s for s in want if s not in by]
-    if missing:
-        raise MarketsFetchError(f"GET {url}: symbol(s) {', '.join(missing)} not in the exchangeInfo answer")
-    info = {k: v for k, v in answer.items() if k not in ("symbols", "assets")}
-    info["symbols"] = [by[s] for s in want]
-    return info, url
+    return _restrict(answer, want, url)
 
 
 def _default_mmcore(venue: str, sym: dict) -> dict:
@@ -650,6 +655,42 @@ def _now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Largest exchangeInfo body read at a run's start (USDⓈ-M's whole answer is ~1 MB).
+MAX_EXCHANGE_INFO_BYTES = 16 << 20
+
+
+async def fetch_exchange_info_rest(venue: str, symbols, endpoint: str | None = None,
+                                   timeout_s: float = 10.0) -> tuple[dict, str]:
+    """:func:`fetch_exchange_info` over a plain aiohttp GET instead of ccxt: for the start-time refresh of a
+    paper or live run, which then never imports ccxt (~77 MB of RSS, README *Measured*). Same answer, same
+    restriction to ``symbols``, same errors (MarketsError naming the URL)."""
+    import aiohttp
+
+    from mmcore.venues.binance.urls import urls_for
+    from mmcore.venues.ratelimit import sanitize_message
+
+    _, path = _RAW[venue]
+    want = list(symbols)
+    url = urls_for(venue, False, endpoint).rest_url(path)
+    params = {"symbols": json.dumps(want, separators=(",", ":"))} if venue == "binance_spot" else {}
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                body = await resp.content.read(MAX_EXCHANGE_INFO_BYTES + 1)
+                status = resp.status
+    except Exception as exc:                        # noqa: BLE001 - aiohttp / OS / timeout errors
+        raise MarketsFetchError(f"GET {url}: {type(exc).__name__}: {sanitize_message(str(exc), 300)}") from None
+    if len(body) > MAX_EXCHANGE_INFO_BYTES:
+        raise MarketsFetchError(f"GET {url}: answer larger than {MAX_EXCHANGE_INFO_BYTES} bytes")
+    if status != 200:
+        raise MarketsFetchError(f"GET {url}: HTTP {status} {sanitize_message(body[:200].decode('utf-8', 'replace'))}")
+    try:
+        answer = json.loads(body)
+    except ValueError as exc:
+        raise MarketsFetchError(f"GET {url}: not JSON ({str(exc)[:100]})") from None
+    return _restrict(answer, want, url)
+
+
 async def markets_command(venue: str, symbols, out: str | Path, endpoint: str | None = None,
                           timeout_s: float = 10.0) -> "Markets":
     """``python -m mmcore markets``: fetch, restrict, keep the previous file's ``mmcore`` entries, write."""
@@ -673,7 +714,7 @@ async def refresh_markets(pinned: Markets, symbols, endpoint: str | None = None,
     validate) the pinned markets are returned, logged and counted ``refresh_failed``. The pinned file is not
     touched."""
     try:
-        info, url = await fetch_exchange_info(pinned.venue, symbols, endpoint, timeout_s)
+        info, url = await fetch_exchange_info_rest(pinned.venue, symbols, endpoint, timeout_s)
         base = pinned.exchange_info()
         fresh = {s["symbol"]: s for s in info["symbols"]}
         base["symbols"] = [fresh.get(s["symbol"], s) for s in base["symbols"]]
