@@ -13,6 +13,11 @@ Exit codes (one ``error:`` / ``config error:`` line on stderr naming the field o
   disk) or is in use by another process, or whose write failed during the run (trading halted; the
   summary / report names the failed write); a report that cannot be written;
 - 3: the run ended but the shutdown was not clean (orders left open at the exchange).
+
+``run --venue`` (paper / live, :mod:`mmcore.runners.live`): 0 stopped clean; 3 an order may be left open or a
+position could not be closed; 2 bad config or arguments, a pinned markets file whose checksum fails, ``--live``
+without credentials; 1 the account is traded by another process, a journal cannot be opened or written, the
+venue refused the key, or a reconciliation failed other than by the network (our orders are cancelled first).
 """
 from __future__ import annotations
 
@@ -269,7 +274,7 @@ def cmd_record(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmcore", description="Low-latency market-making engine (replay mode).")
+    p = argparse.ArgumentParser(prog="mmcore", description="Low-latency market-making engine: replay, paper and live.")
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO lines (default: warnings only)")
     sub = p.add_subparsers(dest="command", required=True)
 
