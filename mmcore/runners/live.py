@@ -201,6 +201,7 @@ class Session:
         self.fatal: BaseException | None = None
         self._stop = asyncio.Event()
         self._recover_lock = asyncio.Lock()
+        self._tasks: set = set()
         self.sample_ns = config.get("report.sample_ms") * _MS
         self._rng = random.Random(0)
         self.counters = {"snapshot_requests": 0, "stale_states": 0, "polling_states": 0, "unknown_symbol_events": 0,
@@ -363,8 +364,10 @@ class Session:
                     ss.engine.after_fill(rep)
                 elif done is LateFill.REFUSED:
                     ss.late_fills_refused += 1
-                elif done is LateFill.NO_ORDER_ROW and self.live:
-                    asyncio.get_running_loop().create_task(self._recover_symbol(ss, quiet=True))
+                elif done is LateFill.NO_ORDER_ROW and self.live:   # books it under the venue's record of its order
+                    task = asyncio.get_running_loop().create_task(self._recover_symbol(ss, quiet=True))
+                    self._tasks.add(task)                  # a reference until it ends (asyncio keeps weak ones)
+                    task.add_done_callback(self._tasks.discard)
             else:
                 ss.engine.on_report(rep)
             self._update_exposure(ss)
