@@ -305,6 +305,7 @@ FIELDS: tuple[Field, ...] = (
     Field("venue.recv_window_ms", _int, lambda v: 1 <= v <= 60_000, "1 <= ms <= 60000 (Binance's maximum)"),
     Field("report.out_dir", _path, lambda v: True, "a directory path"),
     Field("report.sample_ms", _int, lambda v: 1 <= v <= 3_600_000, "1 <= interval <= 3600000 ms"),
+    Field("report.status_every_s", _num, lambda v: v == 0 or 1 <= v <= 86400, "0 (off) or 1 <= seconds <= 86400"),
 )
 _BY_PATH = {f.path: f for f in FIELDS}
 _TYPE_WORDS = {_symbols: "a list of symbols", _opt_url: "null or a URL",

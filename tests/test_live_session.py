@@ -194,3 +194,21 @@ def test_a_stale_feed_pauses_the_symbol_cancels_and_forgets_its_book_then_resync
     assert paused and not synced and tracked == 0 and at_sim == 0
     assert asked_after > asked_before                         # a fresh snapshot was asked after LIVE
     assert ss.engine.book.synced and session.counters["stale_states"] == 1
+
+
+def test_the_session_reports_a_status_line_per_symbol_periodically():
+    files = {"BTCUSDT": USDM_BTC, "ETHUSDT": USDM_ETH}
+    config = load_config(overrides=["report.status_every_s=1"])
+    inst = {s: load_instrument("binance_usdm", s) for s in files}
+    seen, box = [], []
+
+    def factory(on_event, on_state):
+        box.append(ScriptedFeed(files, inst, on_event, on_state, per_tick=5))
+        return box[0]
+    session = Session(config, "binance_usdm", inst, factory, on_status=seen.append)
+    asyncio.run(session.run(duration_s=2.5))
+    assert len(seen) == 2 and all(len(lines) == 2 for lines in seen)
+    last = dict(zip(files, seen[-1]))
+    for sym, line in last.items():
+        assert line.startswith(f"{sym} [live") and " mid " in line and " mid - " not in line
+        assert "| ours " in line and "| q " in line and "frame->orders p99" in line

@@ -88,7 +88,8 @@ def test_cli_paper_run_against_the_emulator_prints_the_summary_and_writes_the_re
         out = tmp_path / "out"
         r = subprocess.run([sys.executable, "-m", "mmcore", "run", "--venue", "binance_usdm", "--symbols",
                             "BTCUSDT,ETHUSDT", "--endpoint", f"http://127.0.0.1:{port}", "--duration", "6",
-                            "--out", str(out), "--set", "venue.strict_no_rest_markets=true"],
+                            "--out", str(out), "--set", "venue.strict_no_rest_markets=true",
+                            "--set", "report.status_every_s=2"],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     finally:
         emu.terminate()
@@ -96,6 +97,7 @@ def test_cli_paper_run_against_the_emulator_prints_the_summary_and_writes_the_re
     assert r.returncode == 0, r.stderr[-3000:]
     assert "mmcore paper: binance_usdm BTCUSDT" in r.stdout and "mmcore paper: binance_usdm ETHUSDT" in r.stdout
     assert "frame -> orders p50 / p99 / max" in r.stdout
+    assert r.stderr.count("frame->orders p99") >= 4                 # status lines: 2 symbols, every 2 s
     rep = json.loads((out / "report.json").read_text())
     assert set(rep["symbols"]) == {"BTCUSDT", "ETHUSDT"} and rep["mode"] == "paper"
     assert all(v["events"] > 100 for v in rep["symbols"].values())

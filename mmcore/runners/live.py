@@ -179,6 +179,9 @@ class Session:
         Account name for the journal file names (live: :func:`account_id`).
     unknown_policy, reset_halt
         As in :func:`mmcore.engine.recovery.reconcile` / the restart of a HALTED journal.
+    on_status : callable, optional
+        ``on_status(lines: list[str])`` every ``report.status_every_s`` of wall time: one line per symbol
+        (:meth:`status_lines`); the CLI prints them on stderr.
 
     Raises
     ------
@@ -188,7 +191,8 @@ class Session:
     """
 
     def __init__(self, config: Config, venue: str, instruments: dict, feed_factory, execution=None,
-                 journal_dir=None, account: str = "paper", unknown_policy: str = "cancel", reset_halt: bool = False):
+                 journal_dir=None, account: str = "paper", unknown_policy: str = "cancel", reset_halt: bool = False,
+                 on_status=None):
         self.config = config
         self.venue = venue
         self.live = execution is not None
@@ -202,6 +206,8 @@ class Session:
         self._stop = asyncio.Event()
         self._recover_lock = asyncio.Lock()
         self._tasks: set = set()
+        self.on_status = on_status
+        self.status_every_s = config.get("report.status_every_s")
         self.sample_ns = config.get("report.sample_ms") * _MS
         self._rng = random.Random(0)
         self.counters = {"snapshot_requests": 0, "stale_states": 0, "polling_states": 0, "unknown_symbol_events": 0,
@@ -421,9 +427,31 @@ class Session:
             emit("recovery", symbol=ss.instrument.symbol, **rep.summary())
 
     # ------------------------------------------------------------------ run / stop
+    def status_lines(self) -> list[str]:
+        """One line per symbol: feed state, mid, our bid / ask, inventory (base), mark-to-market PnL (quote),
+        fills, events, the per-event time from frame receipt to order actions (p99 of the last samples, µs)."""
+        out = []
+        for sym, ss in self.symbols.items():
+            eng, inst = ss.engine, ss.instrument
+            mid_x2 = eng.book.mid_x2() if eng.book.synced else 0
+            mid = f"{inst.price_of(mid_x2) / 2}" if mid_x2 else "-"
+            bid = str(inst.price_of(eng.last_bid)) if eng.last_bid else "-"
+            ask = str(inst.price_of(eng.last_ask)) if eng.last_ask else "-"
+            pnl = f"{float(ss.portfolio.mtm_pnl(mid_x2)):.4f}" if mid_x2 else "-"
+            recent = sorted(ss.full_ns[-2000:])
+            p99 = f"{recent[int(len(recent) * 0.99)] / 1000:.0f}" if recent else "-"
+            state = ss.feed_state + ("" if ss.ready else ", not reconciled") + (" PAUSED" if eng.paused else "")
+            out.append(f"{sym} [{state}] mid {mid} | ours {bid} / {ask} | q {inst.qty_of(ss.portfolio.position)} "
+                       f"| pnl {pnl} | fills {len(eng.fills)} | events {ss.events} | frame->orders p99 {p99} µs")
+        return out
+
     async def _timer(self) -> None:
+        next_status = time.monotonic() + self.status_every_s
         while True:
             await asyncio.sleep(TIMER_TICK_S)
+            if self.on_status is not None and self.status_every_s and time.monotonic() >= next_status:
+                next_status = time.monotonic() + self.status_every_s
+                self.on_status(self.status_lines())
             now = time.time_ns()
             refused = getattr(self.execution, "fatal", None) if self.live else None
             if refused is not None and self.fatal is None:     # the venue refused the key: nothing can be sent

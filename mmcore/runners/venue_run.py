@@ -125,6 +125,14 @@ def write_session_report(session: Session, summary: dict, out: Path) -> Path:
     return path
 
 
+def _print_status(lines) -> None:
+    """The session's periodic status (report.status_every_s): one line per symbol on stderr."""
+    import time as _time
+    stamp = _time.strftime("%H:%M:%S")
+    for line in lines:
+        print(f"{stamp} {line}", file=sys.stderr, flush=True)
+
+
 def _banner(config, venue: str, symbols, endpoint) -> str:
     r = config.risk
     lines = ["", "#" * 78, "#  LIVE TRADING: real orders will be sent",
@@ -190,7 +198,7 @@ def cmd_run_venue(args, config) -> int:
         def feed_factory(on_event, on_state):
             return BinanceFeed(venue, symbols, instruments, config, on_event, on_state)
         session = Session(config, venue, instruments, feed_factory, execution, journal_dir, account,
-                          args.unknown_orders, args.reset_halt)
+                          args.unknown_orders, args.reset_halt, on_status=_print_status)
         holder.append(session)
         clean = await session.run(args.duration)
         return session, clean
