@@ -42,6 +42,7 @@ account is already traded by another process, a journal cannot be opened, the ve
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import random
@@ -493,6 +494,11 @@ class Session:
                     await self.execution.start()
                 await self.feed.start()
                 started = True
+                # Start-up objects (modules, markets, books' Python parts) go to the permanent generation, so
+                # that a full collection during trading walks only what trading allocated (a gen-2 pass over
+                # the whole heap was measured at ~10 ms on a 10-symbol session, inside a frame callback).
+                gc.collect()
+                gc.freeze()
             except (QueryError, ConnectionError, OSError, asyncio.TimeoutError, ValueError) as exc:
                 refused = getattr(self.execution, "fatal", None) if self.live else None
                 if refused is not None:
