@@ -525,6 +525,7 @@ class Session:
             await self.feed.close()
             if self.live:
                 await self.execution.close()
+            gc.unfreeze()                         # the heap is collectable again (a process may run more)
         return clean
 
     async def stop(self) -> bool:
