@@ -48,6 +48,7 @@ import logging
 import random
 import signal
 import sys
+import threading
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -480,11 +481,9 @@ class Session:
         """Connect, trade until stopped (signal, ``duration_s`` of wall time, fatal failure), stop. Returns
         True if the stop was clean (see :meth:`stop`)."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+        if threading.current_thread() is threading.main_thread():   # signal handlers live in the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_stop)
-            except (NotImplementedError, RuntimeError):   # not the main thread (tests)
-                pass
         t_start = time.perf_counter()
         timer = loop.create_task(self._timer())
         try:
