@@ -114,7 +114,8 @@ def test_rest_snapshot_mid_stream_syncs_by_binance_rules_and_ends_equal_to_the_e
                 n_before = len(c.frames)
                 await until(lambda: emu.market.done, 30, "the end")
                 await until(lambda: all(x.out_bytes == 0 for x in emu.conns["market"]), 5, "the frames sent")
-                await asyncio.sleep(0.05)
+                sent = sum(x.sent for x in emu.conns["market"])
+                await until(lambda: len(c.frames) >= sent, 10, "every frame sent read by the client")
                 async with s.get(f"http://127.0.0.1:{port}/_emulator/book?symbol=BTCUSDT&limit=0") as r:
                     final = await r.json()
             t.disconnect()

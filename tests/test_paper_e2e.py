@@ -59,7 +59,12 @@ def test_paper_session_books_equal_the_emulators_at_checkpoints_and_it_trades_bo
                                         for ss in session.symbols.values()), 20, "both books synced")
                 await asyncio.sleep(0.7)
                 await _post(port, "/_emulator/pause")
-                await asyncio.sleep(0.4)                       # frames in flight arrive
+                try:                                           # frames in flight arrive (bounded wait)
+                    await until(lambda: all(session.symbols[s].engine.book.last_update_id
+                                            == emu.market.symbols[s].book.last_update_id for s in symbols),
+                                5, "the books level")
+                except AssertionError:
+                    pass                                       # compared below only where level
                 for s in symbols:
                     ours, theirs = session.symbols[s].engine.book, emu.market.symbols[s].book
                     if ours.synced and ours.last_update_id == theirs.last_update_id:

@@ -54,6 +54,7 @@ from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmcore.aio import raise_if_cancelled
 from mmcore.config import Config
 from mmcore.engine.recovery import TERMINAL_STATE_NAMES, LateFill, book_untracked_fill, is_own_id, recover
 from mmcore.engine.wiring import build_engine, sim_models
@@ -450,6 +451,7 @@ class Session:
     async def _timer(self) -> None:
         next_status = time.monotonic() + self.status_every_s
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(TIMER_TICK_S)
             if self.on_status is not None and self.status_every_s and time.monotonic() >= next_status:
                 next_status = time.monotonic() + self.status_every_s

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from mmcore.aio import raise_if_cancelled
+
 log = logging.getLogger("mmcore.venues.polling")
 
 MAX_WARNINGS = 20
@@ -83,6 +85,7 @@ class RestPoller:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            raise_if_cancelled()
             t0 = loop.time()
             self.polls += 1
             await asyncio.gather(*(self.poll_once(s) for s in self.symbols))

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs
 import orjson
 from aiohttp import web
 
+from mmcore.aio import wait_within
 from mmcore.sim.emulator.settings import SPOT
 from mmcore.sim.emulator.wsconn import WsConn, new_response
 
@@ -107,7 +108,7 @@ class StreamHub:
         behind = [mc for mc in self.conns if not mc.conn.drained.is_set()]
         for mc in behind:
             try:
-                await asyncio.wait_for(mc.conn.drained.wait(), self.settings.slow_client_s)
+                await wait_within(mc.conn.drained.wait(), self.settings.slow_client_s)
             except asyncio.TimeoutError:
                 self.slow_dropped += 1
                 log.warning("market-data connection %d does not read (%d bytes queued for %.3g s): dropped",

@@ -20,6 +20,8 @@ from collections import deque
 
 from aiohttp import WSMsgType, web
 
+from mmcore.aio import wait_within
+
 log = logging.getLogger("mmcore.sim.emulator.ws")
 _ids = itertools.count(1)
 MAX_IN_MSG = 1 << 20
@@ -127,7 +129,7 @@ class WsConn:
         t = self._close_task
         if t is not None and not t.done():
             try:
-                await asyncio.wait_for(asyncio.shield(t), self.settings.close_timeout_s + 1.0)
+                await wait_within(asyncio.shield(t), self.settings.close_timeout_s + 1.0)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 self.abort_transport()
 
@@ -138,7 +140,7 @@ class WsConn:
                 while self.out:
                     await self.ws.send_frame(self.out.popleft(), WSMsgType.TEXT)
             try:
-                await asyncio.wait_for(flush(), self.settings.close_timeout_s)
+                await wait_within(flush(), self.settings.close_timeout_s)
             except asyncio.TimeoutError:
                 pass
             self.out.clear()

@@ -28,6 +28,7 @@ import logging
 import time
 from dataclasses import dataclass, fields
 
+from mmcore.aio import raise_if_cancelled
 from mmcore.venues.base import LIVE, POLLING, STALE
 from mmcore.venues.binance.recording import BinanceDecoder
 from mmcore.venues.binance.router import BinanceFrameRouter
@@ -293,6 +294,7 @@ class BinanceFeed:
         s = self.settings
         failures = 0
         while not self._closed:
+            raise_if_cancelled()
             wait = self._last_snapshot[sym] + SNAPSHOT_MIN_INTERVAL_S - time.monotonic()
             if failures:
                 wait = max(wait, backoff_delay(failures, s.reconnect_initial_s, min(5.0, s.reconnect_max_s)))

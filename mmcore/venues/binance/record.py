@@ -27,6 +27,7 @@ from pathlib import Path
 
 import orjson
 
+from mmcore.aio import raise_if_cancelled, wait_within
 from mmcore.venues.base import STALE
 from mmcore.venues.binance.feed import BinanceFeed, FeedSettings
 from mmcore.venues.binance.snapshots import SnapshotError
@@ -120,6 +121,7 @@ class Recorder:
     async def _snapshots(self) -> None:
         last = {s: 0.0 for s in self.symbols}
         while True:
+            raise_if_cancelled()
             now = time.monotonic()
             for s in self.symbols:
                 if now - last[s] >= self.snapshot_every_s:
@@ -146,7 +148,7 @@ class Recorder:
             await self.feed.start()
             self._task = asyncio.get_running_loop().create_task(self._snapshots())
             try:
-                await asyncio.wait_for(stop.wait(), duration_s)
+                await wait_within(stop.wait(), duration_s)
             except asyncio.TimeoutError:
                 pass
         finally:

@@ -23,6 +23,8 @@ import time
 import orjson
 from picows import WSListener, WSMsgType, ws_connect
 
+from mmcore.aio import wait_within
+
 log = logging.getLogger("mmcore.venues.binance.snapshots")
 
 #: Largest answer accepted (bytes): a 5000-level snapshot is about 300 KB.
@@ -121,13 +123,13 @@ class WsApiClient:
             if self.transport is None:
                 if self._connecting is None or self._connecting.done():
                     self._connecting = asyncio.ensure_future(self._connect())
-                await asyncio.wait_for(asyncio.shield(self._connecting), timeout)
+                await wait_within(asyncio.shield(self._connecting), timeout)
             rid = next(self._ids)
             fut = asyncio.get_running_loop().create_future()
             self._pending[rid] = fut
             self.transport.send(WSMsgType.TEXT, orjson.dumps({"id": rid, "method": method, "params": params}))
             try:
-                return await asyncio.wait_for(fut, timeout)
+                return await wait_within(fut, timeout)
             finally:
                 self._pending.pop(rid, None)
         except SnapshotError:

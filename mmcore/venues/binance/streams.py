@@ -38,6 +38,7 @@ import time
 
 from picows import WSListener, WSMsgType, ws_connect
 
+from mmcore.aio import raise_if_cancelled, wait_within
 from mmcore_ext.binance_codec import MalformedLine
 
 log = logging.getLogger("mmcore.venues.binance.streams")
@@ -186,6 +187,7 @@ class StreamConnection:
     async def _run(self) -> None:
         s = self.settings
         while not self._closed:
+            raise_if_cancelled()
             if self.failures:
                 await asyncio.sleep(backoff_delay(self.failures, s.reconnect_initial_s, s.reconnect_max_s))
                 if self._closed:
@@ -234,8 +236,9 @@ class StreamConnection:
         s = self.settings
         step = min(1.0, s.watchdog_s / 4)
         while True:
+            raise_if_cancelled()
             try:
-                await asyncio.wait_for(self._lost.wait(), step)
+                await wait_within(self._lost.wait(), step)
                 return f"disconnected (close code {self.close_code})" if self.close_code else "disconnected"
             except asyncio.TimeoutError:
                 pass

@@ -41,6 +41,7 @@ from typing import Awaitable, Callable
 import orjson
 from picows import WSError, WSListener, WSMsgType, ws_connect
 
+from mmcore.aio import raise_if_cancelled, wait_within
 from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired, OrderFilled, OrderRejected,
                               VenueOrder)
 from mmcore.venues.common import INT64_MAX, MAX_ID_LEN, MalformedMessage, QueryError
@@ -323,13 +324,14 @@ class ListenKeyStream:
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait for the first connection (TimeoutError)."""
-        await asyncio.wait_for(self._first.wait(), timeout)
+        await wait_within(self._first.wait(), timeout)
 
     async def run(self) -> None:
         """Key, connect, keep alive; renew and reconnect until :meth:`close`."""
         delay = self.backoff_initial_s
         first = True
         while not self._closing:
+            raise_if_cancelled()
             keep = None
             try:
                 res = await self.wsapi.call("userDataStream.start", {}, api_key=True)
@@ -338,7 +340,7 @@ class ListenKeyStream:
                     raise QueryError("userDataStream.start: no listenKey in the answer")
                 self.listen_key = key
                 self._lost = asyncio.get_running_loop().create_future()
-                t, listener = await asyncio.wait_for(
+                t, listener = await wait_within(
                     ws_connect(lambda: _StreamListener(self), f"{self.private_url}?listenKey={key}",
                                websocket_handshake_timeout=self.timeout_s, enable_auto_pong=True), self.timeout_s)
                 self._transport, self._listener = t, listener

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import orjson
 from picows import WSError, WSListener, WSMsgType, ws_connect
 
+from mmcore.aio import raise_if_cancelled, wait_within
 from mmcore.venues.binance.errors import Action, ErrorOutcome, classify_error, retry_after_s_of_ws
 from mmcore.venues.binance.signing import ws_payload
 from mmcore.venues.common import QueryError
@@ -326,7 +327,7 @@ class WsApi:
         """Open the connection and measure the clock offset. Raises OSError / TimeoutError / WSError / WsApiError."""
         self._loop = asyncio.get_running_loop()
         self._lost_fut = self._loop.create_future()
-        transport, listener = await asyncio.wait_for(
+        transport, listener = await wait_within(
             ws_connect(lambda: _Listener(self), self.url, websocket_handshake_timeout=self.timeout_s,
                        enable_auto_pong=True, max_frame_size=MAX_FRAME), self.timeout_s)
         self.transport, self._listener = transport, listener
@@ -372,6 +373,7 @@ class WsApi:
         Returns at :meth:`close`; an exception of ``on_open`` that is not a network error ends it."""
         delay = self.backoff_initial_s
         while not self._closing:
+            raise_if_cancelled()
             try:
                 await self.connect()
                 if self.on_open is not None:
@@ -415,6 +417,7 @@ class WsApi:
 
     async def _sweep(self) -> None:
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(0.1)
             if not self._pending:
                 continue
