@@ -181,7 +181,8 @@ def test_rotation_reconnects_and_resyncs(tmp_path):
             try:
                 await h.checkpoint(emu, 600)
                 await until(lambda: h.feed.counters()["rotations"] >= 1, 5, "a rotation")
-                assert any("rotation" in r for _, r in h.states["BTCUSDT"])
+                # the counter moves at the drop; the state change follows once the connection is gone
+                await until(lambda: any("rotation" in r for _, r in h.states["BTCUSDT"]), 5, "the rotation's state")
                 await h.checkpoint(emu, 800)
                 await h.wait_state(LIVE, 5)
                 c = h.feed.counters()
