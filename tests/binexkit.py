@@ -68,10 +68,13 @@ def through_side(path: Path, bid: float, ask: float) -> str:
 
 @contextlib.asynccontextmanager
 async def harness(venue: str, tmp_path: Path, lines: int = 20000, *, secret: str = SECRET, settings=None,
-                  emu_settings=None, on_connect_extra=None, start_exec: bool = True):
-    """An emulator paused at PAUSE_AT lines (book synced) and a started BinanceExecution on it (``h.ex``)."""
+                  emu_settings=None, on_connect_extra=None, start_exec: bool = True, credentials=None,
+                  ed25519_accounts=()):
+    """An emulator paused at PAUSE_AT lines (book synced) and a started BinanceExecution on it (``h.ex``), with
+    the HMAC test account's credentials unless ``credentials`` are given."""
     data = head(DATA[venue], tmp_path / f"{venue}.gz", lines)
-    async with running([data], tmp_path, speed=0, start="paused", **(emu_settings or {})) as (emu, port):
+    async with running([data], tmp_path, speed=0, start="paused", ed25519_accounts=ed25519_accounts,
+                       **(emu_settings or {})) as (emu, port):
         emu.market.pause_after = PAUSE_AT
         emu.market.start()
         await until(lambda: emu.market.paused and emu.market.lines >= PAUSE_AT, 20, "the pause")
@@ -87,7 +90,7 @@ async def harness(venue: str, tmp_path: Path, lines: int = 20000, *, secret: str
             h.disconnects += 1
 
         ex = BinanceExecution(venue, ["BTCUSDT"], {"BTCUSDT": load_instrument(venue, "BTCUSDT")},
-                              Credentials.hmac(KEY, secret),
+                              credentials or Credentials.hmac(KEY, secret),
                               dict({"timeout_s": 3.0, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.5,
                                     "unknown_status_delay_s": 0.05, "start_timeout_s": 10.0}, **(settings or {})),
                               lambda s, r: h.reports.append(r), on_connect=on_connect, on_disconnect=on_disconnect,

@@ -55,14 +55,16 @@ def recorded_frames(path: Path, streams=None):
 
 @contextlib.asynccontextmanager
 async def running(data, tmp_path: Path, speed: float = 0, accounts=((KEY, SECRET),), sets=(), start="now",
-                  **settings):
+                  ed25519_accounts=(), **settings):
     """An in-process emulator on 127.0.0.1 (a free port) with the pinned markets of config/markets: yields
-    ``(emu, port)``."""
+    ``(emu, port)``. ``accounts``: (key, HMAC secret) pairs; ``ed25519_accounts``: (key, public key PEM)."""
     data = [Path(d) for d in data]
     config = load_config(overrides=list(sets))
     emu = build_emulator(data, config, speed, dict(settings, start=start))
     for k, s in accounts:
         emu.exchange.add_account(k, s)
+    for k, pem in ed25519_accounts:
+        emu.exchange.add_account(k, None, ed25519_public_pem=pem)
     port = await emu.start(0)
     try:
         yield emu, port

@@ -67,6 +67,8 @@ def test_listening_and_generated_account_lines_then_sigterm_exits_0(tmp_path):
     (["--data", str(USDM_BTC), "--data", str(USDM_ETH), "--set", "venue.markets_file=BTC_ONLY"],
      "ETHUSDT not pinned"),
     (["--data", str(USDM_BTC), "--account", "nosecret"], "--account"),
+    (["--data", str(SPOT_BTC), "--ed25519-account", "k:missing.pem"], "--ed25519-account: missing.pem"),
+    (["--data", str(SPOT_BTC), "--ed25519-account", "k:NOT_A_KEY"], "not a readable PEM public key"),
     (["--data", str(USDM_BTC), "--set", "sim.entry_latency_ms=-1"], "config error"),
     (["--data", str(USDM_BTC), "--speed", "-1"], "--speed"),
     (["--data", str(USDM_BTC), "--balance", "USDT=lots"], "--balance"),
@@ -79,7 +81,8 @@ def test_bad_arguments_and_data_exit_2_with_one_line(tmp_path, args, needle):
     doc["mmcore"] = {k: v for k, v in doc["mmcore"].items() if k == "BTCUSDT"}
     mf.write_text(json.dumps(doc))
     (tmp_path / "m.json.sha256").write_text(checksum_line(mf.read_bytes(), "m.json"))
-    args = [a.replace("BTC_ONLY", str(mf)) for a in args]
+    (tmp_path / "junk.pem").write_text("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
+    args = [a.replace("BTC_ONLY", str(mf)).replace("NOT_A_KEY", str(tmp_path / "junk.pem")) for a in args]
     r = subprocess.run([sys.executable, "-m", "mmcore", "emulate", *args], cwd=tmp_path, env=ENV,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr

@@ -327,8 +327,10 @@ class Account:
     """One account: ``name``, ``api_key``, ``secret`` (never in repr or logs), balances (spot: asset -> [free,
     locked]; USDⓈ-M: ``wallet`` in the margin asset), symbols, client order ids received."""
 
-    def __init__(self, name: str, api_key: str, secret: str, exchange: "Exchange", balances: dict):
+    def __init__(self, name: str, api_key: str, secret: str | None, exchange: "Exchange", balances: dict,
+                 public_key=None):
         self.name, self.api_key, self.secret = name, api_key, secret
+        self.public_key = public_key          # an Ed25519 key's public half (cryptography), or None (HMAC)
         self.exchange = exchange
         self.balances: dict[str, list] = {a: [Decimal(v), ZERO] for a, v in balances.items()}
         self.margin_asset = exchange.margin_asset
@@ -396,10 +398,28 @@ class Exchange:
         self.sink = None
 
     # --- accounts ---
-    def add_account(self, api_key: str, secret: str, name: str | None = None) -> Account:
+    def add_account(self, api_key: str, secret: str | None, name: str | None = None,
+                    ed25519_public_pem: bytes | None = None) -> Account:
+        """An account with an HMAC ``secret``, or (``secret`` None) an Ed25519 key given by its public half in PEM
+        (Binance registers the public key; requests are signed with the private one). Raises ValueError for a
+        key given twice or a PEM that is not an Ed25519 public key."""
         if api_key in self.accounts:
             raise ValueError("an API key was given twice")
-        acc = Account(name or f"acct{len(self.accounts) + 1}", api_key, secret, self, self.settings.balances)
+        public = None
+        if ed25519_public_pem is not None:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+            from cryptography.hazmat.primitives.serialization import load_pem_public_key
+            try:
+                public = load_pem_public_key(ed25519_public_pem)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"an Ed25519 account: not a readable PEM public key ({type(exc).__name__})") \
+                    from None
+            if not isinstance(public, Ed25519PublicKey):
+                raise ValueError(f"an Ed25519 account: the key is a {type(public).__name__}, not Ed25519")
+        elif not secret:
+            raise ValueError("an account needs an HMAC secret or an Ed25519 public key")
+        acc = Account(name or f"acct{len(self.accounts) + 1}", api_key, secret, self, self.settings.balances,
+                      public)
         self.accounts[api_key] = acc
         return acc
 

@@ -44,7 +44,8 @@ from mmcore.sim.emulator.settings import SPOT, EmulatorSettings
 from mmcore.sim.emulator.streams import StreamHub, parse_path
 from mmcore.sim.emulator.trading import Params, Trading
 from mmcore.sim.emulator.userdata import UserData
-from mmcore.sim.emulator.options import SetupError, build_parser, parse_accounts, settings_from_args
+from mmcore.sim.emulator.options import (SetupError, build_parser, parse_accounts, parse_ed25519_accounts,
+                                         settings_from_args)
 from mmcore.sim.emulator.wsapi import WsApi
 
 log = logging.getLogger("mmcore.sim.emulator")
@@ -421,13 +422,16 @@ def run(args) -> int:
         if not 0 <= args.port <= 65535:
             raise SetupError(f"--port {args.port}: must be in [0, 65535]")
         accounts = parse_accounts(args.account)
-        generated = not accounts
+        ed_accounts = parse_ed25519_accounts(args.ed25519_account)
+        generated = not accounts and not ed_accounts
         config = load_config(args.config, list(args.set or []))
         emu = build_emulator(args.data, config, args.speed, settings_from_args(args))
         if generated:
             accounts = [Exchange.generate_key()]
         for key, secret in accounts:
             emu.exchange.add_account(key, secret)
+        for key, pem in ed_accounts:
+            emu.exchange.add_account(key, None, ed25519_public_pem=pem)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"config error: {line}", file=sys.stderr)

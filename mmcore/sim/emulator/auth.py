@@ -1,4 +1,4 @@
-"""API keys, HMAC-SHA256 signatures and the timestamp / recvWindow rule.
+"""API keys, HMAC-SHA256 and Ed25519 signatures and the timestamp / recvWindow rule.
 
 - REST [S-REST-OLD] (research notes /work/research/binance_wire.md §5.2): the key comes in the ``X-MBX-APIKEY``
   header; ``signature`` = HMAC-SHA256(secret, totalParams) in hex, totalParams = the query string exactly as
@@ -15,11 +15,14 @@
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
 import time
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
+
+from cryptography.exceptions import InvalidSignature
 
 from mmcore.sim.emulator.errors import (BAD_API_KEY_FMT, BAD_RECV_WINDOW, BAD_SIGNATURE, DUPLICATE_PARAM,
                                         REJECTED_KEY, TS_AHEAD, TS_OUTSIDE, err, mandatory)
@@ -37,6 +40,28 @@ def signature_ok(secret: str, payload: str, signature: str) -> bool:
     if not isinstance(signature, str) or not _HEX.match(signature):
         return False
     return hmac.compare_digest(sign(secret, payload), signature.lower())
+
+
+def ed25519_signature_ok(public_key, payload: str, signature) -> bool:
+    """Ed25519 keys: ``signature`` is the base64 of the 64-byte signature of the ASCII payload (REST: also
+    percent-encoded) [S-WSAPI "SIGNED request example (Ed25519)"]."""
+    if not isinstance(signature, str) or not 0 < len(signature) <= 200:
+        return False
+    if "%" in signature:
+        signature = unquote(signature)
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        public_key.verify(raw, payload.encode())
+    except (ValueError, InvalidSignature):
+        return False
+    return True
+
+
+def account_signature_ok(acc, payload: str, signature) -> bool:
+    """The signature check of ``acc``'s key type (HMAC or Ed25519)."""
+    if acc.public_key is not None:
+        return ed25519_signature_ok(acc.public_key, payload, signature)
+    return signature_ok(acc.secret, payload, signature)
 
 
 def account_of(accounts: dict, api_key):
@@ -135,6 +160,6 @@ def check_signed(acc, payload: str, signature, params: dict, max_window_ms: int)
     """Signature (-1102 missing, -1022 bad) then the timestamp rule."""
     if signature is None or signature == "":
         raise mandatory("signature")
-    if not signature_ok(acc.secret, payload, signature):
+    if not account_signature_ok(acc, payload, signature):
         raise err(BAD_SIGNATURE)
     check_time(params, max_window_ms)

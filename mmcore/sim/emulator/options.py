@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 
 class SetupError(ValueError):
@@ -18,6 +19,20 @@ def parse_accounts(specs) -> list[tuple[str, str]]:
         out.append((key, secret))
     if len({k for k, _ in out}) != len(out):
         raise SetupError("--account: an API key was given twice")
+    return out
+
+
+def parse_ed25519_accounts(specs) -> list[tuple[str, bytes]]:
+    """``KEY:PUBLIC_KEY_PEM_FILE`` specs -> ``[(key, pem bytes)]``; SetupError for a bad spec or unreadable file."""
+    out = []
+    for s in specs or ():
+        key, sep, path = s.partition(":")
+        if not sep or not key or not path:
+            raise SetupError("--ed25519-account: expected KEY:PUBLIC_KEY_PEM_FILE")
+        try:
+            out.append((key, Path(path).expanduser().read_bytes()[:16384]))
+        except OSError as exc:
+            raise SetupError(f"--ed25519-account: {path} cannot be read ({type(exc).__name__})") from None
     return out
 
 
@@ -51,6 +66,8 @@ def add_arguments(p: argparse.ArgumentParser, verbose: bool = True) -> None:
     p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default 0: a free port)")
     p.add_argument("--account", action="append", metavar="KEY:SECRET",
                    help="an account's API key and HMAC secret (repeatable; default: one generated, printed)")
+    p.add_argument("--ed25519-account", action="append", metavar="KEY:PUBLIC_KEY_PEM_FILE",
+                   help="an account with an Ed25519 API key, given by its public key in PEM (repeatable)")
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (sim models, instruments)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--balance", action="append", metavar="ASSET=AMOUNT",

@@ -12,8 +12,9 @@ Spot methods: ping, time, exchangeInfo, depth, order.place (LIMIT_MAKER, LIMIT G
 order.cancelReplace, order.status, openOrders.status, openOrders.cancelAll, myTrades, account.status,
 userDataStream.subscribe.signature, userDataStream.unsubscribe, session.status. USDⓈ-M: ping, time, exchangeInfo,
 depth, order.place (GTC / GTX / IOC, MARKET), order.cancel, order.modify, order.status, account.status (and
-``v2/account.status``), account.balance, userDataStream.start / ping / stop. ``session.logon`` needs Ed25519 keys,
-which the emulator does not have: it answers -2028 "HMAC-SHA-256 API key is not supported" (measured by [MAXT]).
+``v2/account.status``), account.balance, userDataStream.start / ping / stop. Spot ``session.logon`` /
+``session.logout`` and ``userDataStream.subscribe`` (on a logged-on session) for Ed25519 accounts; an HMAC key's
+``session.logon`` is answered -2028 "HMAC-SHA-256 API key is not supported" (measured by [MAXT]).
 """
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ class WsApi:
                 "userDataStream.unsubscribe": (NONE, self._unsubscribe),
                 "session.status": (NONE, self._session_status),
                 "session.logon": (NONE, self._logon),
+                "session.logout": (NONE, self._logout),
+                "userDataStream.subscribe": (NONE, self._subscribe_session),
             })
         else:
             common.update({
@@ -87,12 +90,32 @@ class WsApi:
 
     def _session_status(self, conn, acc, p):
         has = any(c is conn for c, _ in self.emu.userdata.subs.values())
-        return {"apiKey": None, "authorizedSince": None, "connectedSince": conn.connected_ms,
-                "returnRateLimits": conn.return_rate_limits, "serverTime": time.time_ns() // 1_000_000,
-                "userDataStream": has}
+        logged = conn.session_account
+        return {"apiKey": logged.api_key if logged is not None else None, "authorizedSince": conn.authorized_ms,
+                "connectedSince": conn.connected_ms, "returnRateLimits": conn.return_rate_limits,
+                "serverTime": time.time_ns() // 1_000_000, "userDataStream": has}
 
     def _logon(self, conn, acc, p):
-        raise BinanceError(-2028, "HMAC-SHA-256 API key is not supported")
+        """``session.logon`` (Ed25519 keys only): a signed request (apiKey, timestamp, signature); afterwards the
+        connection's SIGNED requests may omit ``apiKey`` and ``signature`` and ``userDataStream.subscribe`` works
+        [S-WSAPI "Session Authentication"]. HMAC keys: -2028 (measured by [MAXT])."""
+        params = p.raw
+        acc = auth.account_of(self.emu.exchange.accounts, params.get("apiKey"))
+        if acc.public_key is None:
+            raise BinanceError(-2028, "HMAC-SHA-256 API key is not supported")
+        auth.check_signed(acc, auth.ws_payload(params), params.get("signature"), params,
+                          self.emu.settings.recv_window_max_ms)
+        conn.session_account, conn.authorized_ms = acc, time.time_ns() // 1_000_000
+        return self._session_status(conn, acc, p)
+
+    def _logout(self, conn, acc, p):
+        conn.session_account, conn.authorized_ms = None, None
+        return self._session_status(conn, acc, p)
+
+    def _subscribe_session(self, conn, acc, p):
+        if conn.session_account is None:
+            raise BinanceError(-1002, "You are not authorized to execute this request.", 401)
+        return {"subscriptionId": self.emu.userdata.subscribe(conn, conn.session_account)}
 
     def _stop(self, acc, p):
         self.emu.userdata.delete(acc, p.raw.get("listenKey"))
@@ -131,6 +154,7 @@ class WsApi:
         conn = WsConn(request, ws, "wsapi", emu.settings, strict_pong=self.spot, rate_limit=None,
                       on_closed=lambda c: emu.userdata.drop_conn(c))
         conn.return_rate_limits = request.query.get("returnRateLimits", "true").lower() != "false"
+        conn.session_account = conn.authorized_ms = None
         conn.inflight = 0
         conn.tasks_inflight = set()
         emu.register_conn(conn)
@@ -203,13 +227,17 @@ class WsApi:
                 raise BinanceError(-1020, f"Unknown method '{method[:60]}'.")
             security, fn = spec
             acc = None
+            session = conn.session_account if "apiKey" not in params and "signature" not in params else None
             if security != NONE:
-                acc = auth.account_of(emu.exchange.accounts, params.get("apiKey"))
+                acc = session or auth.account_of(emu.exchange.accounts, params.get("apiKey"))
                 bucket = acc.name
             emu.ratelimits.use_weight(bucket, self._weight(method, p))
             if security == SIGNED:
-                auth.check_signed(acc, auth.ws_payload(params), params.get("signature"), params,
-                                  emu.settings.recv_window_max_ms)
+                if session is not None:                  # a logged-on session: the timestamp rule only
+                    auth.check_time(params, emu.settings.recv_window_max_ms)
+                else:
+                    auth.check_signed(acc, auth.ws_payload(params), params.get("signature"), params,
+                                      emu.settings.recv_window_max_ms)
             if is_order:
                 emu.ratelimits.use_order(bucket)
             r = fn(conn, acc, p)
