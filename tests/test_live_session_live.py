@@ -192,3 +192,27 @@ def test_a_failed_venue_query_during_reconciliation_is_retried_at_the_next_conne
     fatal, ready = asyncio.run(scenario())
     session.close_journals()
     assert fatal is None and not ready and not session._stop.is_set()
+
+
+def test_a_second_stop_signal_ends_the_stop_without_waiting_for_the_venue(tmp_path, caplog):
+    """A venue that never confirms a cancel: the stop would wait STOP_TIMEOUT_S (10 s) for it; a second SIGINT /
+    SIGTERM (the handler, called as the loop calls it) ends the wait at once: the stop is not clean, and says
+    why."""
+    import time
+    session, ss, client = _session(tmp_path)
+    client.on_submit = lambda ts, coid: session.on_report("BTCUSDT", OrderAccepted(ts, coid, "v-" + coid))
+
+    async def scenario():
+        ss.restarted = ss.ready = True
+        ss.engine.orders.place(1, 1, 600_000, 1, check_risk=False)
+        session.on_stop_signal()                                      # the first: the clean stop
+        assert not session.forced
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, session.on_stop_signal)                  # the second, during the stop
+        t0 = time.monotonic()
+        clean = await session.stop()
+        return clean, time.monotonic() - t0
+    clean, took = asyncio.run(scenario())
+    assert not clean and session.forced and took < 2.0, took
+    assert client.cancels                                            # the cancel was sent before
+    assert "second stop signal" in caplog.text

@@ -207,6 +207,7 @@ class Session:
         self.stopping = False
         self.fatal: BaseException | None = None
         self._stop = asyncio.Event()
+        self.forced = False                     # a second stop signal: the stop sequence waits no more
         self._recover_lock = asyncio.Lock()
         self._tasks: set = set()
         self.on_status = on_status
@@ -479,13 +480,26 @@ class Session:
         """Ask the session to stop (signal handler, duration)."""
         self._stop.set()
 
+    def on_stop_signal(self) -> None:
+        """SIGINT / SIGTERM: the first asks for the clean stop; a second one while it runs ends the stop's
+        waits at once (the venue's cancel confirmations, flattening): the session then stops not clean, and
+        orders of ours may be left open at the venue, which the next start reconciles."""
+        if self._stop.is_set():
+            if not self.forced:
+                self.forced = True
+                log.error("second stop signal: not waiting for the venue's confirmations; orders of ours may be "
+                          "left open (the next start reconciles them)")
+            return
+        log.warning("stop signal: cancelling our orders and stopping (a second signal stops without waiting)")
+        self.request_stop()
+
     async def run(self, duration_s: float | None = None) -> bool:
         """Connect, trade until stopped (signal, ``duration_s`` of wall time, fatal failure), stop. Returns
         True if the stop was clean (see :meth:`stop`)."""
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():   # signal handlers live in the main thread only
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.request_stop)
+                loop.add_signal_handler(sig, self.on_stop_signal)
         t_start = time.perf_counter()
         timer = loop.create_task(self._timer())
         try:
@@ -591,7 +605,7 @@ class Session:
         prefix = orders.coids.prefix
         deadline = loop.time() + timeout_s
         last_cancel: dict[str, float] = {}
-        while loop.time() < deadline:
+        while loop.time() < deadline and not self.forced:
             await asyncio.sleep(0.05)
             if not self.execution.connected:
                 continue
@@ -625,7 +639,7 @@ class Session:
         prefix = ss.engine.orders.coids.prefix
         deadline = loop.time() + timeout_s
         sent: dict[str, float] = {}
-        while loop.time() < deadline:
+        while loop.time() < deadline and not self.forced:
             if getattr(self.execution, "fatal", None) is not None:    # the key is refused: nothing can be asked
                 log.error("%s: the venue refuses the key: cannot list or cancel our orders (check the account "
                           "by hand)", ss.instrument.symbol)
@@ -656,7 +670,7 @@ class Session:
         deadline = loop.time() + STOP_TIMEOUT_S + retries * backoff
         log.warning("%s: stop: flattening a position of %d lots", ss.instrument.symbol, ss.portfolio.position)
         eng.start_flatten(time.time_ns())
-        while eng.flatten_due_ns >= 0 and loop.time() < deadline:
+        while eng.flatten_due_ns >= 0 and loop.time() < deadline and not self.forced:
             await asyncio.sleep(0.02)
             eng.flatten_step(time.time_ns())
         return ss.portfolio.position == 0
