@@ -269,6 +269,7 @@ FIELDS: tuple[Field, ...] = (
     Field("execution.max_orders_per_side", _int, lambda v: 1 <= v <= 100, "1 <= orders <= 100"),
     Field("execution.wait_for_cancel_ack", _bool, lambda v: True, "true or false"),
     Field("execution.reprice_post_only", _bool, lambda v: True, "true or false"),
+    Field("execution.amend_orders", _bool, lambda v: True, "true or false"),
     Field("execution.client_order_id_prefix", _str,
           lambda v: 2 <= len(v) <= 12 and v[-1] in "-_" and all(c.isalnum() or c in "-_" for c in v),
           "2-12 characters of [A-Za-z0-9_-] ending in '-' or '_'"),

@@ -68,6 +68,28 @@ class OrderCancelRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderAmended:
+    """The order was amended in place (same client order id, its fills kept): it now works ``price`` ticks for
+    ``qty`` lots in all (filled lots included). Binance USDⓈ-M ``order.modify`` and ``ORDER_TRADE_UPDATE``
+    with ``x = AMENDMENT`` (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/websocket-api/Modify-Order)."""
+
+    ts_ns: int
+    client_order_id: str
+    price: int
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAmendRejected:
+    """The amend was refused; the order works as before. ``reason``: exchange text; ``code``: machine-readable."""
+
+    ts_ns: int
+    client_order_id: str
+    reason: str
+    code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class OrderExpired:
     """An immediate-or-cancel order's unfilled ``remaining`` lots expired (no resting)."""
 

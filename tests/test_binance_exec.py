@@ -11,8 +11,8 @@ import pytest
 from binexkit import harness, place_resting, run, through_side
 from emukit import KEY, until
 from mmcore.sim.emulator.accounts import d8
-from mmcore.execution import (POST_ONLY_REJECT, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderFilled,
-                              OrderRejected)
+from mmcore.execution import (POST_ONLY_REJECT, OrderAccepted, OrderAmended, OrderAmendRejected, OrderCanceled,
+                              OrderCancelRejected, OrderFilled, OrderRejected)
 from mmcore.venues.binance.credentials import CredentialsError, load_credentials, parse_env_file
 from mmcore.venues.binance.errors import Action, classify_error
 from mmcore.venues.binance.signing import Ed25519Signer, HmacSigner, sign_ws_params, ws_payload
@@ -245,3 +245,36 @@ def test_settings_from_the_config_venue_section():
     s = ExecSettings.of(load_config(overrides=["venue.recv_window_ms=3000", "venue.testnet=true"]))
     assert (s.recv_window_ms, s.testnet) == (3000, True)
     assert ExecSettings.of({"keepalive_s": 5, "unknown": 1}).keepalive_s == 5
+
+
+def test_usdm_modify_amends_in_place_cancels_a_gtx_that_would_take_and_refuses_an_unknown_order(tmp_path):
+    async def scenario():
+        async with harness("binance_usdm", tmp_path, 4000) as h:
+            bid, ask = h.touch()
+            await place_resting(h, "md-1", away=20)
+            h.client.modify(0, "md-1", 1, bid - 25, h.lots())
+            await h.wait("md-1", OrderAmended, n=2)                  # the answer and the user data's AMENDMENT
+            venue = await h.client.order("md-1")
+            await place_resting(h, "md-2", away=20)
+            h.client.modify(0, "md-2", 1, ask + 3, h.lots())          # GTX at a price that would take
+            await h.wait("md-2", OrderCanceled)
+            h.client.modify(0, "md-none", 1, bid - 30, h.lots())
+            rej = await h.wait("md-none", OrderAmendRejected)
+            return h.of("md-1", OrderAmended), venue, rej, h.state(), bid
+    amended, venue, rej, state, bid = run(scenario())
+    assert {(a.price, a.qty) for a in amended} == {(bid - 25, venue.qty)} and venue.price == bid - 25
+    assert venue.status == "NEW" and rej[0].code.startswith("BINANCE:")
+    open_ = {o["clientOrderId"] for o in state["symbols"]["BTCUSDT"]["open_orders"]}
+    assert open_ == {"md-1"}
+
+
+def test_spot_has_no_modify():
+    from mmcore.venues.binance.execution import BinanceExecution
+    from mmcore.venues.binance.credentials import Credentials
+    from mmcore.instruments import load_instrument
+    ex = BinanceExecution("binance_spot", ["BTCUSDT"], {"BTCUSDT": load_instrument("binance_spot", "BTCUSDT")},
+                          Credentials.hmac(KEY, "s"), {}, lambda s, r: None)
+    c = ex.execution("BTCUSDT")
+    assert not c.supports_modify
+    with pytest.raises(NotImplementedError):
+        c.modify(0, "x-1", 1, 1, 1)

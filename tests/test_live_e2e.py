@@ -11,6 +11,7 @@ import json
 import logging
 
 import aiohttp
+import pytest
 
 from emukit import KEY, SECRET, USDM_BTC, USDM_ETH, head, running
 from mmcore.config import load_config
@@ -37,8 +38,9 @@ async def _fault(port, body):
             assert r.status == 200, await r.text()
 
 
+@pytest.mark.parametrize("amend", [False, True], ids=["cancel-replace", "amend"])
 def test_live_session_under_faults_keeps_journal_equal_to_the_emulator_and_never_shows_the_secret(tmp_path,
-                                                                                                  caplog):
+                                                                                                  caplog, amend):
     caplog.set_level(logging.DEBUG)
     data = [head(f, tmp_path / f.name, 40000) for f in (USDM_BTC, USDM_ETH)]
     (tmp_path / "j").mkdir()
@@ -46,7 +48,8 @@ def test_live_session_under_faults_keeps_journal_equal_to_the_emulator_and_never
     async def scenario():
         async with running(data, tmp_path, speed=5) as (emu, port):
             config = load_config(overrides=[f"venue.endpoint=http://127.0.0.1:{port}", *ACTIVE,
-                                            "venue.reconnect_initial_s=0.05", "venue.reconnect_max_s=0.5"])
+                                            "venue.reconnect_initial_s=0.05", "venue.reconnect_max_s=0.5",
+                                            f"execution.amend_orders={'true' if amend else 'false'}"])
             inst = {s: load_instrument("binance_usdm", s) for s in SYMBOLS}
             box = []
             ex = BinanceExecution("binance_usdm", SYMBOLS, inst, Credentials.hmac(KEY, SECRET), config,
@@ -81,6 +84,9 @@ def test_live_session_under_faults_keeps_journal_equal_to_the_emulator_and_never
         assert summary["symbols"][sym]["orders_placed"] > 0
         assert session.symbols[sym].engine.book.synced
     assert sum(len(ss.recoveries) for ss in session.symbols.values()) >= 4     # start + WS API drop + listenKey
+    amends = sum(ss.engine.orders.counters["amends_sent"] for ss in session.symbols.values())
+    assert (amends > 10) if amend else amends == 0, amends
+    assert sum(ss.engine.orders.counters["illegal_transitions"] for ss in session.symbols.values()) == 0
     assert summary["feed"]["reconnects"] >= 1 and summary["execution"]["duplicate_reports"] >= 1
     # the fake secret: in no log record, report, or journal file
     text = "\n".join(r.getMessage() + repr(r.args) for r in caplog.records)

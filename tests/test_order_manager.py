@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected,
-                              OrderFilled, OrderRejected)
+from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderAmended, OrderAmendRejected,
+                              OrderCanceled, OrderCancelRejected, OrderFilled, OrderRejected)
 from mmcore.persistence.journal import NullJournal
 from mmcore.engine.order_manager import OrderManager
 from mmcore.risk_config import RiskConfig
@@ -293,3 +293,76 @@ def test_engine_does_not_book_a_contradicting_fill_in_the_portfolio():
     eng.on_report(OrderFilled(4, o.client_order_id, 12, BUY, 617990, 2, Decimal("0.1")))   # the honest one
     assert eng.portfolio.position == 2 and len(eng.fills) == 1
     assert [k for k, _ in journal.calls].count("fill") == 1
+
+
+# --- in-place amends (USDⓈ-M order.modify) ---
+class AmendingClient(RecordingClient):
+    supports_modify = True
+
+    def modify(self, ts, coid, side, px, qty):
+        self.sent.append(("modify", coid, side, px, qty))
+
+
+def make_amending(**kw):
+    mgr, _, gate = make(**kw)
+    client = AmendingClient()
+    mgr = OrderManager(client, gate, ClientOrderIdGenerator("t-"), NullJournal(), 3, 0.0, 10 * S, 1, False,
+                       amend_orders=True)
+    return mgr, client, gate
+
+
+def _accepted_bid(mgr, px=617990):
+    mgr.reconcile(1, px, 0, 2)
+    coid = mgr.working[BUY].client_order_id
+    mgr.on_report(OrderAccepted(2, coid, "v1"))
+    return coid
+
+
+def test_amend_instead_of_cancel_and_replace_then_the_ack_moves_the_order_and_its_open_notional():
+    mgr, c, gate = make_amending()
+    coid = _accepted_bid(mgr)
+    mgr.reconcile(3, 617980, 0, 2)                               # 10 ticks away: amended in place
+    assert c.sent[-1] == ("modify", coid, BUY, 617980, 2) and c.kinds().count("cancel") == 0
+    o = mgr.orders[coid]
+    assert o.state == om.PENDING_REPLACE
+    mgr.reconcile(4, 617970, 0, 2)                               # one request in flight: nothing more
+    assert len(c.sent) == 2
+    mgr.on_report(OrderAmended(5, coid, 617980, 2))
+    assert o.state == om.ACCEPTED and o.price == 617980 and gate.open_buy_notional_tl == 617980 * 2
+    mgr.on_report(OrderAmended(6, coid, 617980, 2))              # the user data's copy: ignored
+    assert mgr.counters["duplicate_amends"] == 1 and gate.open_buy_qty_lots == 2
+    mgr.on_report(OrderFilled(7, coid, 1, BUY, 617980, 2, Decimal(0)))
+    assert coid not in mgr.orders and gate.open_buy_qty_lots == 0 and gate.open_buy_notional_tl == 0
+
+
+def test_a_refused_amend_keeps_the_order_and_a_gate_refusal_falls_back_to_cancel():
+    mgr, c, gate = make_amending()
+    coid = _accepted_bid(mgr)
+    mgr.reconcile(3, 617980, 0, 2)
+    mgr.on_report(OrderAmendRejected(4, coid, "No need to modify the order.", "BINANCE:-5027"))
+    o = mgr.orders[coid]
+    assert o.state == om.ACCEPTED and o.price == 617990 and gate.open_buy_notional_tl == 617990 * 2
+    assert mgr.counters["amend_rejects"] == 1
+    mgr.reconcile(5, 300000, 0, 2)                               # far outside the price band: no amend
+    assert ("modify", coid, BUY, 300000, 2) not in c.sent and ("cancel", coid) in c.sent
+
+
+def test_an_amend_nobody_asked_for_is_mirrored_and_the_order_canceled():
+    mgr, c, gate = make_amending()
+    coid = _accepted_bid(mgr)
+    mgr.on_report(OrderAmended(3, coid, 617900, 3))               # another session changed it at the venue
+    o = mgr.orders[coid]
+    assert (o.price, o.qty, o.state) == (617900, 3, om.PENDING_CANCEL)
+    assert gate.open_buy_qty_lots == 3 and gate.open_buy_notional_tl == 617900 * 3
+    assert mgr.counters["amended_by_venue"] == 1 and c.sent[-1] == ("cancel", coid)
+    mgr.on_report(OrderFilled(4, coid, 9, BUY, 617900, 3, Decimal(0)))   # 3 lots fill: not an overfill
+    assert mgr.counters["fill_contradictions"] == 0 and coid not in mgr.orders
+
+
+def test_without_supports_modify_the_manager_cancels_and_replaces():
+    mgr, c, _ = make()
+    mgr.amend_orders = True                                      # asked for, but the client cannot
+    coid = _accepted_bid(mgr)
+    assert not mgr.amend(3, coid, 617980)
+    mgr.reconcile(3, 617980, 0, 2)
+    assert ("cancel", coid) in c.sent and "modify" not in c.kinds()

@@ -481,3 +481,51 @@ def test_late_fill_is_refused_when_it_contradicts_the_journal_row_and_waits_when
     assert book_untracked_fill(vfill("mm-y", 9), orders, pf) is LateFill.NO_ORDER_ROW     # no row: not booked
     assert not book_untracked_fill(vfill("mm-y", 9), orders, pf)
     assert pf.position == 0 and journal.known_trade_ids() == set()
+
+
+class AmendVenue(Venue):
+    supports_modify = True
+
+    def __init__(self):
+        super().__init__()
+        self.modifies = []
+
+    def modify(self, ts_ns, coid, side, price, qty):
+        self.modifies.append((coid, price))
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_reconnect_settles_an_amend_whose_answer_died_with_the_connection(setup, applied):
+    _, _, pf, journal = setup
+    venue = AmendVenue()
+    orders = OrderManager(venue, setup[1].gate, ClientOrderIdGenerator("mm-", 0, "all"), journal, 3, 0.0,
+                          15_000_000_000, amend_orders=True)
+    orders.gate.on_market(T0, 2 * PX + 1, True)
+    o = orders.place(T0, BUY, PX - 10, 2)
+    orders.on_report(OrderAccepted(T0 + 1, o.client_order_id, "v1"))
+    assert orders.amend(T0 + 2, o.client_order_id, PX - 20) and o.state == om.PENDING_REPLACE
+    listed = PX - 20 if applied else PX - 10                     # what the venue works after the reconnect
+    rep = reconcile(journal.load(TERMINAL_STATE_NAMES), [vorder(o.client_order_id, price=listed, qty=2)], [],
+                    orders, pf, T0 + 10, restart=False)
+    assert o.state == om.ACCEPTED and o.price == listed and not rep.mismatches
+    assert orders.gate.open_buy_notional_tl == listed * 2 and venue.cancels == []
+
+
+def test_reconnect_mirrors_and_cancels_an_order_amended_at_the_venue_while_we_were_away(setup):
+    venue, orders, pf, journal = setup
+    orders.gate.on_market(T0, 2 * PX + 1, True)
+    o = orders.place(T0, BUY, PX - 10, 2)
+    orders.on_report(OrderAccepted(T0 + 1, o.client_order_id, "v1"))
+    reconcile(journal.load(TERMINAL_STATE_NAMES), [vorder(o.client_order_id, price=PX - 50, qty=3)], [], orders,
+              pf, T0 + 10, restart=False)
+    assert (o.price, o.qty, o.state) == (PX - 50, 3, om.PENDING_CANCEL) and venue.cancels == [o.client_order_id]
+    assert orders.counters["amended_by_venue"] == 1
+
+
+def test_restart_adopts_an_order_at_the_price_the_venue_works_not_the_journals(setup):
+    venue, orders, pf, journal = setup
+    state = JournalState(open_orders=[row("mm-6", price=PX - 10, qty=2)])       # amend in flight at the crash
+    rep = reconcile(state, [vorder("mm-6", price=PX - 20, qty=2)], [vfill("mm-6", 5, price=PX - 20)], orders, pf,
+                    T0 + 10, restart=True)
+    o = orders.orders["mm-6"]
+    assert o.price == PX - 20 and rep.fills_booked and not rep.mismatches and pf.position == 1

@@ -2,7 +2,8 @@
 
 Per side: keep the working order while its price is within tolerance (``tolerance_ticks``, or
 ``tolerance_bps`` of its price, whichever allows more) and it is younger than ``ttl_ns``; otherwise cancel it
-and place a new one (cancel/replace). Never more than ``max_orders_per_side`` live orders on a side (orders
+and place a new one (cancel/replace), or, with ``amend_orders`` on a client that ``supports_modify``, amend its
+price in place (one request; PENDING_REPLACE until the venue answers). Never more than ``max_orders_per_side`` live orders on a side (orders
 whose cancel is in flight count: they can still fill); with ``wait_for_cancel_ack`` no new order goes out on
 a side until its pending cancels are confirmed. Every new order passes :class:`mmcore_ext.risk.RiskGate`
 (refusals are counted per reason by the gate); every cancel passes the gate's cancel-rate limit except
@@ -19,8 +20,9 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected,
-                              OrderExpired, OrderFilled, OrderRejected, fill_contradiction)
+from mmcore.execution import (BUY, POST_ONLY_REJECT, SELL, OrderAccepted, OrderAmended, OrderAmendRejected,
+                              OrderCanceled, OrderCancelRejected, OrderExpired, OrderFilled, OrderRejected,
+                              fill_contradiction)
 from mmcore.persistence.journal import KV_COID_COUNTER
 from mmcore_ext import orders as om
 from mmcore_ext.risk import PASS, REASON_NAMES
@@ -61,7 +63,7 @@ class OrderManager:
 
     def __init__(self, exec_client, gate, coids, journal, tolerance_ticks: int, tolerance_bps: float,
                  ttl_ns: int, max_orders_per_side: int = 1, wait_for_cancel_ack: bool = False,
-                 reprice_post_only: bool = True, exchange_filter=None):
+                 reprice_post_only: bool = True, exchange_filter=None, amend_orders: bool = False):
         self.exec = exec_client
         self.gate = gate
         self.coids = coids
@@ -73,6 +75,8 @@ class OrderManager:
         self.wait_cancel_ack = wait_for_cancel_ack
         self.reprice_post_only = reprice_post_only
         self.exchange_filter = exchange_filter
+        # re-price in place (amend) where the execution client can (``supports_modify``)
+        self.amend_orders = bool(amend_orders) and bool(getattr(exec_client, "supports_modify", False))
         self.filter_refusals = Counter()
         self.orders: dict[str, om.Order] = {}        # every non-terminal order
         self.working = {BUY: None, SELL: None}       # the order that stands for our quote on a side
@@ -95,9 +99,13 @@ class OrderManager:
     def _side(self, ts_ns: int, side: int, px: int, qty: int) -> None:
         o = self.working[side]
         if o is not None:
+            if o.state == om.PENDING_REPLACE:
+                return                          # one request in flight: its answer first
             if px and ts_ns - o.ts_created_ns < self.ttl_ns:
                 d = abs(o.price - px)
                 if d <= self.tolerance or d <= o.price * self.tolerance_frac:
+                    return
+                if self.amend_orders and o.qty == qty and self.amend(ts_ns, o.client_order_id, px):
                     return
             if self.gate.check_cancel(ts_ns) != PASS:
                 return                          # cancel-rate limit: keep the order for now
@@ -165,6 +173,79 @@ class OrderManager:
         self.journal.record_event(ts_ns, o.client_order_id, "CANCEL_REQUEST", _STATE[old], _STATE[o.state])
         self.exec.cancel(ts_ns, o.client_order_id)
         return True
+
+    def amend(self, ts_ns: int, coid: str, px: int) -> bool:
+        """Move a resting order in place to ``px`` ticks, its quantity kept (venues with an in-place amend: the
+        execution client's ``modify`` where ``supports_modify``, Binance USDⓈ-M ``order.modify``). The new price
+        passes the exchange filters and the risk gate as if the order were replaced; the order is PENDING_REPLACE
+        until the venue's OrderAmended / OrderAmendRejected (or OrderCanceled: Binance cancels a GTX order
+        amended to a price that would take). Returns False (nothing sent) for an order not ACCEPTED /
+        PARTIALLY_FILLED, a client without ``modify``, a filter or gate refusal."""
+        o = self.orders.get(coid)
+        if o is None or not getattr(self.exec, "supports_modify", False) or \
+                o.state not in (om.ACCEPTED, om.PARTIALLY_FILLED):
+            return False
+        qty = o.qty
+        if self.exchange_filter is not None:
+            _, why = self.exchange_filter.check(px, qty, True)
+            if why is not None:
+                self.filter_refusals[why] += 1
+                return False
+        gate, side, left = self.gate, o.side, o.qty - o.filled
+        gate.on_order_closed(side, o.price, left)              # checked as if it replaced the old order
+        rc = gate.check_order(side, px, qty - o.filled, ts_ns)
+        gate.on_order_open(side, o.price, left)
+        if rc != PASS:
+            return False
+        old = o.state
+        if o.request_replace(px, qty, ts_ns) != om.OK:
+            self._illegal(o, om.REPLACE_REQUEST, old)
+            return False
+        gate.note_order_sent(ts_ns)                            # an amend counts as an order at Binance
+        self.counters["amends_sent"] += 1
+        self.journal.record_event(ts_ns, coid, "REPLACE_REQUEST", _STATE[old], _STATE[o.state], f"{px}x{qty}")
+        self.exec.modify(ts_ns, coid, side, px, qty)
+        return True
+
+    def _on_amended(self, o, rep) -> None:
+        """OrderAmended: our amend applied (REPLACE_ACK), a second copy of it (ignored), or an amend we did not
+        ask for (another session or a person changed the order at the venue): mirrored, counted, logged, and
+        the order canceled (the engine quotes what it decided, never an order changed behind its back)."""
+        coid, ts = o.client_order_id, rep.ts_ns
+        old, old_px, old_left = o.state, o.price, o.qty - o.filled
+        if old != om.PENDING_REPLACE:
+            if (o.price, o.qty) == (rep.price, rep.qty):
+                self.counters["duplicate_amends"] += 1
+                return
+            if old not in (om.ACCEPTED, om.PARTIALLY_FILLED, om.PENDING_CANCEL) or \
+                    o.request_replace(rep.price, rep.qty, ts) != om.OK:
+                self.counters["amend_reports_refused"] += 1
+                log.error("order %s: an amendment to %d lots at %d ticks cannot be applied in state %s; order "
+                          "unchanged", coid, rep.qty, rep.price, _STATE[old])
+                return
+            self.counters["amended_by_venue"] += 1
+            log.warning("order %s was amended at the venue without our request (to %d lots at %d ticks): "
+                        "cancelling it", coid, rep.qty, rep.price)
+            unasked = True
+        else:
+            if (o.pending_price, o.pending_qty) != (rep.price, rep.qty):
+                self.counters["amend_reports_refused"] += 1
+                log.error("order %s: the venue amended it to %d lots at %d ticks, not the %d at %d asked; "
+                          "taking the venue's", coid, rep.qty, rep.price, o.pending_qty, o.pending_price)
+                o.apply(om.REPLACE_REJECT, ts)
+                if o.request_replace(rep.price, rep.qty, ts) != om.OK:
+                    return
+            unasked = False
+        rc = o.apply(om.REPLACE_ACK, ts)
+        if rc != om.OK:
+            self._illegal(o, om.REPLACE_ACK, om.PENDING_REPLACE, rc)
+            return
+        self.gate.on_order_closed(o.side, old_px, old_left)
+        self.gate.on_order_open(o.side, o.price, o.qty - o.filled)
+        self.journal.record_order(ts, coid, o.side, o.price, o.qty, _STATE[o.state], filled_lots=o.filled)
+        self.journal.record_event(ts, coid, "REPLACE_ACK", _STATE[old], _STATE[o.state], f"{o.price}x{o.qty}")
+        if unasked:
+            self._cancel(ts, o)
 
     def expire_working(self, ts_ns: int) -> int:
         """Cancel the working orders that are at least ``ttl_ns`` old at ``ts_ns`` (the timer's TTL check, which
@@ -258,6 +339,16 @@ class OrderManager:
             event = om.CANCEL_REJECT
             self.cancel_rejects += 1
             self.cancel_pending[o.side].discard(coid)
+        elif t is OrderAmended:
+            self._on_amended(o, rep)
+            return None
+        elif t is OrderAmendRejected:
+            if old != om.PENDING_REPLACE:
+                self.counters["stale_amend_rejects"] += 1
+                return None
+            rc = o.apply(om.REPLACE_REJECT, ts)
+            event = om.REPLACE_REJECT
+            self.counters["amend_rejects"] += 1
         else:
             raise TypeError(f"not an execution report: {rep!r}")
         if rc != om.OK:

@@ -56,7 +56,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Protocol
 
-from mmcore.execution import OrderAccepted, OrderFilled, VenueOrder, fill_contradiction
+from mmcore.execution import (OrderAccepted, OrderAmended, OrderAmendRejected, OrderFilled, VenueOrder,
+                              fill_contradiction)
 from mmcore.persistence.journal import (KV_COID_COUNTER, KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADING_STATE_REASON,
                                         KV_TRADING_STATE_TS, JournalState, OrderRow)
 from mmcore_ext import orders as om
@@ -325,10 +326,23 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
                 orders.exec.cancel(ts_ns, coid)
                 rep.cancels_sent.append(coid)
                 log.info("order %s: cancel sent again after the reconnect", coid)
+            elif o.state == om.PENDING_REPLACE:            # the amend's answer may have died with it
+                if (v.price, v.qty) == (o.pending_price, o.pending_qty):
+                    orders.on_report(OrderAmended(ts_ns, coid, v.price, v.qty))
+                else:
+                    orders.on_report(OrderAmendRejected(ts_ns, coid, "not applied (seen after the reconnect)",
+                                                        "UNKNOWN_STATUS"))
+            elif (v.price, v.qty) != (o.price, o.qty):     # amended at the venue while we were away
+                orders.on_report(OrderAmended(ts_ns, coid, v.price, v.qty))
             continue
         row = journal_open.get(coid)
         side, price, qty, created = ((row.side, row.price_ticks, row.qty_lots, row.ts_created_ns) if row else
                                      (v.side, v.price, v.qty, v.ts_created_ns or ts_ns))
+        if row is not None and (v.price, v.qty) != (price, qty):
+            # amended (an amend in flight at the crash, or by another session): the venue's order is the truth
+            log.warning("order %s: the venue works %d lots at %d ticks, the journal %d at %d: taking the venue's",
+                        coid, v.qty, v.price, qty, price)
+            price, qty = v.price, v.qty
         jf = [(f.trade_id, f.price_ticks, f.qty_lots, f.ts_ns) for f in jfills_by_coid.get(coid, ())]
         try:
             o = orders.adopt(ts_ns, coid, side, price, qty, created, v.venue_order_id, jf,

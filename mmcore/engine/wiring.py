@@ -79,7 +79,7 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
                           c.get("execution.order_price_deviation_bps"),
                           int(c.get("execution.order_ttl_seconds") * 1e9), c.get("execution.max_orders_per_side"),
                           c.get("execution.wait_for_cancel_ack"), c.get("execution.reprice_post_only"),
-                          exchange_filter=OrderFilter(inst))
+                          exchange_filter=OrderFilter(inst), amend_orders=c.get("execution.amend_orders"))
     return Engine(inst, book, quoter, vol, orders, Portfolio(inst), order_qty, max_inv,
                   c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9),
                   quote_on_book_ticker=c.get("strategy.quote_on_book_ticker"))

@@ -37,8 +37,8 @@ import time
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
-from mmcore.execution import (OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired, OrderRejected,
-                              VenueOrder)
+from mmcore.execution import (OrderAccepted, OrderAmended, OrderAmendRejected, OrderCanceled, OrderCancelRejected,
+                              OrderExpired, OrderRejected, VenueOrder)
 from mmcore.venues.binance.errors import FATAL_CODES, Action
 from mmcore.venues.binance.rest import BinanceRest, rest_base
 from mmcore.venues.binance.user_data import Dedupe, ListenKeyStream, Parser
@@ -268,6 +268,108 @@ class BinanceExecutionClient:
                           now)
             return
         self.counters["submitted"] += 1
+
+    @property
+    def supports_modify(self) -> bool:
+        """True on USDⓈ-M (``order.modify``); spot has cancel-replace only."""
+        return not self.spot
+
+    def modify(self, ts_ns: int, coid: str, side: int, price: int, qty: int) -> None:
+        """USDⓈ-M only: amend ``coid`` in place to ``price`` ticks and ``qty`` lots in all (``order.modify`` by
+        ``origClientOrderId``; the client order id and the fills stay, the order loses its queue place).
+        Reports: OrderAmended (the answer, and the user data's ``AMENDMENT``), OrderAmendRejected (refused: the
+        order works as before; -5027 "No need to modify the order" included), or OrderCanceled when Binance
+        cancels it instead (a GTX order amended to a price that would take, or a quantity <= its filled part).
+        https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/websocket-api/Modify-Order.
+        An answer that does not come: the order is queried, and what the venue lists is reported. Raises
+        NotImplementedError on spot (spot has cancel-replace: :meth:`cancel_replace`)."""
+        if self.spot:
+            raise NotImplementedError("modify: USDⓈ-M only (spot has order.cancelReplace)")
+        api = self.owner.wsapi
+        now = time.time_ns()
+        why = api.refusal("new_order", now)
+        if why is not None or not COID_RE.match(coid) or not 0 < price <= self._max_px or \
+                not 0 < qty <= self._max_qty or side not in (1, -1):
+            self._amend_refused(coid, why or "BAD_ORDER", now)
+            return
+        params = {"symbol": self.symbol, "origClientOrderId": coid, "side": "BUY" if side > 0 else "SELL",
+                  "price": _fixed(price * self._pm, self._pd, self._pp10),
+                  "quantity": _fixed(qty * self._qm, self._qd, self._qp10)}
+
+        def answer(msg):
+            t = time.time_ns()
+            if msg is None:
+                if api.connected:
+                    self.counters["unknown_status"] += 1
+                    log.warning("%s: amend of %s: execution status unknown: querying the order", self.symbol,
+                                coid[:40])
+                    self.owner._spawn(self._resolve_modify(coid, price, qty))
+                return
+            if msg["status"] == 200:
+                res = msg.get("result")
+                try:
+                    o = self.parser.venue_order(dict(res, clientOrderId=res.get("clientOrderId", coid)))
+                except (MalformedMessage, TypeError, AttributeError) as exc:
+                    self._malformed(res, exc)
+                    self.owner._spawn(self._resolve_modify(coid, price, qty))
+                    return
+                self._emit_venue_order(t, coid, o)
+                return
+            out = api.outcome_of(msg, True)
+            if out.action is Action.UNKNOWN_STATUS:
+                self.counters["unknown_status"] += 1
+                self.owner._spawn(self._resolve_modify(coid, price, qty))
+                return
+            self.counters["amend_rejects"] = self.counters.get("amend_rejects", 0) + 1
+            self._emit(OrderAmendRejected(t, coid, out.reason, out.report_code))
+        try:
+            api.send("order.modify", params, answer, signed=True, endpoint="new_order")
+        except (ConnectionError, WsApiError) as exc:
+            self._amend_refused(coid, "NOT_CONNECTED" if isinstance(exc, ConnectionError)
+                                else exc.outcome.report_code, now)
+            return
+        self.counters["amended"] = self.counters.get("amended", 0) + 1
+
+    def _emit_venue_order(self, t: int, coid: str, o: VenueOrder) -> None:
+        """Report what the venue says of an order after an amend: still working (OrderAmended with its price and
+        quantity), or ended (canceled / expired: Binance cancels instead of amending in some cases)."""
+        if o.status in ("NEW", "PARTIALLY_FILLED"):
+            self._emit(OrderAmended(t, coid, o.price, o.qty))
+        elif o.status == "CANCELED":
+            self._emit(OrderCanceled(t, coid, o.qty - o.filled))
+        elif o.status == "EXPIRED":
+            self._emit(OrderExpired(t, coid, o.qty - o.filled))
+        # FILLED: the fills come from user data / recovery
+
+    async def _resolve_modify(self, coid: str, price: int, qty: int) -> None:
+        delay = self.owner.settings.unknown_status_delay_s
+        for attempt in range(3):
+            await asyncio.sleep(delay * (attempt + 1))
+            try:
+                o = await self.order(coid)
+            except (ConnectionError, TimeoutError, QueryError) as exc:
+                log.warning("%s: query of %s failed (%s)", self.symbol, coid[:40], sanitize_message(str(exc)))
+                continue
+            now = time.time_ns()
+            if o is None:
+                self._emit(OrderAmendRejected(now, coid, "unknown order", "UNKNOWN_ORDER"))
+            elif o.status in ("NEW", "PARTIALLY_FILLED") and (o.price, o.qty) != (price, qty):
+                self._emit(OrderAmendRejected(now, coid, "not applied (the venue lists the order unchanged)",
+                                              "UNKNOWN_STATUS"))
+            else:
+                self._emit_venue_order(now, coid, o)
+            return
+        log.error("%s: the status of the amend of %s stays unknown; the next recovery reconciles it", self.symbol,
+                  coid[:40])
+
+    def _amend_refused(self, coid: str, why: str, now: int) -> None:
+        if why == "NOT_CONNECTED":
+            self.counters["dropped"] += 1
+            log.warning("%s: not connected: amend of %s dropped", self.symbol, coid[:40])
+        else:
+            self.counters["refused_locally"] += 1
+        asyncio.get_running_loop().call_soon(self._emit, OrderAmendRejected(now, coid, f"refused locally: {why}",
+                                                                              why))
 
     def _refused(self, coid: str, why: str, now: int) -> None:
         if why == "NOT_CONNECTED":

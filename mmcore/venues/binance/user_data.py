@@ -15,7 +15,9 @@ Events (untrusted: every field is type-checked and bounded; a malformed event ra
 
 Reports: NEW -> OrderAccepted; TRADE -> OrderFilled (``price`` = L in ticks, ``qty`` = l in lots, ``fee`` in the
 quote currency: a base-asset commission is converted at the fill price; another asset (BNB) is kept as its number
-and counted); CANCELED -> OrderCanceled (remaining = q - z); EXPIRED -> OrderExpired; REJECTED -> OrderRejected.
+and counted); CANCELED -> OrderCanceled (remaining = q - z); EXPIRED -> OrderExpired; REJECTED -> OrderRejected;
+USDⓈ-M AMENDMENT -> OrderAmended (``price`` = p, ``qty`` = q: the order after ``order.modify``, ours or another
+session's; delivered every time, the order manager ignores a copy of what it already applied).
 
 :class:`Dedupe` books each fill once per ``(orderId, tradeId)`` and each acceptance / final report once per client
 order id, so the duplicated reports of a reconnect (or the emulator's ``duplicate_reports`` fault) are dropped;
@@ -42,8 +44,8 @@ import orjson
 from picows import WSError, WSListener, WSMsgType, ws_connect
 
 from mmcore.aio import raise_if_cancelled, wait_within
-from mmcore.execution import (BUY, SELL, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired, OrderFilled, OrderRejected,
-                              VenueOrder)
+from mmcore.execution import (BUY, SELL, OrderAccepted, OrderAmended, OrderAmendRejected, OrderCanceled,
+                              OrderCancelRejected, OrderExpired, OrderFilled, OrderRejected, VenueOrder)
 from mmcore.venues.common import INT64_MAX, MAX_ID_LEN, MalformedMessage, QueryError
 from mmcore.venues.ratelimit import sanitize_message
 
@@ -181,7 +183,9 @@ class Parser:
             r = o.get("r")
             return oid, coid, [OrderRejected(ts, coid, str(r)[:200] if isinstance(r, str) else "rejected",
                                              f"BINANCE:{r}" if isinstance(r, str) else "")]
-        return oid, coid, []                       # REPLACED, TRADE_PREVENTION, AMENDMENT, CALCULATED: nothing
+        if x == "AMENDMENT":                       # USDⓈ-M order.modify applied (by us, or by another session)
+            return oid, coid, [OrderAmended(ts, coid, self.price(o.get("p"), "p"), self.qty(o.get("q"), "q", 1))]
+        return oid, coid, []                       # REPLACED, TRADE_PREVENTION, CALCULATED: nothing
 
     def venue_order(self, m: dict) -> VenueOrder:
         """An ``order.status`` / ``openOrders`` item -> VenueOrder."""
@@ -260,8 +264,8 @@ class Dedupe:
                 self.duplicates += 1
                 return []
             return [rep]
-        if t is OrderCancelRejected:                 # not a state the order reaches: always delivered
-            return [rep]
+        if t is OrderCancelRejected or t is OrderAmended or t is OrderAmendRejected:
+            return [rep]                             # not final states: always delivered (the engine is idempotent)
         if not self.final.add(coid):
             self.duplicates += 1
             return []
