@@ -1,4 +1,4 @@
-"""Command line: ``python -m mmcore run | backtest | book | markets | emulate | record``.
+"""Command line: ``python -m mmcore run | backtest | book | markets | emulate | record | research``.
 
 Exit codes (one ``error:`` / ``config error:`` line on stderr naming the field or file, never a traceback):
 
@@ -273,6 +273,22 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_research(args) -> int:
+    """``research as2008``: the paper's Tables 1-3 (each row beside the paper's), exit 0; bad arguments exit 2."""
+    import time
+    from mmcore.research.as2008 import MAX_PATHS, format_table, table
+    if not 1 <= args.paths <= MAX_PATHS:
+        raise ValueError(f"--paths {args.paths}: 1 to {MAX_PATHS}")
+    t0 = time.perf_counter()
+    rows = table(args.paths, args.seed, args.spread)
+    print(f"Avellaneda & Stoikov (2008) section 3.3: s0=100, T=1, sigma=2, dt=0.005, k=1.5, A=140; {args.paths} "
+          f"paths per row, seed {args.seed}, spread {args.spread}")
+    print(format_table(rows))
+    print(f"({time.perf_counter() - t0:.1f} s; the paper's inventory row at gamma=0.5 (33.92) is not reproduced by "
+          f"the stated procedure: see README, 'Research')")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmcore", description="Low-latency market-making engine: replay, paper and live.")
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO lines (default: warnings only)")
@@ -328,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds between REST snapshots per symbol (default: %(default)s)")
     rc.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
     rc.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    rs = sub.add_parser("research", help="research experiments with the compiled quoters")
+    rsub = rs.add_subparsers(dest="experiment", required=True)
+    a8 = rsub.add_parser("as2008", help="Avellaneda-Stoikov (2008) section 3.3: Tables 1-3 with the compiled quoter")
+    a8.add_argument("--paths", type=int, default=1000, help="Monte Carlo paths per row (default: %(default)s)")
+    a8.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    a8.add_argument("--spread", choices=("constant", "full"), default="constant",
+                    help="constant: (2/gamma) ln(1+gamma/k), as the paper's tables behave; full: eq. (3.18) with "
+                         "the gamma sigma^2 (T-t) term (default: %(default)s)")
     from mmcore.sim.emulator.options import add_arguments as _emulate_arguments   # argparse only, no aiohttp
     _emulate_arguments(sub.add_parser("emulate", help="Binance-compatible exchange emulator on 127.0.0.1 "
                                                       "replaying recordings (REST, streams, WebSocket API)"),
@@ -342,7 +366,7 @@ def main(argv=None) -> int:
         return run_emulator(args)
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book, "markets": cmd_markets,
-                "record": cmd_record}
+                "record": cmd_record, "research": cmd_research}
     for name in ("config", "data", "out", "journal"):
         if getattr(args, name, None) == "":
             print(f"error: --{name}: empty path", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Research experiments run with the compiled quoters (``python -m mmcore research ...``)."""
