@@ -121,6 +121,14 @@ cdef class TradeIntensity:
     cdef int64_t _first_ns        # first trade seen (warm-up)
     cdef int64_t _from_ns         # start of the covered interval (moves on capacity drops)
     cdef int64_t _last_ns         # last trade time
+    cdef int64_t _burst_ts        # exchange time of the open aggressor burst
+    cdef int _burst_side          # its aggressor side (0: none open)
+    cdef double _burst_mid        # the mid before its first print
+    cdef readonly int64_t prints
+    """Trade prints seen (valid ones)."""
+    cdef readonly int64_t arrivals
+    """Arrivals recorded: one per aggressor burst (prints of one side at one exchange time), or one per print
+    when the side is not given."""
 
     cdef void _expire(self, int64_t now_ns) noexcept
-    cpdef void on_trade(self, int64_t ts_ns, double price, double mid) noexcept
+    cpdef void on_trade(self, int64_t ts_ns, double price, double mid, int side=*) noexcept

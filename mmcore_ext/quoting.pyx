@@ -468,17 +468,22 @@ cdef class GLFT(QuoteModel):
 cdef class TradeIntensity:
     """Estimator of the fill intensity lambda(delta) = A exp(-kappa delta) from public trades.
 
-    Each trade's distance from the mid just before it, ``|price - mid|`` (quote currency), is bucketed by
-    ``bucket_width`` and kept for ``window_s`` of event time. A resting quote at depth ``d_i = i *
-    bucket_width`` would have been reached by every trade at least that far from the mid, so
+    The intensity counts **arrivals** of aggressive orders, not trade prints: one market order that sweeps
+    several levels prints several trades with one exchange time (on the bundled USDⓈ-M recording most prints
+    come in such bursts), so the prints of one aggressor side at one exchange time are one arrival, at the
+    depth of the deepest print, measured on that side from the mid before the burst: ``side * (price -
+    mid)`` (a buy aggressor lifts asks above the mid; a print on the wrong side of the mid, a stale mid,
+    counts at depth 0). Without a side (``side = 0``) every print is an arrival at ``|price - mid|``.
 
-        lambda(d_i) = (trades with distance >= d_i in the window) / (window seconds)
+    Each arrival's depth is bucketed by ``bucket_width`` and kept for ``window_s`` of event time. A resting
+    quote at depth ``d_i = i * bucket_width`` would have been reached by every arrival at least that deep, so
+
+        lambda(d_i) = (arrivals with depth >= d_i in the window) / (window seconds)
 
     (a tail count, as in the hftbacktest GLFT tutorial; hummingbot's ``TradingIntensityIndicator`` fits
     traded amount per distance instead). :meth:`fit` regresses ln lambda(d_i) = ln A - kappa d_i by least
-    squares over the depths with at least ``min_count`` trades. Each trade counts once (not its size and not
-    the sweep of one aggressive order). Depths below the usual half-spread see every trade, so a
-    ``bucket_width`` around the half-spread avoids a flat start that biases kappa down.
+    squares over the depths with at least ``min_count`` arrivals. Depths below the usual half-spread see
+    every arrival, so a ``bucket_width`` around the half-spread avoids a flat start that biases kappa down.
 
     Only :meth:`on_trade` is meant for the per-event path (O(1) amortised, no Python objects).
 
@@ -558,6 +563,11 @@ cdef class TradeIntensity:
         self._head = 0
         self._size = 0
         self._started = False
+        self._burst_side = 0
+        self._burst_ts = 0
+        self._burst_mid = 0.0
+        self.prints = 0
+        self.arrivals = 0
 
     def __dealloc__(self):
         PyMem_Free(self._ts)
@@ -570,7 +580,7 @@ cdef class TradeIntensity:
 
     @property
     def n_trades(self):
-        """Trades currently in the window (as of the last trade or fit)."""
+        """Arrivals currently in the window (as of the last print or fit): bursts, or prints without a side."""
         return self._size
 
     @property
@@ -588,22 +598,29 @@ cdef class TradeIntensity:
                 self._head = 0
             self._size -= 1
 
-    cpdef void on_trade(self, int64_t ts_ns, double price, double mid) noexcept:
-        """Record a trade at event time ``ts_ns``.
+    cpdef void on_trade(self, int64_t ts_ns, double price, double mid, int side=0) noexcept:
+        """Record a trade print at exchange time ``ts_ns``.
 
         Parameters
         ----------
         ts_ns : int
-            Trade event time (ns). A trade earlier than the last recorded one is ignored.
+            The trade's exchange time (ns); prints of one side at one time are one arrival (a burst). A print
+            earlier than the last recorded one is ignored.
         price : float
             Trade price (quote currency); ignored unless finite and > 0.
         mid : float
-            Mid price just before the trade (quote currency); the trade is ignored unless finite and > 0.
+            Mid price just before the trade (quote currency); the print is ignored unless finite and > 0. In a
+            burst, the mid before its first print is used.
+        side : int
+            Aggressor side: +1 buy (Binance ``m`` false), -1 sell (``m`` true), 0 unknown (every print an
+            arrival at ``|price - mid|``); any other value: the print is ignored.
         """
         cdef double d
         cdef int b
         cdef Py_ssize_t slot
         if not (price > 0.0 and isfinite(price) and mid > 0.0 and isfinite(mid)):
+            return
+        if side != 0 and side != 1 and side != -1:
             return
         if not self._started:
             self._started = True
@@ -614,7 +631,29 @@ cdef class TradeIntensity:
             return
         self._last_ns = ts_ns
         self._expire(ts_ns)
-        d = fabs(price - mid) / self.bucket_width
+        self.prints += 1
+        if side != 0 and self._size > 0 and ts_ns == self._burst_ts and side == self._burst_side:
+            # the same aggressive order sweeping on: its arrival reaches this print's depth
+            d = side * (price - self._burst_mid) / self.bucket_width
+            if d < 0.0:
+                d = 0.0
+            b = self.n_buckets - 1 if d >= <double>(self.n_buckets - 1) else <int>d
+            slot = self._head + self._size - 1
+            if slot >= self.capacity:
+                slot -= self.capacity
+            if b > self._bucket[slot]:
+                self._counts[self._bucket[slot]] -= 1
+                self._counts[b] += 1
+                self._bucket[slot] = b
+            return
+        if side != 0:
+            self._burst_ts, self._burst_side, self._burst_mid = ts_ns, side, mid
+            d = side * (price - mid) / self.bucket_width
+            if d < 0.0:
+                d = 0.0
+        else:
+            self._burst_side = 0
+            d = fabs(price - mid) / self.bucket_width
         b = self.n_buckets - 1 if d >= <double>(self.n_buckets - 1) else <int>d
         if self._size == self.capacity:                  # full: drop the oldest, the window starts after it
             self._from_ns = self._ts[self._head]
@@ -630,6 +669,7 @@ cdef class TradeIntensity:
         self._bucket[slot] = b
         self._size += 1
         self._counts[b] += 1
+        self.arrivals += 1
 
     def fit(self, now_ns=None):
         """Fit A and kappa over the window ending at ``now_ns``.
