@@ -90,6 +90,7 @@ cdef class GLFT(QuoteModel):
 
     cpdef int compute(self, int64_t ts_ns, double mid, double q, double sigma,
                       int64_t best_bid, int64_t best_ask) except -1
+    cpdef int set_intensity(self, double A, double kappa) except -1
 
 
 cdef class TradeIntensity:

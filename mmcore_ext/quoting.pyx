@@ -402,7 +402,6 @@ cdef class GLFT(QuoteModel):
 
     def __init__(self, double gamma, double kappa, double A, double order_qty_delta, double xi,
                  double min_spread_bps, double max_spread_bps, double tick_size):
-        cdef double u, power
         _check_positive(gamma, "gamma")
         _check_positive(kappa, "kappa")
         _check_positive(A, "A")
@@ -411,21 +410,31 @@ cdef class GLFT(QuoteModel):
             raise ValueError(f"xi must be finite and >= 0, got {xi!r}")
         self._init_limits(min_spread_bps, max_spread_bps, tick_size)
         self.gamma = gamma
-        self.kappa = kappa
-        self.A = A
         self.order_qty_delta = order_qty_delta
         self.xi = xi
-        u = xi * order_qty_delta / kappa
+        self.set_intensity(A, kappa)
+
+    cpdef int set_intensity(self, double A, double kappa) except -1:
+        """Set the fill intensity lambda(delta) = A exp(-kappa delta) (A fills per second, kappa 1 / quote
+        currency, both > 0 and finite) and recompute c1 / c2: the online re-estimation of A and kappa
+        (hftbacktest's GLFT tutorial refits them every few seconds). Raises ValueError (out of range, or c1 / c2
+        not finite); the model is then unchanged."""
+        cdef double u, power, c1, c2, xi = self.xi, delta = self.order_qty_delta
+        _check_positive(kappa, "kappa")
+        _check_positive(A, "A")
+        u = xi * delta / kappa
         if u == 0.0:
-            self.c1 = 1.0 / kappa
+            c1 = 1.0 / kappa
             power = M_E
         else:
-            self.c1 = log1p(u) / (xi * order_qty_delta)
-            power = exp((kappa / (xi * order_qty_delta) + 1.0) * log1p(u))   # (1 + u)^(k/(xi Delta) + 1)
-        self.c2 = sqrt(gamma / (2.0 * A * order_qty_delta * kappa) * power)
-        if not (isfinite(self.c1) and isfinite(self.c2)):
-            raise ValueError(f"c1/c2 overflow for gamma={gamma!r}, kappa={kappa!r}, A={A!r}, "
-                             f"order_qty_delta={order_qty_delta!r}, xi={xi!r}")
+            c1 = log1p(u) / (xi * delta)
+            power = exp((kappa / (xi * delta) + 1.0) * log1p(u))   # (1 + u)^(k/(xi Delta) + 1)
+        c2 = sqrt(self.gamma / (2.0 * A * delta * kappa) * power)
+        if not (isfinite(c1) and isfinite(c2)):
+            raise ValueError(f"c1/c2 overflow for gamma={self.gamma!r}, kappa={kappa!r}, A={A!r}, "
+                             f"order_qty_delta={delta!r}, xi={xi!r}")
+        self.A, self.kappa, self.c1, self.c2 = A, kappa, c1, c2
+        return 0
 
     def __repr__(self):
         return (f"GLFT(c1={self.c1!r}, c2={self.c2!r}, xi={self.xi!r}, "

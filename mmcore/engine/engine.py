@@ -37,6 +37,8 @@ from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
 from mmcore_ext.risk import ACTIVE, HALTED, STATE_NAMES as TRADING_STATES
 
 PNL_EVERY_NS = 1_000_000_000
+#: Intensity estimates (ts, A, kappa, sigma) kept for the report (the newest).
+ESTIMATES_KEPT = 10_000
 #: Longest and shortest interval (ns) between two timer checks (:meth:`Engine.on_timer`).
 TIMER_MAX_NS = 1_000_000_000
 TIMER_MIN_NS = 1_000_000
@@ -71,7 +73,8 @@ class Engine:
     def __init__(self, instrument: Instrument, book: L2Book, quoter: AvellanedaStoikov,
                  volatility: EwmaVolatility, orders: OrderManager, portfolio: Portfolio, order_qty: int,
                  max_inventory: int, flat_retries: int = 3, flat_retry_backoff_ns: int = 1_000_000_000,
-                 journal=None, quote_on_book_ticker: bool = False):
+                 journal=None, quote_on_book_ticker: bool = False, intensity=None,
+                 intensity_refit_ns: int = 5_000_000_000):
         self.instrument = instrument
         self.gate = orders.gate
         self.journal = journal if journal is not None else orders.journal
@@ -106,6 +109,12 @@ class Engine:
         self._tk_bid = 0
         self._tk_ask = 0
         self.fills: list[OrderFilled] = []
+        # Online A / kappa (glft): arrivals from public trades, refit every intensity_refit_ns of exchange time;
+        # a successful fit goes to the quoter (set_intensity); estimates kept (bounded) for the report.
+        self.intensity = intensity
+        self.intensity_refit_ns = intensity_refit_ns
+        self._next_refit_ns = 0
+        self.estimates: deque = deque(maxlen=ESTIMATES_KEPT)
         # Timer (see on_timer): market data older than this pauses quoting; checks at least every period.
         self.stale_after_ns = int(self.gate.limits.stale_after_ns)
         period = min(TIMER_MAX_NS, self.stale_after_ns, orders.ttl_ns)
@@ -135,6 +144,8 @@ class Engine:
                     self._check_ticker(pending.popleft())
             self._quote(ev.ts_local_ns)
         elif t is Trade:
+            if self.intensity is not None:
+                self._estimate(ev)
             self._quote(ev.ts_local_ns)
         elif t is BookTicker:
             u = self.book.last_update_id
@@ -159,6 +170,36 @@ class Engine:
                 return
             self.counters["snapshots"] += 1
             self._quote(ev.ts_local_ns)
+
+    def _estimate(self, ev) -> None:
+        """One public trade into the arrival-intensity estimator (its depth from the book's mid before it, in
+        quote currency, on its aggressor's side); refit every ``intensity_refit_ns`` of exchange time and give
+        a successful fit to the quoter. A fit the quoter refuses (c1 / c2 not finite) is counted and dropped."""
+        book = self.book
+        bb, ba = book.best_bid_px(), book.best_ask_px()
+        if not book.synced or not bb or not ba or bb >= ba:
+            return
+        tick = self.tick
+        est = self.intensity
+        ts = ev.ts_event_ns
+        est.on_trade(ts, ev.price * tick, (bb + ba) * 0.5 * tick, ev.side)
+        if ts < self._next_refit_ns:
+            return
+        self._next_refit_ns = ts + self.intensity_refit_ns
+        A, kappa = est.fit(ts)
+        if not est.n_points:
+            return
+        try:
+            self.quoter.set_intensity(A, kappa)
+        except ValueError as exc:
+            self.counters["intensity_fits_refused"] += 1
+            log.warning("intensity fit A=%r kappa=%r not used: %s", A, kappa, exc)
+            return
+        if not self.counters["intensity_fits"]:
+            log.info("arrival intensity fitted at %d: A=%.4g /s, kappa=%.4g /quote (%d arrivals, %d depths)", ts,
+                     A, kappa, est.n_trades, est.n_points)
+        self.counters["intensity_fits"] += 1
+        self.estimates.append((ts, A, kappa, self.vol.sigma))
 
     def _quote(self, ts: int) -> None:
         if self.journal.failed is not None and self.journal_failed_ts is None:   # set by the journal's writer

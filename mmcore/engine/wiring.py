@@ -14,7 +14,7 @@ from mmcore.engine.order_manager import OrderManager
 from mmcore.sim.models import ConstantLatency, MakerFee
 from mmcore_ext.book import L2Book, sync_rule_for_market
 from mmcore_ext.orders import ClientOrderIdGenerator
-from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
+from mmcore_ext.quoting import GLFT, AvellanedaStoikov, EwmaVolatility, TradeIntensity
 from mmcore_ext.risk import RiskGate
 
 _MS = 1_000_000
@@ -54,9 +54,24 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
     order_qty, max_inv = check_instrument_fit(c, inst)
     if book is None:
         book = L2Book(sync_rule_for_market(inst.market))
-    quoter = AvellanedaStoikov(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.horizon_s"),
-                               c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"),
-                               float(inst.tick_size))
+    tick = float(inst.tick_size)
+    intensity = None
+    if c.get("strategy.model") == "glft":
+        # q counts orders (Delta = 1), as for avellaneda_stoikov: gamma and xi per quote currency per order
+        try:
+            quoter = GLFT(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.A"), 1.0,
+                          c.get("strategy.xi"), c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"),
+                          tick)
+        except ValueError as exc:
+            raise ConfigError([f"strategy.model = glft: {exc}"]) from None
+        if c.get("strategy.intensity_estimate"):
+            intensity = TradeIntensity(c.get("strategy.intensity_window_s"),
+                                       c.get("strategy.intensity_bucket_ticks") * tick,
+                                       c.get("strategy.intensity_buckets"), c.get("strategy.A"),
+                                       c.get("strategy.kappa"), min_count=c.get("strategy.intensity_min_count"))
+    else:
+        quoter = AvellanedaStoikov(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.horizon_s"),
+                                   c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"), tick)
     vol = EwmaVolatility(c.get("strategy.sigma_half_life_s"), c.get("strategy.sigma_sample_ms") * _MS,
                          c.get("strategy.sigma_seed"))
     risk = c.risk
@@ -82,7 +97,8 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
                           exchange_filter=OrderFilter(inst), amend_orders=c.get("execution.amend_orders"))
     return Engine(inst, book, quoter, vol, orders, Portfolio(inst), order_qty, max_inv,
                   c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9),
-                  quote_on_book_ticker=c.get("strategy.quote_on_book_ticker"))
+                  quote_on_book_ticker=c.get("strategy.quote_on_book_ticker"), intensity=intensity,
+                  intensity_refit_ns=int(c.get("strategy.intensity_refit_s") * 1e9))
 
 
 def sim_models(config: Config, instrument: Instrument) -> tuple[ConstantLatency, MakerFee, MakerFee]:

@@ -323,6 +323,21 @@ def percentiles_us(values: array) -> dict:
             "max": round(int(a.max()) / 1000, 2)}
 
 
+def _intensity_summary(eng) -> dict | None:
+    """The online A / kappa estimation (glft): fits, the values in use, arrivals and prints seen, and the
+    estimates over time (at most 500, evenly thinned); None without an estimator."""
+    est = eng.intensity
+    if est is None:
+        return None
+    rows = list(eng.estimates)
+    step = max(1, len(rows) // 500)
+    return {"fits": eng.counters["intensity_fits"], "fits_refused": eng.counters["intensity_fits_refused"],
+            "A_per_s": eng.quoter.A, "kappa_per_quote": eng.quoter.kappa, "arrivals": est.arrivals,
+            "prints": est.prints,
+            "estimates": [{"ts_ns": t, "A_per_s": a, "kappa_per_quote": k, "sigma": sg}
+                          for t, a, k, sg in rows[::step]]}
+
+
 def summarize(s: Session) -> dict:
     """The run's results in report units (decimal strings for money and quantities)."""
     inst, pf, eng = s.instrument, s.portfolio, s.engine
@@ -370,6 +385,8 @@ def summarize(s: Session) -> dict:
         "quotes_refused": eng.counters["quotes_refused"],
         "fill_contradictions": eng.orders.counters["fill_contradictions"],
         "ttl_cancels": eng.orders.counters["ttl_cancels"],
+        "model": type(eng.quoter).__name__,
+        "intensity": _intensity_summary(eng),
         "risk_refusals": eng.orders.refusal_counts(),
         "trading_state_changes": [{"ts_ns": ts, "from": TRADING_STATES[a], "to": TRADING_STATES[b], "reason": r}
                                   for ts, a, b, r in eng.gate.state_changes],

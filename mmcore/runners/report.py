@@ -87,6 +87,11 @@ def print_summary(summary: dict, console: Console | None = None, title: str | No
         ("stale-data pauses / refused quotes", f"{summary['stale_pauses']} / {summary['quotes_refused']:,}"),
         ("contradicting fills refused", f"{summary['fill_contradictions']}"),
     ]
+    est = summary.get("intensity")
+    if est is not None:
+        rows.append(("model; A / kappa in use (fits)", f"{summary['model']}; {est['A_per_s']:.4g}/s / "
+                     f"{est['kappa_per_quote']:.4g} ({est['fits']} fits, {est['arrivals']:,} arrivals of "
+                     f"{est['prints']:,} prints)"))
     refusals = ", ".join(f"{k} {v}" for k, v in summary["risk_refusals"].items()) or "none"
     states = ", ".join(f"{c['from']}->{c['to']}" for c in summary["trading_state_changes"]) or "none"
     rows += [
