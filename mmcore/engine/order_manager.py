@@ -3,9 +3,9 @@
 Per side: keep the working order while its price is within tolerance (``tolerance_ticks``, or
 ``tolerance_bps`` of its price, whichever allows more) and it is younger than ``ttl_ns``; otherwise cancel it
 and place a new one (cancel/replace), or, with ``amend_orders`` on a client that ``supports_modify``, amend its
-price in place (one request; PENDING_REPLACE until the venue answers). Never more than ``max_orders_per_side`` live orders on a side (orders
-whose cancel is in flight count: they can still fill); with ``wait_for_cancel_ack`` no new order goes out on
-a side until its pending cancels are confirmed. Every new order passes :class:`mmcore_ext.risk.RiskGate`
+price in place (one request; PENDING_REPLACE until the venue answers). Never more than
+``max_orders_per_side`` live orders on a side (orders whose cancel is in flight count: they can still fill);
+with ``wait_for_cancel_ack`` no new order goes out on a side until its pending cancels are confirmed. Every new order passes :class:`mmcore_ext.risk.RiskGate`
 (refusals are counted per reason by the gate); every cancel passes the gate's cancel-rate limit except
 risk-driven cancel-all. A post-only reject (the price would have taken liquidity) re-prices one tick away
 from the mid, once.
