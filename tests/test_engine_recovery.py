@@ -9,6 +9,7 @@ import functools
 import gzip
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -246,3 +247,26 @@ def test_no_exception_escapes_the_engine_for_decoded_events_within_the_venue_bou
         sim.advance(t)
         eng.on_event(ev)
     eng.on_timer(t + 10**9)
+
+
+def test_microprice_fair_price_centres_the_quotes_on_the_size_weighted_mid():
+    """Synthetic book (labelled): 5.000 BTC bid at 61800.0, 0.500 ask at 61801.0: the microprice (61800.909) is
+    near the thin ask; the mid (61800.5) with fair_price mid."""
+    from mmcore.engine.engine import microprice
+    assert microprice(618000, 5000, 618010, 500) == pytest.approx((618000 * 500 + 618010 * 5000) / 5500)
+    assert microprice(618000, 0, 618010, 0) == 618005.0
+    t = 1_723_161_300_000_000_000
+    centres = {}
+    for mode in ("mid", "microprice"):
+        s = build_session(load_config(overrides=[f"strategy.fair_price={mode}"]), str(USDM_FILE))
+        s.engine.on_event(DepthSnapshot.from_ticks(100, [(618000, 5000)], [(618010, 500)], t, t))
+        centres[mode] = s.engine.quoter.reservation
+    assert centres["mid"] == pytest.approx(61800.5)
+    assert centres["microprice"] == pytest.approx((618000 * 500 + 618010 * 5000) / 5500 * 0.1)
+
+
+def test_an_unknown_fair_price_is_refused_by_name():
+    from mmcore.config import ConfigError
+    with pytest.raises(ConfigError) as ei:
+        load_config(overrides=["strategy.fair_price=vwap"])
+    assert any("strategy.fair_price = 'vwap'" in e for e in ei.value.errors)

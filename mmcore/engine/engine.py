@@ -37,6 +37,19 @@ from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
 from mmcore_ext.risk import ACTIVE, HALTED, STATE_NAMES as TRADING_STATES
 
 PNL_EVERY_NS = 1_000_000_000
+#: ``strategy.fair_price``: the price the quoter centres on (sigma and the risk gate always use the mid).
+FAIR_PRICES = ("mid", "microprice")
+
+
+def microprice(bid: int, bid_qty: int, ask: int, ask_qty: int) -> float:
+    """Size-weighted mid of the top of book, ``(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)`` (ticks):
+    the weighted mid-price / imbalance estimator, nearer the side with less size (S. Stoikov, "The micro-price:
+    a high-frequency estimator of future prices", Quantitative Finance 18(12):1959-1966, 2018, section 2). The
+    plain mid when both sizes are 0."""
+    total = bid_qty + ask_qty
+    if total <= 0:
+        return (bid + ask) * 0.5
+    return (bid * float(ask_qty) + ask * float(bid_qty)) / total
 #: Intensity estimates (ts, A, kappa, sigma) kept for the report (the newest).
 ESTIMATES_KEPT = 10_000
 #: Longest and shortest interval (ns) between two timer checks (:meth:`Engine.on_timer`).
@@ -74,7 +87,7 @@ class Engine:
                  volatility: EwmaVolatility, orders: OrderManager, portfolio: Portfolio, order_qty: int,
                  max_inventory: int, flat_retries: int = 3, flat_retry_backoff_ns: int = 1_000_000_000,
                  journal=None, quote_on_book_ticker: bool = False, intensity=None,
-                 intensity_refit_ns: int = 5_000_000_000):
+                 intensity_refit_ns: int = 5_000_000_000, fair_price: str = "mid"):
         self.instrument = instrument
         self.gate = orders.gate
         self.journal = journal if journal is not None else orders.journal
@@ -109,6 +122,11 @@ class Engine:
         self._tk_bid = 0
         self._tk_ask = 0
         self.fills: list[OrderFilled] = []
+        if fair_price not in FAIR_PRICES:
+            raise ValueError(f"fair_price {fair_price!r}: one of {', '.join(FAIR_PRICES)}")
+        self.microprice = fair_price == "microprice"
+        self._tk_bid_qty = 0
+        self._tk_ask_qty = 0
         # Online A / kappa (glft): arrivals from public trades, refit every intensity_refit_ns of exchange time;
         # a successful fit goes to the quoter (set_intensity); estimates kept (bounded) for the report.
         self.intensity = intensity
@@ -158,6 +176,8 @@ class Engine:
                     self._tk_u = ev.update_id
                     self._tk_bid = ev.bid_px
                     self._tk_ask = ev.ask_px
+                    self._tk_bid_qty = ev.bid_qty
+                    self._tk_ask_qty = ev.ask_qty
                     if moved:                 # a newer top than the book's: quote on it now
                         self.counters["ticker_quotes"] += 1
                         self._quote(ev.ts_local_ns)
@@ -207,7 +227,8 @@ class Engine:
         book = self.book
         gate = self.gate
         synced = book.synced
-        if self._tk_u > book.last_update_id and synced:    # a bookTicker newer than the book (see __init__)
+        ticker = self._tk_u > book.last_update_id and synced   # a bookTicker newer than the book (see __init__)
+        if ticker:
             bb = self._tk_bid
             ba = self._tk_ask
         else:
@@ -228,10 +249,16 @@ class Engine:
             return
         mid = mid_x2 * 0.5 * self.tick
         self.vol.update(ts, mid)
+        fair = mid
+        if self.microprice:
+            if ticker:
+                fair = microprice(bb, self._tk_bid_qty, ba, self._tk_ask_qty) * self.tick
+            else:
+                fair = microprice(bb, book.best_bid_qty(), ba, book.best_ask_qty()) * self.tick
         pos = self.portfolio.position
         q = self.quoter
         try:
-            q.compute(ts, mid, pos / self.order_qty, self.vol.sigma, bb, ba)
+            q.compute(ts, fair, pos / self.order_qty, self.vol.sigma, bb, ba)
         except ValueError as exc:         # documented: inputs out of range or quotes outside int64 ticks
             self._refuse_quote(ts, exc)
             return

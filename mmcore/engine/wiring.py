@@ -98,7 +98,8 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
     return Engine(inst, book, quoter, vol, orders, Portfolio(inst), order_qty, max_inv,
                   c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9),
                   quote_on_book_ticker=c.get("strategy.quote_on_book_ticker"), intensity=intensity,
-                  intensity_refit_ns=int(c.get("strategy.intensity_refit_s") * 1e9))
+                  intensity_refit_ns=int(c.get("strategy.intensity_refit_s") * 1e9),
+                  fair_price=c.get("strategy.fair_price"))
 
 
 def sim_models(config: Config, instrument: Instrument) -> tuple[ConstantLatency, MakerFee, MakerFee]:
