@@ -87,6 +87,13 @@ def print_summary(summary: dict, console: Console | None = None, title: str | No
         ("stale-data pauses / refused quotes", f"{summary['stale_pauses']} / {summary['quotes_refused']:,}"),
         ("contradicting fills refused", f"{summary['fill_contradictions']}"),
     ]
+    mk = summary.get("markouts")
+    if mk:
+        rows.append(("markouts " + " / ".join(mk) + " (bps per fill)",
+                     " / ".join("-" if v["mean_bps"] is None else f"{v['mean_bps']:+.2f}" for v in mk.values())))
+        rows.append(("PnL: spread capture / inventory / fees (quote)",
+                     f"{summary['spread_capture_quote']:+.4f} / {summary['inventory_pnl_quote']:+.4f} / "
+                     f"{-float(summary['fees']):+.4f}"))
     est = summary.get("intensity")
     if est is not None:
         rows.append(("model; A / kappa in use (fits)", f"{summary['model']}; {est['A_per_s']:.4g}/s / "
