@@ -1,4 +1,5 @@
-"""Fill markouts at 1 s / 5 s / 30 s against the mid and the PnL split (spread capture, inventory, fees):
+"""Fill markouts at 1 s / 5 s / 30 s against the mid, the PnL split (spread capture, inventory, fees) and the
+time-weighted quoting statistics:
 synthetic fills and mids (labelled) with hand-computed values, and the replay of the bundled real recording,
 where the split must add up to the mark-to-market PnL."""
 import asyncio
@@ -46,3 +47,31 @@ def test_replay_split_adds_up_to_the_mark_to_market_pnl():
         assert 0 < summary["markouts"][h]["fills"] <= fills
     total = summary["spread_capture_quote"] + summary["inventory_pnl_quote"] - float(summary["fees"])
     assert total == pytest.approx(float(summary["mtm_pnl"]), abs=1e-6)
+
+
+def test_quote_stats_integrate_what_held_between_events():
+    from types import SimpleNamespace
+    from mmcore.engine.quote_stats import QuoteStats
+    from mmcore_ext import orders as om
+    bid = SimpleNamespace(price=999, state=om.ACCEPTED)
+    ask = SimpleNamespace(price=1002, state=om.ACCEPTED)
+    orders = SimpleNamespace(working={1: bid, -1: ask})
+    qs = QuoteStats()
+    qs.on_event(0, 999, 1001, orders)            # both quoted; bid at the touch, ask one tick out (3 wide)
+    ask.state = om.PENDING_CANCEL                 # next: the ask is being cancelled: not resting
+    qs.on_event(2 * S, 999, 1001, orders)
+    qs.on_event(3 * S, 0, 0, orders)              # no book from here
+    qs.on_event(5 * S, 999, 1001, orders)
+    out = qs.summary(fills=1, orders_placed=4)
+    # book valid for 3 s (0-3), both quoted 2 s; bid at the touch 3 s; ask at the touch never
+    assert out["quoted_fraction"] == pytest.approx(2 / 3, abs=1e-4)
+    assert out["quoted_spread_bps"] == pytest.approx(3 / 1000 * 1e4, abs=1e-3)
+    assert (out["bid_at_touch"], out["ask_at_touch"], out["fill_rate"]) == (1.0, 0.0, 0.25)
+
+
+def test_replay_reports_quoting_statistics():
+    s = build_session(load_config(), str(USDM_FILE), market="binance_usdm")
+    asyncio.run(run_session(s))
+    q = summarize(s)["quoting"]
+    assert 0.5 < q["quoted_fraction"] <= 1 and q["quoted_spread_bps"] >= 1.0     # strategy.min_spread_bps
+    assert 0 <= q["bid_at_touch"] <= 1 and 0 < q["fill_rate"] < 1

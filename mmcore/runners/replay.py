@@ -30,6 +30,7 @@ import numpy as np
 from mmcore.engine.accounting import Portfolio
 from mmcore.config import Config
 from mmcore.engine.markouts import Markouts
+from mmcore.engine.quote_stats import QuoteStats
 from mmcore.engine.engine import Engine
 from mmcore.instruments import Instrument, load_instrument
 from mmcore.persistence.journal import KV_COID_COUNTER, Journal, JournalError, JournalPathError, NullJournal
@@ -75,6 +76,7 @@ class Session:
     # sends); ``full_ns`` adds the line's decode. Neither includes the simulated exchange's work nor the
     # execution reports it delivers to Engine.on_report (fills, acks) before the event reaches the engine.
     markouts: Markouts | None = None
+    quote_stats: QuoteStats | None = None
     hot_ns: array = field(default_factory=lambda: array("q"))
     full_ns: array = field(default_factory=lambda: array("q"))
     journal: object = None
@@ -172,6 +174,9 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
     if s.markouts is None:
         s.markouts = Markouts(s.instrument.tick_size, s.instrument.lot_size)
     mk, book, eng_fills, seen_fills = s.markouts, engine.book, engine.fills, len(engine.fills)
+    if s.quote_stats is None:
+        s.quote_stats = QuoteStats()
+    qs_event, orders = s.quote_stats.on_event, engine.orders
     sample_ns = s.config.get("report.sample_ms") * _MS
     next_sample = 0
     total = s.path.stat().st_size
@@ -220,6 +225,10 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
                 seen_fills = len(eng_fills)
             if 0 <= mk.next_due <= ts:
                 mk.on_mid(ts, book.mid_x2() if book.synced else 0)
+            if book.synced:
+                qs_event(ts, book.best_bid_px(), book.best_ask_px(), orders)
+            else:
+                qs_event(ts, 0, 0, orders)
             if ts >= next_sample:
                 _sample(s, ts)
                 next_sample = ts + sample_ns
@@ -399,6 +408,8 @@ def summarize(s: Session) -> dict:
         "ttl_cancels": eng.orders.counters["ttl_cancels"],
         "model": type(eng.quoter).__name__,
         **(s.markouts.summary(pf.mtm_pnl(mid_x2), pf.fees) if s.markouts is not None else {}),
+        "quoting": (s.quote_stats.summary(len(eng.fills), eng.orders.placed) if s.quote_stats is not None
+                    else None),
         "intensity": _intensity_summary(eng),
         "risk_refusals": eng.orders.refusal_counts(),
         "trading_state_changes": [{"ts_ns": ts, "from": TRADING_STATES[a], "to": TRADING_STATES[b], "reason": r}

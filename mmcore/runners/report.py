@@ -94,6 +94,14 @@ def print_summary(summary: dict, console: Console | None = None, title: str | No
         rows.append(("PnL: spread capture / inventory / fees (quote)",
                      f"{summary['spread_capture_quote']:+.4f} / {summary['inventory_pnl_quote']:+.4f} / "
                      f"{-float(summary['fees']):+.4f}"))
+    qs = summary.get("quoting")
+    if qs and qs["quoted_fraction"] is not None:
+        pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"        # noqa: E731
+        rows.append(("quoted both sides / at the touch bid, ask", f"{pct(qs['quoted_fraction'])} / "
+                     f"{pct(qs['bid_at_touch'])}, {pct(qs['ask_at_touch'])}"))
+        rows.append(("time-weighted quoted spread / fill rate",
+                     f"{qs['quoted_spread_bps'] if qs['quoted_spread_bps'] is not None else '-'} bps / "
+                     f"{pct(qs['fill_rate'])} of orders"))
     est = summary.get("intensity")
     if est is not None:
         rows.append(("model; A / kappa in use (fits)", f"{summary['model']}; {est['A_per_s']:.4g}/s / "
