@@ -108,3 +108,20 @@ def test_polling_interval_keeps_within_the_weight_budget():
     assert polling_interval("binance_spot", 10, 1.0) == pytest.approx(7.5)
     assert polling_interval("binance_usdm", 1, 1.0) == 1.0
     assert polling_interval("binance_usdm", 10, 1.0) == pytest.approx(6.25)
+
+
+def test_a_poll_that_completes_after_the_hand_back_is_not_delivered():
+    """The WebSocket came back (the symbol left POLLING) while a poll was in flight: its trades would come twice
+    (the stream delivers them too, under other ids) and its book is older: dropped and counted."""
+    from mmcore.instruments import load_instrument
+    from mmcore.venues.base import POLLING, STALE
+    from mmcore.venues.binance.feed import BinanceFeed, FeedSettings
+    got = []
+    inst = {"BTCUSDT": load_instrument("binance_usdm", "BTCUSDT")}
+    feed = BinanceFeed("binance_usdm", ["BTCUSDT"], inst, FeedSettings(endpoint="http://127.0.0.1:9"),
+                       lambda s, e: got.append(e), lambda s, st, r: None)
+    feed.state["BTCUSDT"] = POLLING
+    feed._deliver_polled("BTCUSDT", "trade-1")
+    feed.state["BTCUSDT"] = STALE                # route_up: back on the WebSocket, resyncing
+    feed._deliver_polled("BTCUSDT", "trade-2")
+    assert got == ["trade-1"] and feed.counters()["polled_dropped"] == 1

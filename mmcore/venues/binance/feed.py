@@ -159,6 +159,7 @@ class BinanceFeed:
                                  self.poll_interval_s)
         self.snapshots = self.snapshots_ws = self.snapshots_rest = self.snapshot_failures = 0
         self.polling_switches = self.polling_exits = 0
+        self.polled_dropped = 0                 # polled events that arrived after the hand-back (not delivered)
         self.stale_reports = 0
 
     # --- MarketDataFeed ---
@@ -210,7 +211,8 @@ class BinanceFeed:
                 out[k] += v
         out.update(snapshots=self.snapshots, snapshots_ws=self.snapshots_ws, snapshots_rest=self.snapshots_rest,
                    snapshot_failures=self.snapshot_failures, polling_switches=self.polling_switches,
-                   polling_exits=self.polling_exits, routes=routes, **self.poller.counters())
+                   polling_exits=self.polling_exits, polled_dropped=self.polled_dropped, routes=routes,
+                   **self.poller.counters())
         return out
 
     # --- states ---
@@ -340,4 +342,10 @@ class BinanceFeed:
         return out
 
     def _deliver_polled(self, sym: str, ev) -> None:
+        # Only while the symbol is POLLING: a poll that completes after the WebSocket came back (route_up sets
+        # STALE and stops the poller, which may have a request in flight) would deliver trades the stream
+        # delivers too (REST trade ids are not aggTrade ids, so they cannot be matched) and an older book.
+        if self.state[sym] != POLLING:
+            self.polled_dropped += 1
+            return
         self.on_event(sym, ev)
