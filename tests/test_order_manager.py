@@ -366,3 +366,27 @@ def test_without_supports_modify_the_manager_cancels_and_replaces():
     assert not mgr.amend(3, coid, 617980)
     mgr.reconcile(3, 617980, 0, 2)
     assert ("cancel", coid) in c.sent and "modify" not in c.kinds()
+
+
+@pytest.mark.parametrize("answer", ["amended", "rejected"])
+def test_a_cancel_all_during_an_amend_is_sent_once_the_amend_is_answered(answer):
+    mgr, c, _ = make_amending()
+    coid = _accepted_bid(mgr)
+    assert mgr.amend(3, coid, 617980)
+    mgr.cancel_all(4)                                            # the amend in flight: no second request now
+    assert ("cancel", coid) not in c.sent and mgr.counters["illegal_transitions"] == 0
+    assert not mgr.cancel_order(4, coid)
+    rep = (OrderAmended(5, coid, 617980, 2) if answer == "amended" else
+           OrderAmendRejected(5, coid, "No need to modify the order.", "BINANCE:-5027"))
+    mgr.on_report(rep)
+    assert c.sent[-1] == ("cancel", coid) and mgr.orders[coid].state == om.PENDING_CANCEL
+    assert mgr.counters["illegal_transitions"] == 0
+
+
+def test_ttl_expiry_waits_for_an_amend_in_flight():
+    mgr, c, _ = make_amending()
+    coid = _accepted_bid(mgr)
+    mgr.amend(3, coid, 617980)
+    assert mgr.expire_working(20 * S) == 0 and mgr.counters["illegal_transitions"] == 0
+    mgr.on_report(OrderAmended(20 * S + 1, coid, 617980, 2))
+    assert mgr.expire_working(20 * S + 2) == 1 and c.sent[-1] == ("cancel", coid)

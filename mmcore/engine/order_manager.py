@@ -83,6 +83,7 @@ class OrderManager:
         self.live_count = {BUY: 0, SELL: 0}
         self.cancel_pending = {BUY: set(), SELL: set()}
         self._repriced: set[str] = set()
+        self._cancel_after_replace: set[str] = set()     # cancels asked for while an amend was in flight
         self.final_states = Counter()
         self._coid_reserved = 0
         self.counters = Counter()
@@ -244,8 +245,11 @@ class OrderManager:
         self.gate.on_order_open(o.side, o.price, o.qty - o.filled)
         self.journal.record_order(ts, coid, o.side, o.price, o.qty, _STATE[o.state], filled_lots=o.filled)
         self.journal.record_event(ts, coid, "REPLACE_ACK", _STATE[old], _STATE[o.state], f"{o.price}x{o.qty}")
-        if unasked:
+        if unasked and _cancellable(o):
+            self._cancel_after_replace.discard(coid)
             self._cancel(ts, o)
+        else:
+            self._replace_settled(o, ts)
 
     def expire_working(self, ts_ns: int) -> int:
         """Cancel the working orders that are at least ``ttl_ns`` old at ``ts_ns`` (the timer's TTL check, which
@@ -254,7 +258,8 @@ class OrderManager:
         n = 0
         for side in (BUY, SELL):
             o = self.working[side]
-            if o is not None and ts_ns - o.ts_created_ns >= self.ttl_ns and self.gate.check_cancel(ts_ns) == PASS:
+            if o is not None and _cancellable(o) and ts_ns - o.ts_created_ns >= self.ttl_ns and \
+                    self.gate.check_cancel(ts_ns) == PASS:
                 n += self._cancel(ts_ns, o)
         if n:
             self.counters["ttl_cancels"] += n
@@ -269,12 +274,23 @@ class OrderManager:
         return created + self.ttl_ns
 
     def cancel_all(self, ts_ns: int) -> int:
-        """Cancel every live order whose cancel is not already in flight (risk-driven: not rate limited)."""
+        """Cancel every live order whose cancel is not already in flight (risk-driven: not rate limited). An
+        order with an amend in flight is cancelled as soon as the amend's answer comes."""
         n = 0
         for o in list(self.orders.values()):
             if _cancellable(o):
                 n += self._cancel(ts_ns, o)
+            elif o.state == om.PENDING_REPLACE:
+                self._cancel_after_replace.add(o.client_order_id)
         return n
+
+    def _replace_settled(self, o, ts_ns: int) -> None:
+        """An amend of ``o`` was answered: a cancel asked for meanwhile (cancel_all, cancel_order) goes now."""
+        coid = o.client_order_id
+        if coid in self._cancel_after_replace:
+            self._cancel_after_replace.discard(coid)
+            if coid in self.orders and _cancellable(o):
+                self._cancel(ts_ns, o)
 
     # --- execution reports ---
     def on_report(self, rep):
@@ -366,6 +382,8 @@ class OrderManager:
                 self._reprice(o, ts)
         elif t is OrderCancelRejected and self.working[o.side] is None:
             self.working[o.side] = o        # still live: it stands for our quote again
+        elif t is OrderAmendRejected:
+            self._replace_settled(o, ts)
         return None
 
     def _refuse_fill(self, o, rep, why: str) -> None:
@@ -387,6 +405,7 @@ class OrderManager:
     def _close(self, o) -> None:
         coid = o.client_order_id
         self.orders.pop(coid, None)
+        self._cancel_after_replace.discard(coid)
         side = o.side
         self.live_count[side] -= 1
         self.cancel_pending[side].discard(coid)
@@ -463,6 +482,9 @@ class OrderManager:
         Returns False (nothing sent) if ``coid`` is not tracked or a cancel or replace is already in flight.
         """
         o = self.orders.get(coid)
+        if o is not None and o.state == om.PENDING_REPLACE:
+            self._cancel_after_replace.add(coid)            # sent once the amend is answered
+            return False
         if o is None or not _cancellable(o):
             return False
         return self._cancel(ts_ns, o)

@@ -368,6 +368,8 @@ def summarize(s: Session) -> dict:
               "qty": str(inst.qty_of(f.qty)), "client_order_id": f.client_order_id, "trade_id": f.trade_id,
               "fee": str(f.fee)} for f in eng.fills]
     last_mid = Decimal(mid_x2) * inst.tick_size / 2
+    # replay sessions have them; the paper/live sessions' symbols (runners.live.SymbolSession) not yet
+    mk, qs = getattr(s, "markouts", None), getattr(s, "quote_stats", None)
     return {
         "data": str(s.path),
         "market": inst.market,
@@ -407,9 +409,8 @@ def summarize(s: Session) -> dict:
         "fill_contradictions": eng.orders.counters["fill_contradictions"],
         "ttl_cancels": eng.orders.counters["ttl_cancels"],
         "model": type(eng.quoter).__name__,
-        **(s.markouts.summary(pf.mtm_pnl(mid_x2), pf.fees) if s.markouts is not None else {}),
-        "quoting": (s.quote_stats.summary(len(eng.fills), eng.orders.placed) if s.quote_stats is not None
-                    else None),
+        **(mk.summary(pf.mtm_pnl(mid_x2), pf.fees) if mk is not None else {}),
+        "quoting": qs.summary(len(eng.fills), eng.orders.placed) if qs is not None else None,
         "intensity": _intensity_summary(eng),
         "risk_refusals": eng.orders.refusal_counts(),
         "trading_state_changes": [{"ts_ns": ts, "from": TRADING_STATES[a], "to": TRADING_STATES[b], "reason": r}

@@ -14,22 +14,24 @@ import heapq
 import itertools
 from typing import Callable
 
-from mmcore.execution import (BUY, POST_ONLY_REJECT, OrderAccepted, OrderCanceled, OrderCancelRejected,
-                              OrderExpired, OrderFilled, OrderRejected)
+from mmcore.execution import (BUY, POST_ONLY_REJECT, OrderAccepted, OrderAmended, OrderAmendRejected,
+                              OrderCanceled, OrderCancelRejected, OrderExpired, OrderFilled, OrderRejected)
 from mmcore.sim.models import ConservativeQueue, ConstantLatency, MakerFee
 
 _ARRIVE = 0
 _CANCEL = 1
+_MODIFY = 2
 
 
 class _Resting:
-    __slots__ = ("coid", "venue_id", "side", "price", "remaining", "ahead")
+    __slots__ = ("coid", "venue_id", "side", "price", "qty", "remaining", "ahead")
 
     def __init__(self, coid, venue_id, side, price, remaining, ahead):
         self.coid = coid
         self.venue_id = venue_id
         self.side = side
         self.price = price
+        self.qty = remaining              # the order's quantity in all (amends change it)
         self.remaining = remaining
         self.ahead = ahead
 
@@ -80,6 +82,19 @@ class SimExchange:
         """Request a cancel; it takes effect at ``latency.cancel_arrival(ts_ns)``."""
         heapq.heappush(self._pending, (self.latency.cancel_arrival(ts_ns), next(self._seq), _CANCEL, coid))
 
+    #: The simulated exchange amends in place like Binance USDⓈ-M (:meth:`modify`).
+    supports_modify = True
+
+    def modify(self, ts_ns: int, coid: str, side: int, price: int, qty: int) -> None:
+        """Amend a resting order to ``price`` ticks and ``qty`` lots in all, as Binance USDⓈ-M ``order.modify``
+        does (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/websocket-api/Modify-Order):
+        at ``latency.order_arrival(ts_ns)`` the order keeps its client order id and fills and goes to the back of
+        the queue at its new price (OrderAmended); it is cancelled instead (OrderCanceled) when the new price
+        would take (post-only) or ``qty`` is not above its filled part; an order not resting then gets
+        OrderAmendRejected."""
+        heapq.heappush(self._pending, (self.latency.order_arrival(ts_ns), next(self._seq), _MODIFY,
+                                       (coid, side, price, qty)))
+
     def open_orders(self) -> list[tuple[str, int, int, int]]:
         """Resting orders as ``(client_order_id, side, price_ticks, remaining_lots)``."""
         return [(o.coid, o.side, o.price, o.remaining) for o in self.bids + self.asks]
@@ -92,6 +107,8 @@ class SimExchange:
             due, _, kind, payload = heapq.heappop(pending)
             if kind == _ARRIVE:
                 self._arrive(due, *payload)
+            elif kind == _MODIFY:
+                self._modify(due, *payload)
             else:
                 self._cancel(due, payload)
 
@@ -153,18 +170,40 @@ class SimExchange:
         o = _Resting(coid, str(next(self._venue_ids)), side, price, qty,
                      self.queue.initial_ahead(book.qty_at(side, price)))
         self._by_coid[coid] = o
-        side_list = self.bids if side == BUY else self.asks
+        self._insert(o)
+        self.accepted += 1
+        self.on_report(OrderAccepted(ts_ns, coid, o.venue_id))
+
+    def _insert(self, o: _Resting) -> None:
         # Keep best-first order; equal prices keep arrival (time) priority.
+        side_list = self.bids if o.side == BUY else self.asks
+        price = o.price
         i = 0
-        if side == BUY:
+        if o.side == BUY:
             while i < len(side_list) and side_list[i].price >= price:
                 i += 1
         else:
             while i < len(side_list) and side_list[i].price <= price:
                 i += 1
         side_list.insert(i, o)
-        self.accepted += 1
-        self.on_report(OrderAccepted(ts_ns, coid, o.venue_id))
+
+    def _modify(self, ts_ns: int, coid: str, side: int, price: int, qty: int) -> None:
+        o = self._by_coid.get(coid)
+        if o is None or o.side != side:
+            self.on_report(OrderAmendRejected(ts_ns, coid, "unknown order (filled, canceled or not arrived)",
+                                              "UNKNOWN_ORDER"))
+            return
+        filled = o.qty - o.remaining
+        book = self.book
+        crosses = (0 < book.best_ask_px() <= price) if side == BUY else (0 < price <= book.best_bid_px())
+        if qty <= filled or crosses or price <= 0:
+            self._cancel(ts_ns, coid)                  # Binance cancels rather than amends in these cases
+            return
+        (self.bids if side == BUY else self.asks).remove(o)
+        o.price, o.qty, o.remaining = price, qty, qty - filled
+        o.ahead = self.queue.initial_ahead(book.qty_at(side, price))     # requeued at the back
+        self._insert(o)
+        self.on_report(OrderAmended(ts_ns, coid, price, qty))
 
     def _take(self, ts_ns: int, coid: str, side: int, price: int, qty: int) -> None:
         # Immediate-or-cancel against the visible book (our own resting orders are not matched).
