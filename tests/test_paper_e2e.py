@@ -106,4 +106,5 @@ def test_cli_paper_run_against_the_emulator_prints_the_summary_and_writes_the_re
     rep = json.loads((out / "report.json").read_text())
     assert set(rep["symbols"]) == {"BTCUSDT", "ETHUSDT"} and rep["mode"] == "paper"
     assert all(v["events"] > 100 for v in rep["symbols"].values())
+    assert all(v["quoting"]["quoted_fraction"] is not None and "1s" in v["markouts"] for v in rep["symbols"].values())
     assert (out / "BTCUSDT" / "report.png").exists()

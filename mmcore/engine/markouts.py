@@ -76,3 +76,43 @@ class Markouts:
         inventory = float(mtm_pnl) + float(fees) - capture if mtm_pnl is not None and fees is not None else None
         return {"markouts": out, "spread_capture_quote": round(capture, 8),
                 "inventory_pnl_quote": round(inventory, 8) if inventory is not None else None}
+
+
+class RunStats:
+    """The markouts and quoting statistics of one engine, fed after every market event (replay, paper, live).
+
+    Fills are picked up from ``engine.fills`` at the first event after they were booked (replay: the same event;
+    live: reports arrive between events, so the spread capture uses the mid of the next event).
+    """
+
+    def __init__(self, engine, tick_size: Decimal, lot_size: Decimal):
+        from mmcore.engine.quote_stats import QuoteStats
+        self.engine = engine
+        self.markouts = Markouts(tick_size, lot_size)
+        self.quoting = QuoteStats()
+        self._seen = len(engine.fills)
+
+    def after_event(self, ts_ns: int) -> None:
+        """Update after the market event at ``ts_ns`` (O(1) when no fill is new and no markout due)."""
+        eng = self.engine
+        book = eng.book
+        synced = book.synced
+        fills = eng.fills
+        mk = self.markouts
+        if len(fills) != self._seen:
+            mid_x2 = book.mid_x2() if synced else 0
+            for f in fills[self._seen:]:
+                mk.on_fill(f.ts_ns, f.side, f.price, f.qty, mid_x2)
+            self._seen = len(fills)
+        if 0 <= mk.next_due <= ts_ns:
+            mk.on_mid(ts_ns, book.mid_x2() if synced else 0)
+        if synced:
+            self.quoting.on_event(ts_ns, book.best_bid_px(), book.best_ask_px(), eng.orders)
+        else:
+            self.quoting.on_event(ts_ns, 0, 0, eng.orders)
+
+    def summary(self, mtm_pnl, fees) -> dict:
+        """``markouts``, ``spread_capture_quote``, ``inventory_pnl_quote`` and ``quoting`` (see the modules)."""
+        eng = self.engine
+        return {**self.markouts.summary(mtm_pnl, fees),
+                "quoting": self.quoting.summary(len(eng.fills), eng.orders.placed)}

@@ -57,6 +57,7 @@ from pathlib import Path
 from mmcore.aio import raise_if_cancelled
 from mmcore.config import Config
 from mmcore.engine.recovery import TERMINAL_STATE_NAMES, LateFill, book_untracked_fill, is_own_id, recover
+from mmcore.engine.markouts import RunStats
 from mmcore.engine.wiring import build_engine, sim_models
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument
@@ -142,6 +143,7 @@ class SymbolSession:
     late_fills_refused: int = 0
     journal_open_orders: int = 0          # open orders the journal held at start (set before the first recovery)
     recoveries: list = field(default_factory=list)
+    stats: RunStats | None = None         # markouts and quoting statistics (set when the engine is built)
 
 
 def _refusal_text(refused) -> str:
@@ -235,7 +237,8 @@ class Session:
             if self.live:
                 client = self.execution.execution(sym)
                 eng = build_engine(config, inst, client, jr, None, self.exposure, prefix)
-                ss = SymbolSession(config, f"live:{venue}", inst, eng, eng.portfolio, jr, client=client)
+                ss = SymbolSession(config, f"live:{venue}", inst, eng, eng.portfolio, jr, client=client,
+                                   stats=RunStats(eng, inst.tick_size, inst.lot_size))
                 ss.journal_open_orders = len(jr.load(TERMINAL_STATE_NAMES).open_orders)
                 return ss
             book = L2Book(sync_rule_for_market(inst.market))
@@ -243,7 +246,8 @@ class Session:
             sim = SimExchange(book, latency, maker, lambda rep, s=sym: self.on_report(s, rep), ConservativeQueue(),
                               taker_fees=taker)
             eng = build_engine(config, inst, sim, jr, book, self.exposure, prefix)
-            ss = SymbolSession(config, f"paper:{venue}", inst, eng, eng.portfolio, jr, sim=sim)
+            ss = SymbolSession(config, f"paper:{venue}", inst, eng, eng.portfolio, jr, sim=sim,
+                               stats=RunStats(eng, inst.tick_size, inst.lot_size))
             ss.ready = ss.restarted = True
             return ss
         except BaseException:
@@ -287,6 +291,7 @@ class Session:
                 eng.on_event(ev)
                 t2 = clock()
                 full = time.time_ns() - ts - sim_ns
+                ss.stats.after_event(ts)              # markouts, quoting statistics (off the timed path)
                 n = ss.events
                 if n < MAX_TIMING_SAMPLES:
                     ss.hot_ns.append(t2 - t1)

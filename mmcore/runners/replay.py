@@ -29,8 +29,7 @@ import numpy as np
 
 from mmcore.engine.accounting import Portfolio
 from mmcore.config import Config
-from mmcore.engine.markouts import Markouts
-from mmcore.engine.quote_stats import QuoteStats
+from mmcore.engine.markouts import RunStats
 from mmcore.engine.engine import Engine
 from mmcore.instruments import Instrument, load_instrument
 from mmcore.persistence.journal import KV_COID_COUNTER, Journal, JournalError, JournalPathError, NullJournal
@@ -75,8 +74,7 @@ class Session:
     # Per event (ns): ``hot_ns`` times Engine.on_event (book, sigma, quote, risk, reconcile, the requests it
     # sends); ``full_ns`` adds the line's decode. Neither includes the simulated exchange's work nor the
     # execution reports it delivers to Engine.on_report (fills, acks) before the event reaches the engine.
-    markouts: Markouts | None = None
-    quote_stats: QuoteStats | None = None
+    stats: RunStats | None = None
     hot_ns: array = field(default_factory=lambda: array("q"))
     full_ns: array = field(default_factory=lambda: array("q"))
     journal: object = None
@@ -171,12 +169,9 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
     advance, on_trade = sim.advance, sim.on_trade
     hot, full = s.hot_ns, s.full_ns
     clock = time.perf_counter_ns
-    if s.markouts is None:
-        s.markouts = Markouts(s.instrument.tick_size, s.instrument.lot_size)
-    mk, book, eng_fills, seen_fills = s.markouts, engine.book, engine.fills, len(engine.fills)
-    if s.quote_stats is None:
-        s.quote_stats = QuoteStats()
-    qs_event, orders = s.quote_stats.on_event, engine.orders
+    if s.stats is None:
+        s.stats = RunStats(engine, s.instrument.tick_size, s.instrument.lot_size)
+    after_event = s.stats.after_event
     sample_ns = s.config.get("report.sample_ms") * _MS
     next_sample = 0
     total = s.path.stat().st_size
@@ -218,17 +213,7 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
             hot.append(t2 - t1)
             full.append(t2 - t1 + t_parsed - t0)
             events += 1
-            if len(eng_fills) != seen_fills:          # fills (sim reports) since the last event: markouts start
-                mid_x2 = book.mid_x2() if book.synced else 0
-                for f in eng_fills[seen_fills:]:
-                    mk.on_fill(f.ts_ns, f.side, f.price, f.qty, mid_x2)
-                seen_fills = len(eng_fills)
-            if 0 <= mk.next_due <= ts:
-                mk.on_mid(ts, book.mid_x2() if book.synced else 0)
-            if book.synced:
-                qs_event(ts, book.best_bid_px(), book.best_ask_px(), orders)
-            else:
-                qs_event(ts, 0, 0, orders)
+            after_event(ts)                           # markouts and quoting statistics
             if ts >= next_sample:
                 _sample(s, ts)
                 next_sample = ts + sample_ns
@@ -368,8 +353,7 @@ def summarize(s: Session) -> dict:
               "qty": str(inst.qty_of(f.qty)), "client_order_id": f.client_order_id, "trade_id": f.trade_id,
               "fee": str(f.fee)} for f in eng.fills]
     last_mid = Decimal(mid_x2) * inst.tick_size / 2
-    # replay sessions have them; the paper/live sessions' symbols (runners.live.SymbolSession) not yet
-    mk, qs = getattr(s, "markouts", None), getattr(s, "quote_stats", None)
+    stats = getattr(s, "stats", None)
     return {
         "data": str(s.path),
         "market": inst.market,
@@ -409,8 +393,7 @@ def summarize(s: Session) -> dict:
         "fill_contradictions": eng.orders.counters["fill_contradictions"],
         "ttl_cancels": eng.orders.counters["ttl_cancels"],
         "model": type(eng.quoter).__name__,
-        **(mk.summary(pf.mtm_pnl(mid_x2), pf.fees) if mk is not None else {}),
-        "quoting": qs.summary(len(eng.fills), eng.orders.placed) if qs is not None else None,
+        **(stats.summary(pf.mtm_pnl(mid_x2), pf.fees) if stats is not None else {"quoting": None}),
         "intensity": _intensity_summary(eng),
         "risk_refusals": eng.orders.refusal_counts(),
         "trading_state_changes": [{"ts_ns": ts, "from": TRADING_STATES[a], "to": TRADING_STATES[b], "reason": r}
