@@ -1,4 +1,4 @@
-"""Command line: ``python -m mmcore run | backtest | book | markets | emulate | record | research``.
+"""Command line: ``python -m mmcore run | backtest | book | markets | emulate | record | compare | research``.
 
 Exit codes (one ``error:`` / ``config error:`` line on stderr naming the field or file, never a traceback):
 
@@ -273,6 +273,18 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    """``compare``: one replay per (model, recording), printed as one table; exit 0 (2: bad config or data)."""
+    from mmcore.runners.compare import compare, print_table, write_csv
+    config = _load(args)                          # fails fast on a bad config before any replay
+    data = args.data or [str(config.resolve_path(config.get("data.path")))]
+    rows = _run_loop(compare(args.config, list(args.set or []), data, market=args.market))
+    print_table(rows)
+    if args.csv:
+        print(f"wrote {write_csv(rows, Path(args.csv))}")
+    return 0
+
+
 def cmd_research(args) -> int:
     """``research as2008``: the paper's Tables 1-3 (each row beside the paper's), exit 0; bad arguments exit 2."""
     import time
@@ -344,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds between REST snapshots per symbol (default: %(default)s)")
     rc.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
     rc.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    cp = sub.add_parser("compare", help="every quoting model on the same recordings, one table (and CSV)")
+    cp.add_argument("--data", action="append", help="recording to replay (repeatable; default: config data.path)")
+    cp.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
+    cp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    cp.add_argument("--market", choices=("binance_spot", "binance_usdm"))
+    cp.add_argument("--csv", help="also write the rows to this CSV file")
     rs = sub.add_parser("research", help="research experiments with the compiled quoters")
     rsub = rs.add_subparsers(dest="experiment", required=True)
     a8 = rsub.add_parser("as2008", help="Avellaneda-Stoikov (2008) section 3.3: Tables 1-3 with the compiled quoter")
@@ -366,7 +384,7 @@ def main(argv=None) -> int:
         return run_emulator(args)
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book, "markets": cmd_markets,
-                "record": cmd_record, "research": cmd_research}
+                "record": cmd_record, "research": cmd_research, "compare": cmd_compare}
     for name in ("config", "data", "out", "journal"):
         if getattr(args, name, None) == "":
             print(f"error: --{name}: empty path", file=sys.stderr)
