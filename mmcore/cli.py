@@ -1,4 +1,5 @@
-"""Command line: ``python -m mmcore run | backtest | book | markets | emulate | record | compare | research``.
+"""Command line: ``python -m mmcore run | backtest | book | markets | emulate | record | compare | sweep |
+research``.
 
 Exit codes (one ``error:`` / ``config error:`` line on stderr naming the field or file, never a traceback):
 
@@ -285,6 +286,26 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    """``sweep``: replays over a grid of config values; table, ``OUT/sweep.csv``, ``OUT/sweep.png``; exit 0 (2: a
+    bad grid, config or data)."""
+    from mmcore.runners.compare import COLUMNS, parse_grid, print_table, sweep, write_heatmap, write_sweep_csv
+    grid = parse_grid(args.grid)
+    if not 0 <= args.workers <= 256:
+        raise ValueError(f"--workers {args.workers}: 0 to 256")
+    config = _load(args)
+    data = args.data or [str(config.resolve_path(config.get("data.path")))]
+    rows = sweep(args.config, list(args.set or []), data, grid, args.workers, args.market)
+    keys = [k for k, _ in grid]
+    for r in rows:                                 # the table's column header names the grid point
+        r["model"] = ", ".join(f"{k.rsplit('.', 1)[-1]}={r[k]}" for k in keys)
+    print_table([{c: r[c] for c in COLUMNS} for r in rows], title="mmcore sweep: one replay per grid point and "
+                                                                 "recording")
+    out = Path(args.out)
+    print(f"wrote {write_sweep_csv(rows, keys, out / 'sweep.csv')} and {write_heatmap(rows, grid, out / 'sweep.png')}")
+    return 0
+
+
 def cmd_research(args) -> int:
     """``research as2008``: the paper's Tables 1-3 (each row beside the paper's), exit 0; bad arguments exit 2."""
     import time
@@ -362,6 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     cp.add_argument("--market", choices=("binance_spot", "binance_usdm"))
     cp.add_argument("--csv", help="also write the rows to this CSV file")
+    sw = sub.add_parser("sweep", help="a parameter grid over recordings on a local process pool: table, CSV, "
+                                      "heatmap")
+    sw.add_argument("--data", action="append", help="recording to replay (repeatable; default: config data.path)")
+    sw.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
+                    help="a dotted config key and its values (repeatable: the grid is every combination)")
+    sw.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
+    sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    sw.add_argument("--market", choices=("binance_spot", "binance_usdm"))
+    sw.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU; 1: no pool)")
+    sw.add_argument("--out", default="sweep", help="directory for sweep.csv and sweep.png (default: %(default)s)")
     rs = sub.add_parser("research", help="research experiments with the compiled quoters")
     rsub = rs.add_subparsers(dest="experiment", required=True)
     a8 = rsub.add_parser("as2008", help="Avellaneda-Stoikov (2008) section 3.3: Tables 1-3 with the compiled quoter")
@@ -384,7 +415,8 @@ def main(argv=None) -> int:
         return run_emulator(args)
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book, "markets": cmd_markets,
-                "record": cmd_record, "research": cmd_research, "compare": cmd_compare}
+                "record": cmd_record, "research": cmd_research, "compare": cmd_compare,
+                "sweep": cmd_sweep}
     for name in ("config", "data", "out", "journal"):
         if getattr(args, name, None) == "":
             print(f"error: --{name}: empty path", file=sys.stderr)

@@ -35,3 +35,33 @@ def test_cli_refuses_a_bad_config_before_replaying():
     r = subprocess.run([sys.executable, "-m", "mmcore", "compare", "--set", "strategy.intensity_buckets=1"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "strategy.intensity_buckets" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- sweep ---
+def test_grid_parsing_and_points():
+    import pytest
+    from mmcore.runners.compare import grid_points, parse_grid
+    g = parse_grid(["strategy.gamma=0.01, 0.1", "execution.price_tolerance_ticks=1,3,5"])
+    assert g == [("strategy.gamma", ["0.01", "0.1"]), ("execution.price_tolerance_ticks", ["1", "3", "5"])]
+    pts = grid_points(g)
+    assert len(pts) == 6 and pts[0] == {"strategy.gamma": "0.01", "execution.price_tolerance_ticks": "1"}
+    assert pts[3] == {"strategy.gamma": "0.1", "execution.price_tolerance_ticks": "1"}      # first key slowest
+    for bad in (["gamma=1"], ["strategy.gamma="], ["strategy.gamma=1,,2"], ["strategy.gamma=1", "strategy.gamma=2"],
+                []):
+        with pytest.raises(ValueError):
+            parse_grid(bad)
+
+
+def test_cli_sweeps_a_grid_on_a_process_pool_and_writes_csv_and_heatmap(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mmcore", "sweep", "--data", str(USDM_FILE), "--grid",
+                        "strategy.gamma=0.01,0.05", "--workers", "2", "--out", str(tmp_path)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
+    assert [x["strategy.gamma"] for x in rows] == ["0.01", "0.05"]
+    by_gamma = {x["strategy.gamma"]: int(x["fills"]) for x in rows}
+    assert by_gamma["0.01"] > by_gamma["0.05"] > 0                # less risk aversion, tighter quotes, more fills
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
+    bad = subprocess.run([sys.executable, "-m", "mmcore", "sweep", "--grid", "strategy.gamma=0.01,-1"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "strategy.gamma" in bad.stderr and "Traceback" not in bad.stderr

@@ -67,15 +67,109 @@ def write_csv(rows: list, path: Path) -> Path:
     return path
 
 
-def print_table(rows: list, console=None) -> None:
+def print_table(rows: list, console=None,
+                title: str = "mmcore compare: every model on the same data (replay, simulated exchange)") -> None:
     """The rows as one rich table: a column per (model, recording), a line per figure (narrow terminals)."""
     from rich.console import Console
     from rich.table import Table
     console = console or Console()
-    t = Table(title="mmcore compare: every model on the same data (replay, simulated exchange)")
+    t = Table(title=title)
     t.add_column("")
     for r in rows:
         t.add_column(f"{r['model']}\n{r['data']}", justify="right")
     for c in COLUMNS[2:]:
         t.add_row(c.replace("_", " "), *("-" if r[c] is None else str(r[c]) for r in rows))
     console.print(t)
+
+
+# --- sweep: a parameter grid over recordings ---
+def parse_grid(specs) -> list[tuple[str, list[str]]]:
+    """``["strategy.gamma=0.01,0.1", ...]`` -> ``[("strategy.gamma", ["0.01", "0.1"]), ...]`` (values stay YAML
+    text, parsed by the config loader). Raises ValueError naming the bad ``--grid`` item."""
+    out = []
+    for spec in specs or ():
+        key, sep, values = spec.partition("=")
+        vals = [v.strip() for v in values.split(",")] if sep else []
+        if not key or "." not in key or not vals or any(not v for v in vals):
+            raise ValueError(f"--grid {spec!r}: expected KEY=V1,V2,... with a dotted config key")
+        if key in (k for k, _ in out):
+            raise ValueError(f"--grid {key}: given twice")
+        out.append((key.strip(), vals))
+    if not out:
+        raise ValueError("--grid: at least one KEY=V1,V2,...")
+    return out
+
+
+def grid_points(grid) -> list[dict]:
+    """Every combination of the grid's values, the first key varying slowest."""
+    points = [{}]
+    for key, vals in grid:
+        points = [dict(p, **{key: v}) for p in points for v in vals]
+    return points
+
+
+def _sweep_task(args) -> dict:
+    """One (grid point, recording) replay, in a worker process; returns the row with the grid keys first."""
+    import asyncio
+    from mmcore.runners.replay import build_session, run_session, summarize
+    config_path, overrides, point, path, market = args
+    config = load_config(config_path, [*overrides, *(f"{k}={v}" for k, v in point.items())])
+    s = build_session(config, path, market)
+    asyncio.run(run_session(s))
+    return {**point, **row_of(config.get("strategy.model"), path, summarize(s), s.series.inventory)}
+
+
+def sweep(config_path: str, overrides: list, data: list, grid, workers: int = 0, market: str | None = None) -> list:
+    """Replay every recording at every grid point on a local process pool (``workers``: 0 = one per CPU, 1 = in
+    this process); rows in grid order. Every grid point's config is validated first (ConfigError names the
+    field and the point) so that a bad value fails before any replay."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    points = grid_points(grid)
+    for p in points:
+        load_config(config_path, [*overrides, *(f"{k}={v}" for k, v in p.items())])
+    tasks = [(config_path, list(overrides), p, str(path), market) for p in points for path in data]
+    n = workers or min(len(tasks), os.cpu_count() or 1)
+    if n <= 1:
+        return [_sweep_task(t) for t in tasks]
+    with ProcessPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(_sweep_task, tasks))
+
+
+def write_sweep_csv(rows: list, keys: list, path: Path) -> Path:
+    """One CSV row per (grid point, recording): the grid keys, then the compare columns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[*keys, *COLUMNS])
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def write_heatmap(rows: list, grid, path: Path, metric: str = "mtm_pnl") -> Path:
+    """A heatmap PNG of ``metric`` (summed over the recordings) over the first two grid keys (one key: one row
+    of cells; more keys: the first two, the others' values summed over)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    (k1, v1), (k2, v2) = grid[0], (grid[1] if len(grid) > 1 else ("", [""]))
+    z = np.zeros((len(v2), len(v1)))
+    for r in rows:
+        i = v2.index(r[k2]) if k2 else 0
+        z[i, v1.index(r[k1])] += float(r[metric])
+    fig, ax = plt.subplots(figsize=(1.2 * len(v1) + 3, 0.8 * len(v2) + 2))
+    im = ax.imshow(z, cmap="RdYlGn", aspect="auto", origin="lower")
+    ax.set_xticks(range(len(v1)), v1)
+    ax.set_yticks(range(len(v2)), v2)
+    ax.set_xlabel(k1)
+    ax.set_ylabel(k2)
+    for (i, j), val in np.ndenumerate(z):
+        ax.text(j, i, f"{val:.3g}", ha="center", va="center", fontsize=8)
+    fig.colorbar(im, ax=ax, label=metric)
+    ax.set_title(f"mmcore sweep: {metric} (sum over {len({r['data'] for r in rows})} recording(s))")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
