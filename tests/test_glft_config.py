@@ -66,3 +66,4 @@ def test_backtest_report_carries_the_estimates(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((tmp_path / "report.json").read_text())
     assert rep["model"] == "GLFT" and len(rep["intensity"]["estimates"]) >= 5
+    assert (tmp_path / "report.png").stat().st_size > 10_000           # with the A / kappa panel

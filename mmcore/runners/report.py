@@ -21,7 +21,8 @@ def write_json(summary: dict, out_dir: Path) -> Path:
 
 
 def write_plot(series, summary: dict, out_dir: Path) -> Path:
-    """Three stacked panels against event time (s from the first sample)."""
+    """Stacked panels against event time (s from the first sample): price with our quotes and fills,
+    inventory, mark-to-market PnL, and (glft with online estimation) A and kappa over time."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -30,7 +31,10 @@ def write_plot(series, summary: dict, out_dir: Path) -> Path:
     path = out_dir / "report.png"
     t0 = series.ts_ns[0] if series.ts_ns else 0
     t = [(x - t0) / 1e9 for x in series.ts_ns]
-    fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1.3, 1.3]})
+    est = (summary.get("intensity") or {}).get("estimates") or []
+    n = 4 if est else 3
+    fig, axes = plt.subplots(n, 1, figsize=(11, 8 + 2 * (n - 3)), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1.3, 1.3, 1.3][:n]})
     ax = axes[0]
     ax.plot(t, series.mid, color="black", lw=0.8, label="mid")
     ax.plot(t, series.bid, color="tab:green", lw=0.6, label="our bid")
@@ -51,7 +55,14 @@ def write_plot(series, summary: dict, out_dir: Path) -> Path:
     axes[2].plot(t, series.pnl, color="tab:purple", lw=0.9)
     axes[2].axhline(0, color="grey", lw=0.5)
     axes[2].set_ylabel("mtm PnL (quote)")
-    axes[2].set_xlabel("event time (s)")
+    if est:
+        te = [(e["ts_ns"] - t0) / 1e9 for e in est]
+        axes[3].step(te, [e["A_per_s"] for e in est], where="post", color="tab:orange", lw=0.9)
+        axes[3].set_ylabel("A (arrivals/s)", color="tab:orange")
+        k = axes[3].twinx()
+        k.step(te, [e["kappa_per_quote"] for e in est], where="post", color="tab:cyan", lw=0.9)
+        k.set_ylabel("kappa (1/quote)", color="tab:cyan")
+    axes[-1].set_xlabel("event time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
