@@ -295,7 +295,11 @@ def cmd_sweep(args) -> int:
         raise ValueError(f"--workers {args.workers}: 0 to 256")
     config = _load(args)
     data = args.data or [str(config.resolve_path(config.get("data.path")))]
-    rows = sweep(args.config, list(args.set or []), data, grid, args.workers, args.market)
+    try:
+        rows = sweep(args.config, list(args.set or []), data, grid, args.workers, args.market, args.ray)
+    except RuntimeError as exc:                    # --ray without Ray installed
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     keys = [k for k, _ in grid]
     for r in rows:                                 # the table's column header names the grid point
         r["model"] = ", ".join(f"{k.rsplit('.', 1)[-1]}={r[k]}" for k in keys)
@@ -393,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--market", choices=("binance_spot", "binance_usdm"))
     sw.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU; 1: no pool)")
     sw.add_argument("--out", default="sweep", help="directory for sweep.csv and sweep.png (default: %(default)s)")
+    sw.add_argument("--ray", metavar="ADDRESS", help="run the replays as Ray tasks on this cluster ('local': a "
+                                                     "local Ray instance; needs the optional ray extra)")
     rs = sub.add_parser("research", help="research experiments with the compiled quoters")
     rsub = rs.add_subparsers(dest="experiment", required=True)
     a8 = rsub.add_parser("as2008", help="Avellaneda-Stoikov (2008) section 3.3: Tables 1-3 with the compiled quoter")

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from mmcore.runners.compare import COLUMNS, MODELS, row_of
 
 from datafiles import ROOT, USDM_FILE
@@ -39,7 +41,6 @@ def test_cli_refuses_a_bad_config_before_replaying():
 
 # --- sweep ---
 def test_grid_parsing_and_points():
-    import pytest
     from mmcore.runners.compare import grid_points, parse_grid
     g = parse_grid(["strategy.gamma=0.01, 0.1", "execution.price_tolerance_ticks=1,3,5"])
     assert g == [("strategy.gamma", ["0.01", "0.1"]), ("execution.price_tolerance_ticks", ["1", "3", "5"])]
@@ -65,3 +66,25 @@ def test_cli_sweeps_a_grid_on_a_process_pool_and_writes_csv_and_heatmap(tmp_path
     bad = subprocess.run([sys.executable, "-m", "mmcore", "sweep", "--grid", "strategy.gamma=0.01,-1"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "strategy.gamma" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _has_ray():
+    import importlib.util
+    return importlib.util.find_spec("ray") is not None
+
+
+@pytest.mark.skipif(not _has_ray(), reason="Ray is not installed (the optional ray extra)")
+def test_a_sweep_on_a_local_ray_instance_gives_the_process_pools_rows():
+    from mmcore.config import DEFAULT_CONFIG
+    from mmcore.runners.compare import parse_grid, sweep
+    grid = parse_grid(["strategy.gamma=0.01,0.05"])
+    on_ray = sweep(str(DEFAULT_CONFIG), [], [str(USDM_FILE)], grid, ray_address="local")
+    here = sweep(str(DEFAULT_CONFIG), [], [str(USDM_FILE)], grid, workers=1)
+    assert on_ray == here and len(on_ray) == 2
+
+
+@pytest.mark.skipif(_has_ray(), reason="Ray is installed: the missing-Ray message cannot be seen")
+def test_sweep_ray_without_ray_installed_says_so():
+    r = subprocess.run([sys.executable, "-m", "mmcore", "sweep", "--grid", "strategy.gamma=0.01", "--ray", "local",
+                        "--out", "/nonexistent-not-written"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Ray is not installed" in r.stderr and "Traceback" not in r.stderr

@@ -119,21 +119,45 @@ def _sweep_task(args) -> dict:
     return {**point, **row_of(config.get("strategy.model"), path, summarize(s), s.series.inventory)}
 
 
-def sweep(config_path: str, overrides: list, data: list, grid, workers: int = 0, market: str | None = None) -> list:
+def sweep(config_path: str, overrides: list, data: list, grid, workers: int = 0, market: str | None = None,
+          ray_address: str | None = None) -> list:
     """Replay every recording at every grid point on a local process pool (``workers``: 0 = one per CPU, 1 = in
-    this process); rows in grid order. Every grid point's config is validated first (ConfigError names the
-    field and the point) so that a bad value fails before any replay."""
+    this process), or as Ray tasks on the cluster at ``ray_address`` (``"local"``: a Ray instance started for
+    this sweep; Ray is the optional ``ray`` extra, and the data paths must be readable where the tasks run);
+    rows in grid order. Every grid point's config is validated first (ConfigError names the field and the
+    point) so that a bad value fails before any replay. Raises RuntimeError when Ray is asked for and not
+    installed."""
     import os
     from concurrent.futures import ProcessPoolExecutor
     points = grid_points(grid)
     for p in points:
         load_config(config_path, [*overrides, *(f"{k}={v}" for k, v in p.items())])
-    tasks = [(config_path, list(overrides), p, str(path), market) for p in points for path in data]
+    tasks = [(config_path, list(overrides), p, str(Path(path).resolve()), market) for p in points for path in data]
+    if ray_address is not None:
+        return _sweep_ray(tasks, ray_address)
     n = workers or min(len(tasks), os.cpu_count() or 1)
     if n <= 1:
         return [_sweep_task(t) for t in tasks]
     with ProcessPoolExecutor(max_workers=n) as pool:
         return list(pool.map(_sweep_task, tasks))
+
+
+def _sweep_ray(tasks: list, address: str) -> list:
+    """The tasks as Ray remote calls (one CPU each), results in task order (``ray.get`` keeps it)."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--ray: Ray is not installed (pip install -e '.[ray]')") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=None if address == "local" else address, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    try:
+        remote = ray.remote(num_cpus=1)(_sweep_task)
+        return ray.get([remote.remote(t) for t in tasks])
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def write_sweep_csv(rows: list, keys: list, path: Path) -> Path:
