@@ -250,6 +250,7 @@ FIELDS: tuple[Field, ...] = (
     Field("data.markets", _path, lambda v: True,
           "a directory of pinned markets files (<market>.json with its .sha256; see mmcore.venues.binance.markets)"),
     Field("strategy.model", _str, lambda v: v in ("avellaneda_stoikov", "glft"), "one of: avellaneda_stoikov, glft"),
+    Field("strategy.improve_touch", _bool, lambda v: True, "true or false"),
     Field("strategy.fair_price", _str, lambda v: v in ("mid", "microprice"), "one of: mid, microprice"),
     Field("strategy.A", _num, lambda v: 0 < v <= 1e9, "0 < A <= 1e9 (arrivals per second; glft seed)"),
     Field("strategy.xi", _num, lambda v: 0 <= v <= 100, "0 <= xi <= 100 (glft; xi = gamma: the CARA model)"),

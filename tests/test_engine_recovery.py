@@ -270,3 +270,17 @@ def test_an_unknown_fair_price_is_refused_by_name():
     with pytest.raises(ConfigError) as ei:
         load_config(overrides=["strategy.fair_price=vwap"])
     assert any("strategy.fair_price = 'vwap'" in e for e in ei.value.errors)
+
+
+def test_improve_touch_false_joins_the_best_bid_and_offer_at_most():
+    """Synthetic book (labelled): a 40 USDT wide market (61800.0 / 61840.0); the model's quotes (about 18 USDT
+    wide at the start of its cycle) sit inside it. With improve_touch false they are held at the touch; by
+    default they improve it."""
+    t = 1_723_161_300_000_000_000
+    quotes = {}
+    for it in ("true", "false"):
+        s = build_session(load_config(overrides=[f"strategy.improve_touch={it}"]), str(USDM_FILE))
+        s.engine.on_event(DepthSnapshot.from_ticks(100, [(618000, 5000)], [(618400, 5000)], t, t))
+        quotes[it] = (s.engine.last_bid, s.engine.last_ask)
+    assert 618000 < quotes["true"][0] < quotes["true"][1] < 618400               # inside the spread
+    assert quotes["false"] == (618000, 618400)

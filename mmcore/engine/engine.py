@@ -87,7 +87,7 @@ class Engine:
                  volatility: EwmaVolatility, orders: OrderManager, portfolio: Portfolio, order_qty: int,
                  max_inventory: int, flat_retries: int = 3, flat_retry_backoff_ns: int = 1_000_000_000,
                  journal=None, quote_on_book_ticker: bool = False, intensity=None,
-                 intensity_refit_ns: int = 5_000_000_000, fair_price: str = "mid"):
+                 intensity_refit_ns: int = 5_000_000_000, fair_price: str = "mid", improve_touch: bool = False):
         self.instrument = instrument
         self.gate = orders.gate
         self.journal = journal if journal is not None else orders.journal
@@ -125,6 +125,7 @@ class Engine:
         if fair_price not in FAIR_PRICES:
             raise ValueError(f"fair_price {fair_price!r}: one of {', '.join(FAIR_PRICES)}")
         self.microprice = fair_price == "microprice"
+        self.improve_touch = improve_touch
         self._tk_bid_qty = 0
         self._tk_ask_qty = 0
         # Online A / kappa (glft): arrivals from public trades, refit every intensity_refit_ns of exchange time;
@@ -268,6 +269,13 @@ class Engine:
         size = self.order_qty
         bid = q.bid_ticks if pos + size <= self.max_inventory else 0
         ask = q.ask_ticks if pos - size >= -self.max_inventory else 0
+        if not self.improve_touch:        # join the best bid / offer at most, never step in front of it
+            if bid > bb:
+                bid = bb
+                self.counters["quotes_held_at_touch"] += 1
+            if ask and ask < ba:
+                ask = ba
+                self.counters["quotes_held_at_touch"] += 1
         self.last_bid = bid
         self.last_ask = ask
         self.orders.reconcile(ts, bid, ask, size)

@@ -99,7 +99,7 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
                   c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9),
                   quote_on_book_ticker=c.get("strategy.quote_on_book_ticker"), intensity=intensity,
                   intensity_refit_ns=int(c.get("strategy.intensity_refit_s") * 1e9),
-                  fair_price=c.get("strategy.fair_price"))
+                  fair_price=c.get("strategy.fair_price"), improve_touch=c.get("strategy.improve_touch"))
 
 
 def sim_models(config: Config, instrument: Instrument) -> tuple[ConstantLatency, MakerFee, MakerFee]:
