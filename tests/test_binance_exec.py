@@ -268,13 +268,16 @@ def test_usdm_modify_amends_in_place_cancels_a_gtx_that_would_take_and_refuses_a
     assert open_ == {"md-1"}
 
 
-def test_spot_has_no_modify():
-    from mmcore.venues.binance.execution import BinanceExecution
-    from mmcore.venues.binance.credentials import Credentials
-    from mmcore.instruments import load_instrument
-    ex = BinanceExecution("binance_spot", ["BTCUSDT"], {"BTCUSDT": load_instrument("binance_spot", "BTCUSDT")},
-                          Credentials.hmac(KEY, "s"), {}, lambda s, r: None)
-    c = ex.execution("BTCUSDT")
-    assert not c.supports_modify
-    with pytest.raises(NotImplementedError):
-        c.modify(0, "x-1", 1, 1, 1)
+def test_spot_has_no_modify_and_refuses_it_with_a_report_sending_nothing(tmp_path):
+    async def scenario():
+        async with harness("binance_spot", tmp_path, 4000) as h:
+            await place_resting(h, "sm-1")
+            before = h.ex.wsapi.counters["requests"]
+            h.client.modify(0, "sm-1", 1, h.touch()[0] - 40, h.lots())
+            rej = await h.wait("sm-1", OrderAmendRejected)
+            opened = [o.client_order_id for o in await h.client.open_orders()]
+            return h.client.supports_modify, rej, before, h.ex.wsapi.counters["requests"], opened
+    supports, rej, before, after, opened = run(scenario())
+    assert not supports and rej[0].code == "NOT_SUPPORTED"
+    assert after == before + 1                               # the open-orders query only: no order.modify sent
+    assert opened == ["sm-1"]

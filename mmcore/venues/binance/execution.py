@@ -125,7 +125,8 @@ class BinanceExecutionClient:
         self.dedupe = Dedupe()
         self.order_ids: dict[int, str] = {}          # orderId -> client order id (trades name only the orderId)
         self.counters = dict.fromkeys(("submitted", "canceled", "refused_locally", "dropped", "rejects",
-                                       "post_only_rejects", "unknown_status", "malformed", "events"), 0)
+                                       "post_only_rejects", "unknown_status", "malformed", "events", "amended",
+                                       "amend_rejects"), 0)
         self._pd, pm = _grid(inst.tick_size)
         self._pm, self._pp10 = pm, 10 ** self._pd
         self._qd, qm = _grid(inst.lot_size)
@@ -281,13 +282,13 @@ class BinanceExecutionClient:
         order works as before; -5027 "No need to modify the order" included), or OrderCanceled when Binance
         cancels it instead (a GTX order amended to a price that would take, or a quantity <= its filled part).
         https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/websocket-api/Modify-Order.
-        An answer that does not come: the order is queried, and what the venue lists is reported. Raises
-        NotImplementedError on spot (spot has cancel-replace: :meth:`cancel_replace`)."""
-        if self.spot:
-            raise NotImplementedError("modify: USDⓈ-M only (spot has order.cancelReplace)")
+        An answer that does not come: the order is queried, and what the venue lists is reported. Spot has no
+        in-place amend of the price (``supports_modify`` is False; it has cancel-replace,
+        :meth:`cancel_replace`): there the request is refused locally, OrderAmendRejected ``NOT_SUPPORTED``, and
+        nothing is sent."""
         api = self.owner.wsapi
         now = time.time_ns()
-        why = api.refusal("new_order", now)
+        why = "NOT_SUPPORTED" if self.spot else api.refusal("new_order", now)
         if why is not None or not COID_RE.match(coid) or not 0 < price <= self._max_px or \
                 not 0 < qty <= self._max_qty or side not in (1, -1):
             self._amend_refused(coid, why or "BAD_ORDER", now)
@@ -320,7 +321,7 @@ class BinanceExecutionClient:
                 self.counters["unknown_status"] += 1
                 self.owner._spawn(self._resolve_modify(coid, price, qty))
                 return
-            self.counters["amend_rejects"] = self.counters.get("amend_rejects", 0) + 1
+            self.counters["amend_rejects"] += 1
             self._emit(OrderAmendRejected(t, coid, out.reason, out.report_code))
         try:
             api.send("order.modify", params, answer, signed=True, endpoint="new_order")
@@ -328,7 +329,7 @@ class BinanceExecutionClient:
             self._amend_refused(coid, "NOT_CONNECTED" if isinstance(exc, ConnectionError)
                                 else exc.outcome.report_code, now)
             return
-        self.counters["amended"] = self.counters.get("amended", 0) + 1
+        self.counters["amended"] += 1
 
     def _emit_venue_order(self, t: int, coid: str, o: VenueOrder) -> None:
         """Report what the venue says of an order after an amend: still working (OrderAmended with its price and
@@ -342,25 +343,32 @@ class BinanceExecutionClient:
         # FILLED: the fills come from user data / recovery
 
     async def _resolve_modify(self, coid: str, price: int, qty: int) -> None:
+        answered, o = await self._query_order(coid, "the amend of ")
+        if not answered:
+            return
+        now = time.time_ns()
+        if o is None:
+            self._emit(OrderAmendRejected(now, coid, "unknown order", "UNKNOWN_ORDER"))
+        elif o.status in ("NEW", "PARTIALLY_FILLED") and (o.price, o.qty) != (price, qty):
+            self._emit(OrderAmendRejected(now, coid, "not applied (the venue lists the order unchanged)",
+                                          "UNKNOWN_STATUS"))
+        else:
+            self._emit_venue_order(now, coid, o)
+
+    async def _query_order(self, coid: str, what: str = "") -> tuple[bool, VenueOrder | None]:
+        """``(True, the venue's record or None)`` of ``coid``, asked up to 3 times with a growing delay after an
+        answer that did not come; ``(False, None)`` (logged) when no query was answered: the next recovery
+        reconciles the order."""
         delay = self.owner.settings.unknown_status_delay_s
         for attempt in range(3):
             await asyncio.sleep(delay * (attempt + 1))
             try:
-                o = await self.order(coid)
+                return True, await self.order(coid)
             except (ConnectionError, TimeoutError, QueryError) as exc:
                 log.warning("%s: query of %s failed (%s)", self.symbol, coid[:40], sanitize_message(str(exc)))
-                continue
-            now = time.time_ns()
-            if o is None:
-                self._emit(OrderAmendRejected(now, coid, "unknown order", "UNKNOWN_ORDER"))
-            elif o.status in ("NEW", "PARTIALLY_FILLED") and (o.price, o.qty) != (price, qty):
-                self._emit(OrderAmendRejected(now, coid, "not applied (the venue lists the order unchanged)",
-                                              "UNKNOWN_STATUS"))
-            else:
-                self._emit_venue_order(now, coid, o)
-            return
-        log.error("%s: the status of the amend of %s stays unknown; the next recovery reconciles it", self.symbol,
+        log.error("%s: the status of %s%s stays unknown; the next recovery reconciles it", self.symbol, what,
                   coid[:40])
+        return False, None
 
     def _amend_refused(self, coid: str, why: str, now: int) -> None:
         if why == "NOT_CONNECTED":
@@ -444,36 +452,30 @@ class BinanceExecutionClient:
         self.owner._spawn(self._resolve(coid, cancel))
 
     async def _resolve(self, coid: str, cancel: bool) -> None:
-        delay = self.owner.settings.unknown_status_delay_s
-        for attempt in range(3):
-            await asyncio.sleep(delay * (attempt + 1))
-            try:
-                o = await self.order(coid)
-            except (ConnectionError, TimeoutError, QueryError) as exc:
-                log.warning("%s: query of %s failed (%s)", self.symbol, coid[:40], sanitize_message(str(exc)))
-                continue
-            now = time.time_ns()
-            if o is None:
-                if not cancel:
-                    self._emit(OrderRejected(now, coid, "not placed (the venue does not know it)", "UNKNOWN_STATUS"))
-                else:
-                    self._emit(OrderCancelRejected(now, coid, "unknown order"))
-                return
-            if o.status in ("NEW", "PARTIALLY_FILLED", "PENDING_NEW"):
-                self._emit(OrderAccepted(now, coid, o.venue_order_id))
-                if cancel:
-                    self._emit(OrderCancelRejected(now, coid, "the order is still open"))
-                return
-            if o.status == "REJECTED":
-                self._emit(OrderRejected(now, coid, "rejected", "BINANCE:REJECTED"))
-                return
+        answered, o = await self._query_order(coid)
+        if not answered:
+            return
+        now = time.time_ns()
+        if o is None:
+            if not cancel:
+                self._emit(OrderRejected(now, coid, "not placed (the venue does not know it)", "UNKNOWN_STATUS"))
+            else:
+                self._emit(OrderCancelRejected(now, coid, "unknown order"))
+            return
+        if o.status in ("NEW", "PARTIALLY_FILLED", "PENDING_NEW"):
             self._emit(OrderAccepted(now, coid, o.venue_order_id))
-            if o.status == "CANCELED":
-                self._emit(OrderCanceled(now, coid, o.qty - o.filled))
-            elif o.status == "EXPIRED":
-                self._emit(OrderExpired(now, coid, o.qty - o.filled))
-            return                                  # FILLED: the fills come from user data / recovery
-        log.error("%s: the status of %s stays unknown; the next recovery reconciles it", self.symbol, coid[:40])
+            if cancel:
+                self._emit(OrderCancelRejected(now, coid, "the order is still open"))
+            return
+        if o.status == "REJECTED":
+            self._emit(OrderRejected(now, coid, "rejected", "BINANCE:REJECTED"))
+            return
+        self._emit(OrderAccepted(now, coid, o.venue_order_id))
+        if o.status == "CANCELED":
+            self._emit(OrderCanceled(now, coid, o.qty - o.filled))
+        elif o.status == "EXPIRED":
+            self._emit(OrderExpired(now, coid, o.qty - o.filled))
+        # FILLED: the fills come from user data / recovery
 
     # --- user data ---
     def on_order_event(self, o: dict) -> None:
