@@ -90,6 +90,7 @@ class RunStats:
         self.engine = engine
         self.markouts = Markouts(tick_size, lot_size)
         self.quoting = QuoteStats()
+        self._quoting = self.quoting.on_event
         self._seen = len(engine.fills)
 
     def after_event(self, ts_ns: int) -> None:
@@ -104,12 +105,13 @@ class RunStats:
             for f in fills[self._seen:]:
                 mk.on_fill(f.ts_ns, f.side, f.price, f.qty, mid_x2)
             self._seen = len(fills)
-        if 0 <= mk.next_due <= ts_ns:
+        due = mk.next_due
+        if 0 <= due <= ts_ns:
             mk.on_mid(ts_ns, book.mid_x2() if synced else 0)
         if synced:
-            self.quoting.on_event(ts_ns, book.best_bid_px(), book.best_ask_px(), eng.orders)
+            self._quoting(ts_ns, book.best_bid_px(), book.best_ask_px(), eng.orders)
         else:
-            self.quoting.on_event(ts_ns, 0, 0, eng.orders)
+            self._quoting(ts_ns, 0, 0, eng.orders)
 
     def summary(self, mtm_pnl, fees) -> dict:
         """``markouts``, ``spread_capture_quote``, ``inventory_pnl_quote`` and ``quoting`` (see the modules)."""

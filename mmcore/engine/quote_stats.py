@@ -23,7 +23,8 @@ class QuoteStats:
 
     def __init__(self):
         self.last_ts = None
-        self._state = None            # (best bid, best ask, our bid, our ask) after the previous event
+        # what held after the previous event (no book: bb = 0): best bid / ask, our resting bid / ask (0: none)
+        self._bb = self._ba = self._ob = self._oa = 0
         self.book_ns = 0
         self.both_ns = 0
         self.spread_bps_ns = 0.0
@@ -32,28 +33,30 @@ class QuoteStats:
 
     def on_event(self, ts_ns: int, best_bid: int, best_ask: int, orders) -> None:
         """The state after a market event at ``ts_ns``: the book's best bid / ask (ticks, 0: none) and the order
-        manager (its working orders)."""
-        last, st = self.last_ts, self._state
-        if last is not None and st is not None and ts_ns > last:
+        manager (its working orders). Allocates nothing."""
+        last = self.last_ts
+        bb = self._bb
+        if last is not None and bb and ts_ns > last:
             dt = ts_ns - last
-            bb, ba, ob, oa = st
+            ob, oa = self._ob, self._oa
             self.book_ns += dt
             if ob and oa:
                 self.both_ns += dt
-                self.spread_bps_ns += (oa - ob) / ((bb + ba) * 0.5) * 1e4 * dt
+                self.spread_bps_ns += (oa - ob) / ((bb + self._ba) * 0.5) * 1e4 * dt
             if ob and ob >= bb:
                 self.bid_touch_ns += dt
-            if oa and oa <= ba:
+            if oa and oa <= self._ba:
                 self.ask_touch_ns += dt
         if last is None or ts_ns >= last:
             self.last_ts = ts_ns
         if best_bid and best_ask and best_bid < best_ask:
             w = orders.working
             b, a = w[1], w[-1]
-            self._state = (best_bid, best_ask, b.price if b is not None and b.state in _LIVE else 0,
-                           a.price if a is not None and a.state in _LIVE else 0)
+            self._bb, self._ba = best_bid, best_ask
+            self._ob = b.price if b is not None and b.state in _LIVE else 0
+            self._oa = a.price if a is not None and a.state in _LIVE else 0
         else:
-            self._state = None
+            self._bb = 0
 
     def summary(self, fills: int, orders_placed: int) -> dict:
         """The statistics (floats; None where their denominator is 0)."""
