@@ -87,7 +87,7 @@ class Engine:
                  volatility: EwmaVolatility, orders: OrderManager, portfolio: Portfolio, order_qty: int,
                  max_inventory: int, flat_retries: int = 3, flat_retry_backoff_ns: int = 1_000_000_000,
                  journal=None, quote_on_book_ticker: bool = False, intensity=None,
-                 intensity_refit_ns: int = 5_000_000_000, fair_price: str = "mid", improve_touch: bool = False):
+                 intensity_refit_ns: int = 5_000_000_000, fair_price: str = "mid", improve_touch: bool = True):
         self.instrument = instrument
         self.gate = orders.gate
         self.journal = journal if journal is not None else orders.journal
