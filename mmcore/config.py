@@ -238,6 +238,11 @@ VENUES = ("binance_spot", "binance_usdm", "mexc")
 DEPTH_STREAMS = ("depth@100ms", "depth", "depth@500ms", "depth@0ms")
 TRADE_STREAMS = ("auto", "trade", "aggTrade")
 
+#: ``strategy.model``: every model the engine can run (mmcore_ext.strategy).
+STRATEGY_MODELS = ("avellaneda_stoikov", "glft", "ladder", "band")
+#: ``strategy.fair_price``: the price the strategy centres on (mmcore.engine.engine.FAIR_PRICES).
+FAIR_PRICES = ("mid", "microprice", "twap", "external")
+
 #: Largest ``strategy.order_qty`` / ``max_inventory`` accepted by the config check (base units); the instrument
 #: check at start is tighter (``LOT_SIZE.maxQty`` / ``max_qty`` of the pinned markets file, config/markets/).
 MAX_BASE_QTY = Decimal(10) ** 9
@@ -249,11 +254,42 @@ FIELDS: tuple[Field, ...] = (
           "one of: auto, binance_spot, binance_usdm"),
     Field("data.markets", _path, lambda v: True,
           "a directory of pinned markets files (<market>.json with its .sha256; see mmcore.venues.binance.markets)"),
-    Field("strategy.model", _str, lambda v: v in ("avellaneda_stoikov", "glft"), "one of: avellaneda_stoikov, glft"),
+    Field("strategy.model", _str, lambda v: v in STRATEGY_MODELS, "one of: " + ", ".join(STRATEGY_MODELS)),
     Field("strategy.improve_touch", _bool, lambda v: True, "true or false"),
-    Field("strategy.fair_price", _str, lambda v: v in ("mid", "microprice"), "one of: mid, microprice"),
+    Field("strategy.fair_price", _str, lambda v: v in FAIR_PRICES, "one of: " + ", ".join(FAIR_PRICES)),
+    Field("strategy.twap_window_s", _num, lambda v: 1 <= v <= 86400, "1 <= window <= 86400 seconds"),
+    Field("strategy.reference_max_age_s", _num, lambda v: 0.01 <= v <= 3600, "0.01 <= age <= 3600 seconds"),
+    Field("strategy.sigma_estimator", _str, lambda v: v in ("ewma", "realized"), "one of: ewma, realized"),
+    Field("strategy.sigma_window_s", _num, lambda v: 1 <= v <= 86400, "1 <= window <= 86400 seconds"),
+    Field("strategy.eta", _num, lambda v: 0 <= v <= 100, "0 <= eta <= 100 (size shape factor)"),
+    Field("strategy.avellaneda_stoikov.horizon", _str, lambda v: v in ("cycle", "fixed", "infinite"),
+          "one of: cycle (T restarts), fixed (T - t = T), infinite (the paper's section 2.4)"),
+    Field("strategy.avellaneda_stoikov.spread", _str, lambda v: v in ("full", "constant"),
+          "one of: full ((3.18) as written), constant ((2/gamma) ln(1 + gamma/kappa) alone)"),
+    Field("strategy.ladder.inner_model", _str, lambda v: v in ("avellaneda_stoikov", "glft"),
+          "one of: avellaneda_stoikov, glft"),
+    Field("strategy.ladder.near_layers", _int, lambda v: 1 <= v <= 16, "1 <= layers <= 16"),
+    Field("strategy.ladder.far_layers", _int, lambda v: 0 <= v <= 15, "0 <= layers <= 15"),
+    Field("strategy.ladder.base_layer_size", _dec, lambda v: 0 < v <= MAX_BASE_QTY,
+          f"0 < size <= {MAX_BASE_QTY} (base units, a multiple of the step size)"),
+    Field("strategy.ladder.near_spacing_ticks", _int, lambda v: 1 <= v <= 1_000_000, "1 <= ticks <= 1000000"),
+    Field("strategy.ladder.far_spacing_ticks", _int, lambda v: 1 <= v <= 1_000_000, "1 <= ticks <= 1000000"),
+    Field("strategy.ladder.far_size_mult", _num, lambda v: 0 < v <= 1000, "0 < multiplier <= 1000"),
+    Field("strategy.ladder.grinding_thresh", _num, lambda v: 0 < v <= 1000, "0 < fraction of max_inventory <= 1000"),
+    Field("strategy.ladder.pinning_thresh", _num, lambda v: 0 < v <= 1000, "0 < fraction of max_inventory <= 1000"),
+    Field("strategy.ladder.stop_loss_thresh", _num, lambda v: 0 < v <= 1000,
+          "0 < fraction of max_inventory <= 1000 (above 1: off)"),
+    Field("strategy.ladder.grind_factor", _num, lambda v: 0 <= v <= 1, "0 <= factor <= 1"),
+    Field("strategy.band.reference", _str, lambda v: v in ("twap", "fair"),
+          "one of: twap (the mid's TWAP over twap_window_s), fair (strategy.fair_price)"),
+    Field("strategy.band.band_min", _num, lambda v: 0 <= v < 0.5, "0 <= fraction < 0.5 (0.002 = 0.2 %)"),
+    Field("strategy.band.band_max", _num, lambda v: 0 < v < 0.5, "0 < fraction < 0.5"),
+    Field("strategy.band.drift_threshold", _num, lambda v: 0 <= v < 0.5, "0 <= fraction < 0.5"),
+    Field("strategy.band.target_orders_per_side", _int, lambda v: 1 <= v <= 16, "1 <= orders <= 16"),
+    Field("strategy.band.min_order_value", _num, lambda v: 0 <= v <= 1e9, "0 <= value <= 1e9 (quote currency)"),
     Field("strategy.A", _num, lambda v: 0 < v <= 1e9, "0 < A <= 1e9 (arrivals per second; glft seed)"),
-    Field("strategy.xi", _num, lambda v: 0 <= v <= 100, "0 <= xi <= 100 (glft; xi = gamma: the CARA model)"),
+    Field("strategy.xi", _num, lambda v: 0 <= v <= 1e6,
+          "0 <= xi <= 1e6 (glft, units of gamma; xi = gamma: the CARA model)"),
     Field("strategy.intensity_estimate", _bool, lambda v: True, "true or false"),
     Field("strategy.intensity_window_s", _num, lambda v: 1 <= v <= 86400, "1 <= window <= 86400 seconds"),
     Field("strategy.intensity_bucket_ticks", _int, lambda v: 1 <= v <= 1_000_000, "1 <= ticks <= 1000000"),
@@ -263,7 +299,8 @@ FIELDS: tuple[Field, ...] = (
     Field("strategy.order_qty", _dec, lambda v: 0 < v <= MAX_BASE_QTY,
           f"0 < order_qty <= {MAX_BASE_QTY} (base units)"),
     Field("strategy.quote_on_book_ticker", _bool, lambda v: True, "true or false"),
-    Field("strategy.gamma", _num, lambda v: 0 < v <= 100, "0 < gamma <= 100 (1/quote currency)"),
+    Field("strategy.gamma", _num, lambda v: 0 < v <= 1e6,
+          "0 < gamma <= 1e6 (1 / (quote currency x base unit): independent of order_qty)"),
     Field("strategy.kappa", _num, lambda v: 0 < v <= 1e6, "0 < kappa <= 1e6 (1/quote currency)"),
     Field("strategy.horizon_s", _num, lambda v: 0 < v <= 86400, "0 < T <= 86400 seconds"),
     Field("strategy.sigma_seed", _num, lambda v: 0 <= v <= 1e6, "0 <= sigma_seed <= 1e6 (quote per sqrt(s))"),
@@ -327,8 +364,9 @@ _TYPE_WORDS = {_symbols: "a list of symbols", _opt_url: "null or a URL",
 RISK_SECTION = "risk"
 
 
-#: Sections of the config file (the first part of every field path, and ``risk``).
-SECTIONS = tuple(dict.fromkeys(f.path.split(".")[0] for f in FIELDS if "." in f.path)) + (RISK_SECTION,)
+#: Sections of the config file: every proper prefix of a field path (``strategy``, ``strategy.ladder``), and ``risk``.
+SECTIONS = tuple(dict.fromkeys(".".join(f.path.split(".")[:i]) for f in FIELDS
+                               for i in range(1, f.path.count(".") + 1))) + (RISK_SECTION,)
 
 
 def _get(tree: dict, path: str):
@@ -367,7 +405,8 @@ def _unknown(tree: dict, prefix: str = "") -> list[str]:
         if isinstance(val, dict) and path in SECTIONS:
             out += _unknown(val, path + ".")
         elif path not in _BY_PATH and path not in SECTIONS:
-            out.append(f"{path}: unknown field (known: {', '.join(sorted(_BY_PATH))})")
+            known = sorted({p[len(prefix):].split(".")[0] for p in _BY_PATH if p.startswith(prefix)})
+            out.append(f"{path}: unknown field (known{' in ' + prefix[:-1] if prefix else ''}: {', '.join(known)})")
     return out
 
 
@@ -465,6 +504,19 @@ def _combinations(v: dict, risk) -> list[str]:
     if qty > inv:
         out.append(f"strategy.order_qty = {qty}: must be <= strategy.max_inventory ({inv}): no side could be "
                    f"quoted, even with a flat position")
+    if v["strategy.ladder.near_layers"] + v["strategy.ladder.far_layers"] > 16:
+        out.append(f"strategy.ladder.far_layers = {v['strategy.ladder.far_layers']}: near_layers + far_layers must "
+                   f"be <= 16 (near_layers = {v['strategy.ladder.near_layers']})")
+    g, p, sl = (v[f"strategy.ladder.{k}_thresh"] for k in ("grinding", "pinning", "stop_loss"))
+    if not g <= p <= sl:
+        out.append(f"strategy.ladder.pinning_thresh = {p}: must satisfy grinding_thresh ({g}) <= pinning_thresh "
+                   f"<= stop_loss_thresh ({sl})")
+    if v["strategy.ladder.base_layer_size"] > inv and v["strategy.model"] == "ladder":
+        out.append(f"strategy.ladder.base_layer_size = {v['strategy.ladder.base_layer_size']}: must be <= "
+                   f"strategy.max_inventory ({inv}): no layer could be quoted")
+    if v["strategy.band.band_min"] > v["strategy.band.band_max"]:
+        out.append(f"strategy.band.band_min = {v['strategy.band.band_min']}: must be <= strategy.band.band_max "
+                   f"({v['strategy.band.band_max']})")
     if risk is not None:
         caps = []
         if risk.max_position_base is not None:
@@ -510,7 +562,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, _, raw = text.partition("=")
     key = key.strip()
     if key not in _BY_PATH and not key.startswith(RISK_SECTION + "."):
-        raise ConfigError([f"--set {brief_text(key, 60)}: unknown field (known: {', '.join(sorted(_BY_PATH))})"])
+        section = key.rpartition(".")[0]
+        while section and section not in SECTIONS:
+            section = section.rpartition(".")[0]
+        known = sorted(p for p in _BY_PATH if p.startswith(section + ".")) if section else sorted(_BY_PATH)
+        raise ConfigError([f"--set {brief_text(key, 60)}: unknown field (known: {', '.join(known)})"])
     return key, load_yaml(raw, f"--set {key} = {brief(raw)}")
 
 

@@ -1,6 +1,7 @@
 # Quoting models (Avellaneda-Stoikov, GLFT) and their estimators (EWMA sigma, fill intensity A/kappa).
 # Prices, spreads and the mid are doubles in quote currency; quotes come out as int64 ticks; times are int64 ns
-# of event time. q (inventory) is signed, in units of order size.
+# of event time. q (inventory) is signed, in base units (BTC for BTCUSDT); Delta (order_qty_delta) is the order
+# size in the same unit, so gamma is independent of the order size (docs/quoting_models.md, "Units").
 from libc.stdint cimport int64_t
 
 
@@ -39,7 +40,8 @@ cdef class QuoteModel:
     cdef readonly int64_t bid_ticks
     """Last bid (ticks); 0 means do not quote a bid (the model bid is below one tick)."""
     cdef readonly int64_t ask_ticks
-    """Last ask (ticks); always > bid_ticks and >= 1."""
+    """Last ask (ticks); > bid_ticks and >= 1, except 0 = do not quote an ask (AvellanedaStoikov infinite mode at
+    q = -q_max)."""
 
     cdef int _init_limits(self, double min_spread_bps, double max_spread_bps, double tick_size) except -1
     cdef int _set_quotes(self, double mid, double reservation, double spread,
@@ -50,43 +52,52 @@ cdef class QuoteModel:
 
 cdef class AvellanedaStoikov(QuoteModel):
     cdef readonly double gamma
-    """Risk aversion (1 / quote currency)."""
+    """Risk aversion (1 / (quote currency x base unit): gamma q sigma^2 tau is a price for q in base units)."""
     cdef readonly double kappa
     """Fill-intensity decay k of lambda(delta) = A exp(-k delta) (1 / quote currency)."""
     cdef readonly double horizon_s
-    """Cycle length T (seconds of event time); t restarts every T."""
+    """T (seconds of event time): the cycle length (cycle mode), the fixed T - t (fixed mode); unused (infinite)."""
+    cdef readonly double order_qty_delta
+    """Order size Delta (base units): the size of one fill in the model (1 in the paper's share units)."""
+    cdef readonly int mode
+    """HORIZON_CYCLE, HORIZON_FIXED or HORIZON_INFINITE."""
+    cdef readonly bint constant_spread_only
+    """True: the total spread is the constant part (2 / (gamma Delta)) ln(1 + gamma Delta / k) alone."""
+    cdef readonly double q_max
+    """Infinite horizon: the inventory bound of omega = (gamma sigma)^2 (q_max + Delta)^2 / 2 (base units)."""
     cdef readonly double constant_spread
-    """(2 / gamma) ln(1 + gamma / kappa): the time-independent part of the spread (quote currency)."""
+    """(2 / (gamma Delta)) ln(1 + gamma Delta / k): the time-independent part of the spread (quote currency)."""
     cdef readonly double time_left_s
-    """T - t at the last compute (seconds, in (0, T])."""
+    """T - t at the last compute (seconds, in (0, T]; T in fixed mode; 0 in infinite mode)."""
     cdef readonly int64_t cycle_start_ns
     """Event time at which the current cycle started (ns; 0 before the first compute)."""
     cdef int64_t _horizon_ns
     cdef bint _started
 
+    cdef int _infinite(self, double mid, double q, int64_t best_bid, int64_t best_ask) except -1
     cpdef int compute(self, int64_t ts_ns, double mid, double q, double sigma,
                       int64_t best_bid, int64_t best_ask) except -1
 
 
 cdef class GLFT(QuoteModel):
     cdef readonly double gamma
-    """Risk aversion gamma (1 / (quote currency x q unit))."""
+    """Risk aversion gamma (1 / (quote currency x base unit), as for AvellanedaStoikov)."""
     cdef readonly double kappa
     """Fill-intensity decay k (1 / quote currency)."""
     cdef readonly double A
     """Fill intensity at zero distance (fills per second)."""
     cdef readonly double order_qty_delta
-    """Order size Delta (the unit of q; 1 when q counts orders)."""
+    """Order size Delta (base units, the unit of q)."""
     cdef readonly double xi
     """Risk-aversion parameter of the objective (xi = gamma: CARA model; xi = 0: running-penalty limit)."""
     cdef readonly double c1
     """(1 / (xi Delta)) ln(1 + xi Delta / k), or 1/k at xi = 0 (quote currency)."""
     cdef readonly double c2
-    """sqrt(gamma / (2 A Delta k) (1 + xi Delta / k)^(k / (xi Delta) + 1)) (sqrt(second) per q unit)."""
+    """sqrt(gamma / (2 A Delta k) (1 + xi Delta / k)^(k / (xi Delta) + 1)) (sqrt(second) per base unit)."""
     cdef readonly double half_spread
     """c1 + (Delta / 2) sigma c2 at the last compute, before the clamps (quote currency)."""
     cdef readonly double skew
-    """sigma c2 at the last compute: shift of both quotes per unit of q (quote currency)."""
+    """sigma c2 at the last compute: shift of both quotes per base unit of q (quote currency per base unit)."""
 
     cpdef int compute(self, int64_t ts_ns, double mid, double q, double sigma,
                       int64_t best_bid, int64_t best_ask) except -1

@@ -2,7 +2,8 @@
 """Quoting models and their online estimators.
 
 - :class:`EwmaVolatility`: sigma from mid-price changes (quote currency per sqrt(second)).
-- :class:`AvellanedaStoikov`: Avellaneda & Stoikov (2008) reservation price and spread, finite cycle that restarts.
+- :class:`AvellanedaStoikov`: Avellaneda & Stoikov (2008) reservation price and spread: restarting cycles, a fixed
+  time left, or the infinite horizon.
 - :class:`GLFT`: Gueant-Lehalle-Fernandez-Tapia infinite-horizon closed form (hftbacktest's c1/c2 form).
 - :class:`TradeIntensity`: A and kappa of lambda(delta) = A exp(-kappa delta) from trades.
 
@@ -238,28 +239,58 @@ cdef class QuoteModel:
         raise NotImplementedError("QuoteModel.compute")
 
 
+#: AvellanedaStoikov modes: the finite cycle that restarts every T; a fixed time left T - t = T (a perpetual has
+#: no close); the infinite-horizon reservation prices of section 2.4 of the paper.
+HORIZON_CYCLE = 0
+HORIZON_FIXED = 1
+HORIZON_INFINITE = 2
+HORIZON_MODES = {"cycle": HORIZON_CYCLE, "fixed": HORIZON_FIXED, "infinite": HORIZON_INFINITE}
+
+
 cdef class AvellanedaStoikov(QuoteModel):
-    """Avellaneda & Stoikov (2008) quotes over a finite cycle that restarts every ``horizon_s``.
+    """Avellaneda & Stoikov (2008) quotes: finite cycles that restart, a fixed time left, or the infinite horizon.
 
     Source: M. Avellaneda, S. Stoikov, "High-frequency trading in a limit order book", Quantitative Finance
-    8(3):217-224, 2008; preprint equations (3.17) and (3.18) (journal (29) and (30)):
+    8(3):217-224, 2008; preprint equations (3.17) and (3.18) (journal (29) and (30)), for one fill of Delta:
 
-        reservation price   r = s - q gamma sigma^2 (T - t)                                     (3.17)
-        total spread        delta_a + delta_b = gamma sigma^2 (T - t) + (2/gamma) ln(1 + gamma/k)  (3.18)
+        reservation price   r = s - q gamma sigma^2 (T - t)                                            (3.17)
+        total spread        gamma sigma^2 Delta (T - t) + (2 / (gamma Delta)) ln(1 + gamma Delta / k)   (3.18)
         quotes              bid = r - spread/2,  ask = r + spread/2
 
     sigma is **squared**, as in the paper. Hummingbot's ``avellaneda_market_making`` (and many blog posts
     that follow it) uses sigma not squared (``mid - q gamma vol tau``); that is a departure from the paper,
     and with sigma = 2 it halves the inventory skew. The spread does not depend on q.
 
-    Units: s, r and spreads in quote currency; sigma in quote currency per sqrt(second); gamma and kappa in
-    1 / quote currency; T - t in seconds; q is the inventory in units of order size (signed). The paper's
-    section 3.3 tables behave like the constant part of (3.18) only (1.2908 / 1.3289 / 1.1507 for gamma
-    0.1 / 0.01 / 0.5, k = 1.5); this class implements (3.18) as written, time term included.
+    Units: s, r and spreads in quote currency (per base unit); sigma in quote currency per sqrt(second); k in
+    1 / quote currency; T - t in seconds; q the signed inventory in **base units** and Delta the order size in
+    base units. The paper counts q in shares and trades one share (Delta = 1); writing the model in lots of
+    Delta base units (q' = q / Delta, s' = s Delta, sigma' = sigma Delta, k' = k / Delta) and converting back gives
+    the forms above: the skew q gamma sigma^2 (T - t) does not depend on Delta, so gamma (1 / (quote currency x
+    base unit)) keeps its meaning whatever ``order_qty`` is, while the spread is that of a fill of Delta.
 
-    Time: t is measured from a cycle start that the first :meth:`compute` sets and that moves forward by
-    whole multiples of T, so T - t runs from T down towards 0 and jumps back to T every T seconds of event
-    time. An event earlier than the cycle start counts as t = 0.
+    Modes (``mode``):
+
+    - ``HORIZON_CYCLE``: t is measured from a cycle start that the first :meth:`compute` sets and that moves
+      forward by whole multiples of T, so T - t runs from T down towards 0 and jumps back to T every T seconds
+      of event time. An event earlier than the cycle start counts as t = 0.
+    - ``HORIZON_FIXED``: T - t = T at every call (a perpetual has no close; hummingbot's "infinite" mode is
+      this with its own units).
+    - ``HORIZON_INFINITE``: the paper's section 2.4 reservation bid and ask with the discount
+      omega = (gamma sigma)^2 (q_max + Delta)^2 / 2 (the paper's choice, with its q_max), in lots of Delta:
+
+          r_a = s + (1 / (gamma Delta)) ln(1 + (Delta - 2q) Delta / ((q_max + Delta)^2 - q^2))
+          r_b = s + (1 / (gamma Delta)) ln(1 + (-Delta - 2q) Delta / ((q_max + Delta)^2 - q^2))
+
+      (gamma^2 sigma^2 cancels between numerator and omega), then bid = r_b - (1/(gamma Delta)) ln(1 + gamma
+      Delta / k) and ask = r_a + the same, so the reservation is (r_a + r_b) / 2 and the spread r_a - r_b + the
+      constant spread. q is clamped to [-q_max, q_max]. At q = q_max the bid's log argument is 0 and no bid is
+      quoted (``bid_ticks = 0``); the ask's argument stays above 2 / (2 q_max / Delta + 1) > 0 on the interval
+      (CARA utility makes the two sides asymmetric), so an ask is always quoted (a guard sets ``ask_ticks = 0``
+      should rounding ever make its argument non-positive).
+
+    ``constant_spread_only``: the total spread is (2 / (gamma Delta)) ln(1 + gamma Delta / k) alone, the time
+    term kept only in the skew: how the paper's section 3.3 tables behave (1.2908 / 1.3289 / 1.1507 for gamma
+    0.1 / 0.01 / 0.5, k = 1.5; ``docs/quoting_models.md``).
 
     The total spread is then clamped to [min_spread_bps, max_spread_bps] of s, rounded to ticks away from
     the mid and kept from crossing the book (see :class:`QuoteModel`).
@@ -267,15 +298,23 @@ cdef class AvellanedaStoikov(QuoteModel):
     Parameters
     ----------
     gamma : float
-        Risk aversion (1 / quote currency), > 0.
+        Risk aversion (1 / (quote currency x base unit)), > 0.
     kappa : float
         Decay k of the fill intensity A exp(-k delta) (1 / quote currency), > 0.
     horizon_s : float
-        Cycle length T (seconds), > 0.
+        T (seconds), > 0: the cycle length, or the fixed time left.
     min_spread_bps, max_spread_bps : float
         Clamps of the total spread (bps of the mid), 0 <= min <= max; max may be ``inf``.
     tick_size : float
         Price tick (quote currency), > 0.
+    order_qty_delta : float
+        Delta, the order size (base units), > 0; 1 for the paper's share units.
+    mode : int
+        HORIZON_CYCLE (default), HORIZON_FIXED or HORIZON_INFINITE.
+    constant_spread_only : bool
+        Spread without the time term (default False: (3.18) as written).
+    q_max : float
+        Infinite mode: inventory bound (base units), > 0 (the engine's ``max_inventory``); else unused.
 
     Raises
     ------
@@ -284,10 +323,15 @@ cdef class AvellanedaStoikov(QuoteModel):
     """
 
     def __init__(self, double gamma, double kappa, double horizon_s, double min_spread_bps,
-                 double max_spread_bps, double tick_size):
+                 double max_spread_bps, double tick_size, double order_qty_delta=1.0, int mode=HORIZON_CYCLE,
+                 bint constant_spread_only=False, double q_max=1.0):
         _check_positive(gamma, "gamma")
         _check_positive(kappa, "kappa")
         _check_positive(horizon_s, "horizon_s")
+        _check_positive(order_qty_delta, "order_qty_delta")
+        _check_positive(q_max, "q_max")
+        if mode not in (HORIZON_CYCLE, HORIZON_FIXED, HORIZON_INFINITE):
+            raise ValueError(f"mode must be HORIZON_CYCLE, HORIZON_FIXED or HORIZON_INFINITE, got {mode!r}")
         if not (horizon_s * 1e9 < 9.2e18):
             raise ValueError(f"horizon_s is too large for int64 ns, got {horizon_s!r}")
         self._init_limits(min_spread_bps, max_spread_bps, tick_size)
@@ -297,13 +341,20 @@ cdef class AvellanedaStoikov(QuoteModel):
         self.gamma = gamma
         self.kappa = kappa
         self.horizon_s = horizon_s
-        self.constant_spread = 2.0 / gamma * log1p(gamma / kappa)
-        self.time_left_s = horizon_s
+        self.order_qty_delta = order_qty_delta
+        self.mode = mode
+        self.constant_spread_only = constant_spread_only
+        self.q_max = q_max
+        self.constant_spread = 2.0 / (gamma * order_qty_delta) * log1p(gamma * order_qty_delta / kappa)
+        if not isfinite(self.constant_spread):
+            raise ValueError(f"constant spread not finite for gamma={gamma!r}, kappa={kappa!r}, "
+                             f"order_qty_delta={order_qty_delta!r}")
+        self.time_left_s = 0.0 if mode == HORIZON_INFINITE else horizon_s
         self._started = False
 
     def __repr__(self):
         return (f"AvellanedaStoikov(gamma={self.gamma!r}, kappa={self.kappa!r}, horizon_s={self.horizon_s!r}, "
-                f"bid_ticks={self.bid_ticks}, ask_ticks={self.ask_ticks})")
+                f"mode={self.mode}, bid_ticks={self.bid_ticks}, ask_ticks={self.ask_ticks})")
 
     cpdef int compute(self, int64_t ts_ns, double mid, double q, double sigma,
                       int64_t best_bid, int64_t best_ask) except -1:
@@ -312,11 +363,11 @@ cdef class AvellanedaStoikov(QuoteModel):
         Parameters
         ----------
         ts_ns : int
-            Event time (ns since the epoch); drives the cycle clock.
+            Event time (ns since the epoch); drives the cycle clock (cycle mode).
         mid : float
-            Mid price s (quote currency), finite and > 0.
+            Mid price s, or the fair price quoted around (quote currency), finite and > 0.
         q : float
-            Inventory in units of order size (signed, finite).
+            Inventory (base units, signed, finite).
         sigma : float
             Volatility (quote currency per sqrt(second)), finite and >= 0; squared here, as in the paper.
         best_bid, best_ask : int
@@ -334,23 +385,55 @@ cdef class AvellanedaStoikov(QuoteModel):
             quote would lie beyond ``MAX_QUOTE_TICKS`` (2**53, the book's price bound).
         """
         cdef int128 elapsed
-        cdef double var_term
+        cdef double var_term, spread
         _check_inputs(mid, q, sigma)
-        if not self._started:
-            self._started = True
-            self.cycle_start_ns = ts_ns
-        elapsed = <int128>ts_ns - self.cycle_start_ns      # 128-bit: any two int64 times
-        if elapsed < 0:
-            elapsed = 0
-        elif elapsed >= self._horizon_ns:
-            # the new start is in (ts - horizon, ts], between the old start and ts: it fits int64
-            self.cycle_start_ns = <int64_t>(self.cycle_start_ns + (elapsed // self._horizon_ns) * self._horizon_ns)
-            elapsed = <int128>ts_ns - self.cycle_start_ns
-        self.time_left_s = <double>(self._horizon_ns - elapsed) * 1e-9
+        if self.mode == HORIZON_INFINITE:
+            return self._infinite(mid, q, best_bid, best_ask)
+        if self.mode == HORIZON_CYCLE:
+            if not self._started:
+                self._started = True
+                self.cycle_start_ns = ts_ns
+            elapsed = <int128>ts_ns - self.cycle_start_ns      # 128-bit: any two int64 times
+            if elapsed < 0:
+                elapsed = 0
+            elif elapsed >= self._horizon_ns:
+                # the new start is in (ts - horizon, ts], between the old start and ts: it fits int64
+                self.cycle_start_ns = <int64_t>(self.cycle_start_ns
+                                                + (elapsed // self._horizon_ns) * self._horizon_ns)
+                elapsed = <int128>ts_ns - self.cycle_start_ns
+            self.time_left_s = <double>(self._horizon_ns - elapsed) * 1e-9
         var_term = self.gamma * sigma * sigma * self.time_left_s           # gamma sigma^2 (T - t)
-        return self._set_quotes(mid, mid - q * var_term,                  # (3.17)
-                                var_term + self.constant_spread,          # (3.18)
-                                best_bid, best_ask)
+        spread = self.constant_spread
+        if not self.constant_spread_only:
+            spread = spread + var_term * self.order_qty_delta              # (3.18), a fill of Delta
+        return self._set_quotes(mid, mid - q * var_term, spread, best_bid, best_ask)     # (3.17)
+
+    cdef int _infinite(self, double mid, double q, int64_t best_bid, int64_t best_ask) except -1:
+        # Section 2.4 with omega = (gamma sigma)^2 (q_max + Delta)^2 / 2 (see the class docstring).
+        cdef double d = self.order_qty_delta, qm = self.q_max, g = self.gamma * d
+        cdef double denom, arg_a, arg_b, ra, rb, half_c = 0.5 * self.constant_spread
+        cdef bint no_bid = False, no_ask = False
+        if q > qm:
+            q = qm
+        elif q < -qm:
+            q = -qm
+        denom = (qm + d) * (qm + d) - q * q                 # > 0: |q| <= q_max
+        arg_a = 1.0 + (d - 2.0 * q) * d / denom              # >= 2 / (2 q_max / Delta + 1) on [-q_max, q_max]
+        arg_b = 1.0 + (-d - 2.0 * q) * d / denom             # 0 at q = +q_max: no bid
+        if arg_a <= 1e-12:
+            no_ask = True
+            arg_a = 1.0 + (d + 2.0 * qm) * d / denom         # placeholder: the mirrored side, dropped below
+        if arg_b <= 1e-12:
+            no_bid = True
+            arg_b = 1.0 + (-d + 2.0 * qm) * d / denom
+        ra = mid + log(arg_a) / g
+        rb = mid + log(arg_b) / g
+        self._set_quotes(mid, 0.5 * (ra + rb), ra - rb + self.constant_spread, best_bid, best_ask)
+        if no_bid:
+            self.bid_ticks = 0
+        if no_ask:
+            self.ask_ticks = 0
+        return 0
 
 
 cdef class GLFT(QuoteModel):
@@ -374,8 +457,8 @@ cdef class GLFT(QuoteModel):
     clamped, rounded and kept from crossing the book exactly as :class:`AvellanedaStoikov` does (see
     :class:`QuoteModel`). The hftbacktest tutorial measures sigma, A and k in ticks; here they are in quote
     currency and seconds: sigma in quote currency per sqrt(second), A in fills per second, k in 1 / quote
-    currency. q and Delta share one unit (Delta = 1 when q counts orders); gamma and xi are in
-    1 / (quote currency x that unit).
+    currency. q and Delta are in base units (Delta = the order size); gamma and xi are in 1 / (quote currency x
+    base unit), as for :class:`AvellanedaStoikov`, so they do not change meaning with ``order_qty``.
 
     Parameters
     ----------
@@ -451,7 +534,7 @@ cdef class GLFT(QuoteModel):
         mid : float
             Mid price, the fair value (quote currency), finite and > 0.
         q : float
-            Inventory in units of ``order_qty_delta`` (signed, finite).
+            Inventory (base units, the unit of ``order_qty_delta``; signed, finite).
         sigma : float
             Volatility (quote currency per sqrt(second)), finite and >= 0.
         best_bid, best_ask : int

@@ -55,13 +55,13 @@ def test_grid_parsing_and_points():
 
 def test_cli_sweeps_a_grid_on_a_process_pool_and_writes_csv_and_heatmap(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mmcore", "sweep", "--data", str(USDM_FILE), "--grid",
-                        "strategy.gamma=0.01,0.05", "--workers", "2", "--out", str(tmp_path)], cwd=ROOT,
+                        "strategy.gamma=5,25", "--workers", "2", "--out", str(tmp_path)], cwd=ROOT,
                        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 0, r.stderr[-2000:]
     rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
-    assert [x["strategy.gamma"] for x in rows] == ["0.01", "0.05"]
+    assert [x["strategy.gamma"] for x in rows] == ["5", "25"]
     by_gamma = {x["strategy.gamma"]: int(x["fills"]) for x in rows}
-    assert by_gamma["0.01"] > by_gamma["0.05"] > 0                # less risk aversion, tighter quotes, more fills
+    assert by_gamma["5"] > by_gamma["25"] > 0                # less risk aversion, tighter quotes, more fills
     assert (tmp_path / "sweep.png").stat().st_size > 1000
     bad = subprocess.run([sys.executable, "-m", "mmcore", "sweep", "--grid", "strategy.gamma=0.01,-1"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)

@@ -13,7 +13,7 @@ def test_default_config_is_valid():
 
 
 @pytest.mark.parametrize("override, field, words", [
-    ("strategy.gamma=-1", "strategy.gamma", "0 < gamma <= 100"),
+    ("strategy.gamma=-1", "strategy.gamma", "0 < gamma <= 1e6"),
     ("strategy.order_qty=abc", "strategy.order_qty", "decimal number"),
     ("sim.maker_fee_bps=true", "sim.maker_fee_bps", "number"),
     ("execution.price_tolerance_ticks=1.5", "execution.price_tolerance_ticks", "integer"),

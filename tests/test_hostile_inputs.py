@@ -73,7 +73,7 @@ def _alias_bomb(section_text: str) -> str:
 
 def test_yaml_alias_bomb_in_known_fields_is_refused_at_once_with_bounded_messages(tmp_path):
     text = (ROOT / "config" / "default.yaml").read_text()
-    text = text.replace("  gamma: 0.05", "  gamma: *l9").replace("  net_max: 0.01", "  net_max: *l9")
+    text = text.replace("  gamma: 25.0", "  gamma: *l9").replace("  net_max: 0.01", "  net_max: *l9")
     text = text.replace("risk:\n", "risk:\n  symbol_whitelist: *l9\n")
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(_alias_bomb(text))

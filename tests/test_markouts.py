@@ -55,7 +55,7 @@ def test_quote_stats_integrate_what_held_between_events():
     from mmcore_ext import orders as om
     bid = SimpleNamespace(price=999, state=om.ACCEPTED)
     ask = SimpleNamespace(price=1002, state=om.ACCEPTED)
-    orders = SimpleNamespace(working={1: bid, -1: ask})
+    orders = SimpleNamespace(slots={1: [bid], -1: [ask]})
     qs = QuoteStats()
     qs.on_event(0, 999, 1001, orders)            # both quoted; bid at the touch, ask one tick out (3 wide)
     ask.state = om.PENDING_CANCEL                 # next: the ask is being cancelled: not resting

@@ -33,12 +33,12 @@ from mmcore.persistence.journal import (KV_PEAK_PNL, KV_TRADING_STATE, KV_TRADIN
 from mmcore.engine.order_manager import OrderManager
 from mmcore_ext.book import APPLIED, GAP, L2Book
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
-from mmcore_ext.quoting import AvellanedaStoikov, EwmaVolatility
+from mmcore_ext.quoting import EwmaVolatility
 from mmcore_ext.risk import ACTIVE, HALTED, STATE_NAMES as TRADING_STATES
 
 PNL_EVERY_NS = 1_000_000_000
 #: ``strategy.fair_price``: the price the quoter centres on (sigma and the risk gate always use the mid).
-FAIR_PRICES = ("mid", "microprice")
+FAIR_PRICES = ("mid", "microprice", "twap", "external")
 
 
 def microprice(bid: int, bid_qty: int, ask: int, ask_qty: int) -> float:
@@ -72,22 +72,27 @@ class Engine:
     ----------
     instrument : Instrument
     book : L2Book
-    quoter : AvellanedaStoikov
-        ``compute(ts_ns, mid, q, sigma, best_bid, best_ask)`` -> ``bid_ticks``/``ask_ticks``.
-    volatility : EwmaVolatility
+    strategy : mmcore_ext.strategy.Strategy
+        ``quote(ts_ns, fair, position_lots, sigma, best_bid, best_ask)`` fills ``strategy.ladder`` (up to N
+        (price_ticks, qty_lots) per side); the engine does not know which model it is. Inventory limits (its
+        ``max_inventory_lots``) and sizes are the strategy's.
+    volatility : EwmaVolatility or mmcore_ext.estimators.RealizedVolatility
+        ``update(ts_ns, mid)`` and ``sigma`` (quote currency per sqrt(second)): the sigma the strategy gets.
     orders : OrderManager
     portfolio : Portfolio
-    order_qty : int
-        Quote size in lots (the unit of inventory q for the quoter).
-    max_inventory : int
-        Lots; the side whose fill would push |inventory| past it is not quoted.
+    fair_price : str
+        The price the strategy centres on: ``mid``, ``microprice``, ``twap`` (``twap`` given: a
+        :class:`mmcore_ext.estimators.TwapPrice` of the mid) or ``external`` (:meth:`set_reference`; the mid
+        while no reference younger than ``reference_max_age_ns`` is set, counted ``reference_stale``).
+    sigma_alt : optional
+        A second sigma estimator fed the same mids, reported beside the one used (estimates over time).
     """
 
-    def __init__(self, instrument: Instrument, book: L2Book, quoter: AvellanedaStoikov,
-                 volatility: EwmaVolatility, orders: OrderManager, portfolio: Portfolio, order_qty: int,
-                 max_inventory: int, flat_retries: int = 3, flat_retry_backoff_ns: int = 1_000_000_000,
-                 journal=None, quote_on_book_ticker: bool = False, intensity=None,
-                 intensity_refit_ns: int = 5_000_000_000, fair_price: str = "mid", improve_touch: bool = True):
+    def __init__(self, instrument: Instrument, book: L2Book, strategy, volatility: EwmaVolatility,
+                 orders: OrderManager, portfolio: Portfolio, flat_retries: int = 3,
+                 flat_retry_backoff_ns: int = 1_000_000_000, journal=None, quote_on_book_ticker: bool = False,
+                 intensity=None, intensity_refit_ns: int = 5_000_000_000, fair_price: str = "mid",
+                 improve_touch: bool = True, twap=None, reference_max_age_ns: int = 5_000_000_000, sigma_alt=None):
         self.instrument = instrument
         self.gate = orders.gate
         self.journal = journal if journal is not None else orders.journal
@@ -99,12 +104,12 @@ class Engine:
         self._flat_coid = None            # client order id of the last flatten order sent
         self._next_pnl_ns = 0
         self.book = book
-        self.quoter = quoter
+        self.strategy = strategy
+        self.single_level = strategy.levels == 1
         self.vol = volatility
+        self.sigma_alt = sigma_alt
         self.orders = orders
         self.portfolio = portfolio
-        self.order_qty = order_qty
-        self.max_inventory = max_inventory
         self.tick = float(instrument.tick_size)
         self.paused = True            # until the book is synced
         self.pause_reason = "awaiting snapshot"
@@ -124,7 +129,15 @@ class Engine:
         self.fills: list[OrderFilled] = []
         if fair_price not in FAIR_PRICES:
             raise ValueError(f"fair_price {fair_price!r}: one of {', '.join(FAIR_PRICES)}")
+        if fair_price == "twap" and twap is None:
+            raise ValueError("fair_price 'twap' needs a TwapPrice (twap=)")
+        self.fair_price = fair_price
         self.microprice = fair_price == "microprice"
+        self.twap = twap
+        self.external = fair_price == "external"
+        self.reference_max_age_ns = reference_max_age_ns
+        self._ref_px = 0.0
+        self._ref_ts = -1
         self.improve_touch = improve_touch
         self._tk_bid_qty = 0
         self._tk_ask_qty = 0
@@ -144,6 +157,25 @@ class Engine:
 
     #: Event time (ns) at which a journal write failure halted trading (None: no failure seen).
     journal_failed_ts = None
+
+    @property
+    def quoter(self):
+        """The strategy's quote model (AvellanedaStoikov / GLFT), or None for a strategy without one (band)."""
+        return getattr(self.strategy, "model", None)
+
+    @quoter.setter
+    def quoter(self, model) -> None:
+        self.strategy.model = model
+
+    def set_reference(self, ts_ns: int, price: float) -> None:
+        """External fair price (``fair_price: external``): ``price`` in quote currency seen at ``ts_ns`` (ns),
+        e.g. another venue's mid (the MEXC work's Binance oracle). A price that is not finite and > 0 is ignored
+        (counted ``reference_refused``). Used until it is older than ``reference_max_age_ns``."""
+        if not (price > 0.0 and price < float("inf")):
+            self.counters["reference_refused"] += 1
+            return
+        self._ref_px = float(price)
+        self._ref_ts = ts_ns
 
     # --- hot path ---
     def on_event(self, ev) -> None:
@@ -250,25 +282,44 @@ class Engine:
             return
         mid = mid_x2 * 0.5 * self.tick
         self.vol.update(ts, mid)
+        if self.sigma_alt is not None:
+            self.sigma_alt.update(ts, mid)
         fair = mid
         if self.microprice:
             if ticker:
                 fair = microprice(bb, self._tk_bid_qty, ba, self._tk_ask_qty) * self.tick
             else:
                 fair = microprice(bb, book.best_bid_qty(), ba, book.best_ask_qty()) * self.tick
+        elif self.twap is not None:
+            self.twap.update(ts, mid)
+            if self.fair_price == "twap":
+                fair = self.twap.value
+        if self.external:
+            if self._ref_ts >= 0 and ts - self._ref_ts <= self.reference_max_age_ns:
+                fair = self._ref_px
+            else:
+                self.counters["reference_stale"] += 1
         pos = self.portfolio.position
-        q = self.quoter
+        strat = self.strategy
         try:
-            q.compute(ts, fair, pos / self.order_qty, self.vol.sigma, bb, ba)
+            strat.quote(ts, fair, pos, self.vol.sigma, bb, ba)
         except ValueError as exc:         # documented: inputs out of range or quotes outside int64 ticks
             self._refuse_quote(ts, exc)
             return
         if self.paused:
             log.info("quoting resumed at %d (%s cleared)", ts, self.pause_reason)
             self.paused = False
-        size = self.order_qty
-        bid = q.bid_ticks if pos + size <= self.max_inventory else 0
-        ask = q.ask_ticks if pos - size >= -self.max_inventory else 0
+        if strat.stop_loss:
+            self._stop_loss(ts, pos)
+            return
+        lad = strat.ladder
+        if not self.single_level:
+            self.last_bid = lad.bid_px(0)
+            self.last_ask = lad.ask_px(0)
+            self.orders.reconcile_ladder(ts, lad, 0 if self.improve_touch else bb, 0 if self.improve_touch else ba)
+            return
+        bid = lad.bid_px(0)
+        ask = lad.ask_px(0)
         if not self.improve_touch:        # join the best bid / offer at most, never step in front of it
             if bid > bb:
                 bid = bb
@@ -278,7 +329,22 @@ class Engine:
                 self.counters["quotes_held_at_touch"] += 1
         self.last_bid = bid
         self.last_ask = ask
-        self.orders.reconcile(ts, bid, ask, size)
+        self.orders.reconcile(ts, bid, ask, lad.bid_qty(0), lad.ask_qty(0))
+
+    def _stop_loss(self, ts: int, pos: int) -> None:
+        """The strategy asked for the position to be closed (LayeredLadder ``stop_loss_thresh``): cancel every
+        order and flatten with immediate-or-cancel orders (the flatten schedule of a halt), counted
+        ``stop_loss_flattens``; quoting goes on once the strategy no longer asks for it."""
+        if self.last_bid or self.last_ask:
+            self.orders.cancel_all(ts)
+            self.last_bid = self.last_ask = 0
+        if self._flat_next_ns < 0:
+            self.counters["stop_loss_flattens"] += 1
+            log.warning("stop loss at %d: position %d lots at or past the strategy's stop-loss threshold; "
+                        "cancelling all orders and flattening", ts, pos)
+            self.start_flatten(ts)
+        else:
+            self.flatten_step(ts)
 
     def _refuse_quote(self, ts: int, exc: ValueError) -> None:
         """The quoter cannot compute a quote at ``ts``: no quote (everything cancelled), counted, logged once

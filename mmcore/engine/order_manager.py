@@ -1,10 +1,10 @@
 """Order manager: reconcile desired quotes with live orders through the risk gate and the order state machine.
 
-Per side: keep the working order while its price is within tolerance (``tolerance_ticks``, or
+Per side and ladder level (level 0 is the quote nearest the touch): keep the working order while its price is within tolerance (``tolerance_ticks``, or
 ``tolerance_bps`` of its price, whichever allows more) and it is younger than ``ttl_ns``; otherwise cancel it
 and place a new one (cancel/replace), or, with ``amend_orders`` on a client that ``supports_modify``, amend its
 price in place (one request; PENDING_REPLACE until the venue answers). Never more than
-``max_orders_per_side`` live orders on a side (orders whose cancel is in flight count: they can still fill);
+``max_orders_per_side`` live orders on a side per level quoted (orders whose cancel is in flight count: they can still fill);
 with ``wait_for_cancel_ack`` no new order goes out on a side until its pending cancels are confirmed. Every new order passes :class:`mmcore_ext.risk.RiskGate`
 (refusals are counted per reason by the gate); every cancel passes the gate's cancel-rate limit except
 risk-driven cancel-all. A post-only reject (the price would have taken liquidity) re-prices one tick away
@@ -52,6 +52,9 @@ class OrderManager:
     ttl_ns : int
         Maximum age of a working order (ns) before it is replaced.
     max_orders_per_side : int
+        Live orders per side per ladder level (``levels``), cancels in flight included.
+    levels : int
+        Ladder levels per side (1: one quote per side; :meth:`reconcile_ladder` for more).
     wait_for_cancel_ack : bool
     reprice_post_only : bool
     exchange_filter : mmcore.instruments.OrderFilter, optional
@@ -63,7 +66,7 @@ class OrderManager:
 
     def __init__(self, exec_client, gate, coids, journal, tolerance_ticks: int, tolerance_bps: float,
                  ttl_ns: int, max_orders_per_side: int = 1, wait_for_cancel_ack: bool = False,
-                 reprice_post_only: bool = True, exchange_filter=None, amend_orders: bool = False):
+                 reprice_post_only: bool = True, exchange_filter=None, amend_orders: bool = False, levels: int = 1):
         self.exec = exec_client
         self.gate = gate
         self.coids = coids
@@ -71,7 +74,8 @@ class OrderManager:
         self.tolerance = tolerance_ticks
         self.tolerance_frac = tolerance_bps / 10_000.0
         self.ttl_ns = ttl_ns
-        self.max_per_side = max_orders_per_side
+        self.levels = levels
+        self.max_per_side = max_orders_per_side * levels
         self.wait_cancel_ack = wait_for_cancel_ack
         self.reprice_post_only = reprice_post_only
         self.exchange_filter = exchange_filter
@@ -79,7 +83,9 @@ class OrderManager:
         self.amend_orders = bool(amend_orders) and bool(getattr(exec_client, "supports_modify", False))
         self.filter_refusals = Counter()
         self.orders: dict[str, om.Order] = {}        # every non-terminal order
-        self.working = {BUY: None, SELL: None}       # the order that stands for our quote on a side
+        # slots[side][i]: the order that stands for ladder level i of a side (None: none); _level: coid -> i
+        self.slots = {BUY: [None] * levels, SELL: [None] * levels}
+        self._level: dict[str, int] = {}
         self.live_count = {BUY: 0, SELL: 0}
         self.cancel_pending = {BUY: set(), SELL: set()}
         self._repriced: set[str] = set()
@@ -90,33 +96,69 @@ class OrderManager:
         self.placed = self.cancels = self.rejects = self.cancel_rejects = 0
 
     # --- desired quotes -> actions (hot path) ---
-    def reconcile(self, ts_ns: int, bid_px: int, ask_px: int, qty: int) -> None:
-        """Make the working orders match ``bid_px``/``ask_px`` (ticks; 0 = none) of ``qty`` lots."""
+    @property
+    def working(self) -> dict:
+        """The level-0 order of each side (``{BUY: order or None, SELL: ...}``; a new dict per call)."""
+        return {BUY: self.slots[BUY][0], SELL: self.slots[SELL][0]}
+
+    def reconcile(self, ts_ns: int, bid_px: int, ask_px: int, qty: int, ask_qty: int | None = None) -> None:
+        """Make the level-0 orders match ``bid_px``/``ask_px`` (ticks; 0 = none) of ``qty`` lots (the ask of
+        ``ask_qty`` lots when given)."""
         if bid_px and ask_px and self.gate.check_spread(bid_px, ask_px) != PASS:
             bid_px = ask_px = 0
-        self._side(ts_ns, BUY, bid_px, qty)
-        self._side(ts_ns, SELL, ask_px, qty)
+        self._level_order(ts_ns, BUY, 0, bid_px, qty)
+        self._level_order(ts_ns, SELL, 0, ask_px, qty if ask_qty is None else ask_qty)
 
-    def _side(self, ts_ns: int, side: int, px: int, qty: int) -> None:
-        o = self.working[side]
+    def reconcile_ladder(self, ts_ns: int, ladder, hold_bid: int = 0, hold_ask: int = 0) -> None:
+        """Make the orders of every level match ``ladder`` (:class:`mmcore_ext.strategy.Ladder`: level i of a side
+        keeps, amends or cancel/replaces its order like level 0; levels beyond the ladder's are cancelled).
+
+        ``hold_bid`` / ``hold_ask`` (ticks, 0 = off): no bid above ``hold_bid`` and no ask below ``hold_ask``
+        (``strategy.improve_touch: false``); a level that the hold would put on or behind a better level of
+        the ladder is left out. The spread check of the risk gate applies to the best bid and ask."""
+        bid0, ask0 = ladder.bid_px(0), ladder.ask_px(0)
+        if bid0 and ask0 and self.gate.check_spread(min(bid0, hold_bid) if hold_bid else bid0,
+                                                    max(ask0, hold_ask) if hold_ask else ask0) != PASS:
+            for side in (BUY, SELL):
+                for i in range(self.levels):
+                    self._level_order(ts_ns, side, i, 0, 0)
+            return
+        for side, px_at, qty_at, hold in ((BUY, ladder.bid_px, ladder.bid_qty, hold_bid),
+                                          (SELL, ladder.ask_px, ladder.ask_qty, hold_ask)):
+            prev = 0
+            for i in range(self.levels):
+                px = px_at(i)
+                if px and hold and (px > hold if side == BUY else px < hold):
+                    px = hold
+                    self.counters["quotes_held_at_touch"] += 1
+                if px and prev and (px >= prev if side == BUY else px <= prev):
+                    px = 0                      # the hold put it on a better level's price
+                if px:
+                    prev = px
+                self._level_order(ts_ns, side, i, px, qty_at(i))
+
+    def _level_order(self, ts_ns: int, side: int, level: int, px: int, qty: int) -> None:
+        slots = self.slots[side]
+        o = slots[level]
         if o is not None:
             if o.state == om.PENDING_REPLACE:
                 return                          # one request in flight: its answer first
-            if px and ts_ns - o.ts_created_ns < self.ttl_ns:
+            if px and ts_ns - o.ts_created_ns < self.ttl_ns and o.qty == qty:
                 d = abs(o.price - px)
                 if d <= self.tolerance or d <= o.price * self.tolerance_frac:
                     return
-                if self.amend_orders and o.qty == qty and self.amend(ts_ns, o.client_order_id, px):
+                if self.amend_orders and self.amend(ts_ns, o.client_order_id, px):
                     return
             if self.gate.check_cancel(ts_ns) != PASS:
                 return                          # cancel-rate limit: keep the order for now
             self._cancel(ts_ns, o)
-        if px:
-            self.place(ts_ns, side, px, qty)
+        if px and qty:
+            self.place(ts_ns, side, px, qty, level=level)
 
     def place(self, ts_ns: int, side: int, px: int, qty: int, post_only: bool = True,
-              check_risk: bool = True) -> om.Order | None:
-        """Send one order if the side has room and the risk gate passes it; return it (or None)."""
+              check_risk: bool = True, level: int = 0) -> om.Order | None:
+        """Send one order if the side has room and the risk gate passes it; return it (or None). A post-only
+        order stands for ladder level ``level`` of its side."""
         if self.live_count[side] >= self.max_per_side and post_only:
             self.counters["side_full"] += 1
             return None
@@ -141,7 +183,8 @@ class OrderManager:
         o.apply(om.SUBMIT, ts_ns)
         self.orders[coid] = o
         if post_only:
-            self.working[side] = o
+            self.slots[side][level] = o
+            self._level[coid] = level
         self.live_count[side] += 1
         self.placed += 1
         gate.on_order_open(side, px, qty)
@@ -166,8 +209,7 @@ class OrderManager:
             self._illegal(o, om.CANCEL_REQUEST, old)
             return False
         side = o.side
-        if self.working[side] is o:
-            self.working[side] = None
+        self._unslot(o)
         self.cancel_pending[side].add(o.client_order_id)
         self.cancels += 1
         self.gate.note_cancel_sent(ts_ns, side)
@@ -257,21 +299,18 @@ class OrderManager:
         next check. Returns the number of cancels sent (also counted as ``ttl_cancels``)."""
         n = 0
         for side in (BUY, SELL):
-            o = self.working[side]
-            if o is not None and _cancellable(o) and ts_ns - o.ts_created_ns >= self.ttl_ns and \
-                    self.gate.check_cancel(ts_ns) == PASS:
-                n += self._cancel(ts_ns, o)
+            for o in self.slots[side]:
+                if o is not None and _cancellable(o) and ts_ns - o.ts_created_ns >= self.ttl_ns and \
+                        self.gate.check_cancel(ts_ns) == PASS:
+                    n += self._cancel(ts_ns, o)
         if n:
             self.counters["ttl_cancels"] += n
         return n
 
     def next_expiry_ns(self) -> int:
-        """Time (ns) at which the older working order reaches its TTL, or -1 when no order is working."""
-        b, a = self.working[BUY], self.working[SELL]
-        if b is None and a is None:
-            return -1
-        created = min(o.ts_created_ns for o in (b, a) if o is not None)
-        return created + self.ttl_ns
+        """Time (ns) at which the oldest working order reaches its TTL, or -1 when no order is working."""
+        created = [o.ts_created_ns for side in (BUY, SELL) for o in self.slots[side] if o is not None]
+        return min(created) + self.ttl_ns if created else -1
 
     def cancel_all(self, ts_ns: int) -> int:
         """Cancel every live order whose cancel is not already in flight (risk-driven: not rate limited). An
@@ -380,8 +419,11 @@ class OrderManager:
             if (t is OrderRejected and rep.code == POST_ONLY_REJECT and not was_repriced
                     and old != om.PENDING_CANCEL):
                 self._reprice(o, ts)
-        elif t is OrderCancelRejected and self.working[o.side] is None:
-            self.working[o.side] = o        # still live: it stands for our quote again
+        elif t is OrderCancelRejected:
+            level = self._level.get(coid)
+            slots = self.slots[o.side]
+            if level is not None and slots[level] is None:
+                slots[level] = o            # still live: it stands for its level's quote again
         elif t is OrderAmendRejected:
             self._replace_settled(o, ts)
         return None
@@ -410,10 +452,17 @@ class OrderManager:
         self.live_count[side] -= 1
         self.cancel_pending[side].discard(coid)
         self._repriced.discard(coid)
-        if self.working[side] is o:
-            self.working[side] = None
+        self._unslot(o)
+        self._level.pop(coid, None)
         self.gate.on_order_closed(side, o.price, o.remaining)
         self.final_states[_STATE[o.state]] += 1
+
+    def _unslot(self, o) -> None:
+        """``o`` no longer stands for a ladder level (cancel requested or closed)."""
+        slots = self.slots[o.side]
+        for i, w in enumerate(slots):
+            if w is o:
+                slots[i] = None
 
     def _illegal(self, o, event: int, old: int, rc: int = om.ILLEGAL) -> None:
         self.counters["illegal_transitions"] += 1
@@ -467,8 +516,11 @@ class OrderManager:
             raise ValueError(f"cannot adopt {coid}: its fills complete it ({o.filled}/{qty} lots)")
         self.orders[coid] = o
         self.live_count[side] += 1
-        if self.working[side] is None:
-            self.working[side] = o
+        slots = self.slots[side]
+        if None in slots:
+            level = slots.index(None)
+            slots[level] = o
+            self._level[coid] = level
         self.gate.on_order_open(side, price, o.remaining)
         self.counters["adopted"] += 1
         self.journal.record_order(ts_created_ns, coid, side, price, qty, _STATE[o.state], venue_order_id,

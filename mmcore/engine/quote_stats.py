@@ -50,8 +50,8 @@ class QuoteStats:
         if last is None or ts_ns >= last:
             self.last_ts = ts_ns
         if best_bid and best_ask and best_bid < best_ask:
-            w = orders.working
-            b, a = w[1], w[-1]
+            slots = orders.slots
+            b, a = slots[1][0], slots[-1][0]      # level 0: the quote nearest the touch
             self._bb, self._ba = best_bid, best_ask
             self._ob = b.price if b is not None and b.state in _LIVE else 0
             self._oa = a.price if a is not None and a.state in _LIVE else 0

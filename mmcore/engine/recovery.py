@@ -355,10 +355,10 @@ def reconcile(state: JournalState, venue_orders: Iterable[VenueOrder], venue_fil
         if row is not None:
             rep.adopted.append(coid)
             log.info("adopted %s (%s, %d/%d lots filled)", coid, om.STATE_NAMES[o.state], o.filled, qty)
-            cancel = row.state == "PENDING_CANCEL" or orders.working[side] is not o
+            cancel = row.state == "PENDING_CANCEL" or all(w is not o for w in orders.slots[side])
         else:
             rep.unknown_adopted.append(coid)
-            cancel = unknown_policy == "cancel" or orders.working[side] is not o
+            cancel = unknown_policy == "cancel" or all(w is not o for w in orders.slots[side])
             log.warning("order %s open at the venue was not in the journal: adopted%s", coid,
                         ", cancelling it" if cancel else "")
             if cancel:

@@ -14,7 +14,9 @@ from mmcore.engine.order_manager import OrderManager
 from mmcore.sim.models import ConstantLatency, MakerFee
 from mmcore_ext.book import L2Book, sync_rule_for_market
 from mmcore_ext.orders import ClientOrderIdGenerator
-from mmcore_ext.quoting import GLFT, AvellanedaStoikov, EwmaVolatility, TradeIntensity
+from mmcore_ext.estimators import RealizedVolatility, TwapPrice
+from mmcore_ext.quoting import GLFT, HORIZON_MODES, AvellanedaStoikov, EwmaVolatility, TradeIntensity
+from mmcore_ext.strategy import BandMaker, LayeredLadder, ModelQuote
 from mmcore_ext.risk import RiskGate
 
 _MS = 1_000_000
@@ -54,26 +56,16 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
     order_qty, max_inv = check_instrument_fit(c, inst)
     if book is None:
         book = L2Book(sync_rule_for_market(inst.market))
-    tick = float(inst.tick_size)
-    intensity = None
-    if c.get("strategy.model") == "glft":
-        # q counts orders (Delta = 1), as for avellaneda_stoikov: gamma and xi per quote currency per order
-        try:
-            quoter = GLFT(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.A"), 1.0,
-                          c.get("strategy.xi"), c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"),
-                          tick)
-        except ValueError as exc:
-            raise ConfigError([f"strategy.model = glft: {exc}"]) from None
-        if c.get("strategy.intensity_estimate"):
-            intensity = TradeIntensity(c.get("strategy.intensity_window_s"),
-                                       c.get("strategy.intensity_bucket_ticks") * tick,
-                                       c.get("strategy.intensity_buckets"), c.get("strategy.A"),
-                                       c.get("strategy.kappa"), min_count=c.get("strategy.intensity_min_count"))
-    else:
-        quoter = AvellanedaStoikov(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.horizon_s"),
-                                   c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"), tick)
-    vol = EwmaVolatility(c.get("strategy.sigma_half_life_s"), c.get("strategy.sigma_sample_ms") * _MS,
-                         c.get("strategy.sigma_seed"))
+    strategy, intensity = build_strategy(c, inst, order_qty, max_inv)
+    ewma = EwmaVolatility(c.get("strategy.sigma_half_life_s"), c.get("strategy.sigma_sample_ms") * _MS,
+                          c.get("strategy.sigma_seed"))
+    realized = RealizedVolatility(c.get("strategy.sigma_window_s"), c.get("strategy.sigma_sample_ms") * _MS,
+                                  c.get("strategy.sigma_seed"))
+    vol, sigma_alt = (realized, ewma) if c.get("strategy.sigma_estimator") == "realized" else (ewma, realized)
+    fair_price = c.get("strategy.fair_price")
+    if c.get("strategy.model") == "band" and c.get("strategy.band.reference") == "twap":
+        fair_price = "twap"
+    twap = TwapPrice(c.get("strategy.twap_window_s")) if fair_price == "twap" else None
     risk = c.risk
     if inst.percent_price is not None:
         # PERCENT_PRICE: the venue refuses prices outside [reference * down, reference * up]. The gate's band is
@@ -94,12 +86,82 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
                           c.get("execution.order_price_deviation_bps"),
                           int(c.get("execution.order_ttl_seconds") * 1e9), c.get("execution.max_orders_per_side"),
                           c.get("execution.wait_for_cancel_ack"), c.get("execution.reprice_post_only"),
-                          exchange_filter=OrderFilter(inst), amend_orders=c.get("execution.amend_orders"))
-    return Engine(inst, book, quoter, vol, orders, Portfolio(inst), order_qty, max_inv,
+                          exchange_filter=OrderFilter(inst), amend_orders=c.get("execution.amend_orders"),
+                          levels=strategy.levels)
+    return Engine(inst, book, strategy, vol, orders, Portfolio(inst),
                   c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9),
                   quote_on_book_ticker=c.get("strategy.quote_on_book_ticker"), intensity=intensity,
                   intensity_refit_ns=int(c.get("strategy.intensity_refit_s") * 1e9),
-                  fair_price=c.get("strategy.fair_price"), improve_touch=c.get("strategy.improve_touch"))
+                  fair_price=fair_price, improve_touch=c.get("strategy.improve_touch"), twap=twap,
+                  reference_max_age_ns=int(c.get("strategy.reference_max_age_s") * 1e9), sigma_alt=sigma_alt)
+
+
+def build_quote_model(config: Config, inst: Instrument, model: str, max_inventory_lots: int):
+    """The A-S or GLFT quote model of ``model`` (``avellaneda_stoikov`` / ``glft``) from the ``strategy`` section,
+    in base units: q = position x lot size, Delta = ``strategy.order_qty`` (docs: ``mmcore_ext.quoting``).
+    Returns ``(model, intensity)``: intensity is the online A / kappa estimator (glft with
+    ``intensity_estimate``) or None. Raises ConfigError naming the field when the model refuses its
+    parameters."""
+    c = config
+    tick = float(inst.tick_size)
+    delta = float(c.get("strategy.order_qty"))
+    intensity = None
+    if model == "glft":
+        try:
+            quoter = GLFT(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.A"), delta,
+                          c.get("strategy.xi"), c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"),
+                          tick)
+        except ValueError as exc:
+            raise ConfigError([f"strategy.model = glft: {exc}"]) from None
+        if c.get("strategy.intensity_estimate"):
+            intensity = TradeIntensity(c.get("strategy.intensity_window_s"),
+                                       c.get("strategy.intensity_bucket_ticks") * tick,
+                                       c.get("strategy.intensity_buckets"), c.get("strategy.A"),
+                                       c.get("strategy.kappa"), min_count=c.get("strategy.intensity_min_count"))
+        return quoter, intensity
+    try:
+        quoter = AvellanedaStoikov(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.horizon_s"),
+                                   c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"), tick, delta,
+                                   HORIZON_MODES[c.get("strategy.avellaneda_stoikov.horizon")],
+                                   c.get("strategy.avellaneda_stoikov.spread") == "constant",
+                                   max(max_inventory_lots, 1) * float(inst.lot_size))
+    except ValueError as exc:
+        raise ConfigError([f"strategy.model = avellaneda_stoikov: {exc}"]) from None
+    return quoter, None
+
+
+def build_strategy(config: Config, inst: Instrument, order_lots: int, max_inventory_lots: int):
+    """The compiled strategy of ``strategy.model`` (:mod:`mmcore_ext.strategy`) and its intensity estimator (or
+    None). Raises ConfigError naming the field when a parameter does not fit the instrument."""
+    c = config
+    model = c.get("strategy.model")
+    lot, step = float(inst.lot_size), inst.step_lots
+    errors: list[str] = []
+    if model == "band":
+        try:
+            return BandMaker(float(inst.tick_size), lot, step, max_inventory_lots, c.get("strategy.band.band_min"),
+                             c.get("strategy.band.band_max"), c.get("strategy.band.drift_threshold"),
+                             c.get("strategy.band.target_orders_per_side"), order_lots,
+                             c.get("strategy.band.min_order_value")), None
+        except ValueError as exc:
+            raise ConfigError([f"strategy.band: {exc}"]) from None
+    if model == "ladder":
+        base = _lots_on_step(inst, "strategy.ladder.base_layer_size", c.get("strategy.ladder.base_layer_size"), errors)
+        if errors:
+            raise ConfigError(errors)
+        quoter, intensity = build_quote_model(c, inst, c.get("strategy.ladder.inner_model"), max_inventory_lots)
+        k = "strategy.ladder."
+        try:
+            return LayeredLadder(quoter, lot, step, max_inventory_lots, c.get(k + "near_layers"),
+                                 c.get(k + "far_layers"), base, c.get(k + "near_spacing_ticks"),
+                                 c.get(k + "far_spacing_ticks"), c.get(k + "far_size_mult"),
+                                 c.get(k + "pinning_thresh"), c.get(k + "grinding_thresh"),
+                                 c.get(k + "stop_loss_thresh"), c.get(k + "grind_factor"),
+                                 c.get("strategy.eta")), intensity
+        except ValueError as exc:
+            raise ConfigError([f"strategy.ladder: {exc}"]) from None
+    quoter, intensity = build_quote_model(c, inst, model, max_inventory_lots)
+    return ModelQuote(quoter, order_lots, lot, step, max_inventory_lots, c.get("strategy.eta")), intensity
 
 
 def sim_models(config: Config, instrument: Instrument) -> tuple[ConstantLatency, MakerFee, MakerFee]:
@@ -126,7 +188,7 @@ def check_instrument_fit(config: Config, inst: Instrument) -> tuple[int, int]:
       within ``risk.max_single_trade_usdt``, ``risk.max_symbol_notional_usdt`` and
       ``risk.max_global_notional_usdt``: otherwise every order is refused whatever the price;
     - the A–S reservation-price offset at full inventory with the seed volatility,
-      ``(max_inventory / order_qty) * gamma * sigma_seed**2 * horizon_s``, stays below ``max_price``:
+      ``max_inventory * gamma * sigma_seed**2 * horizon_s`` (base units), stays below ``max_price``:
       otherwise the quotes leave the instrument's price range as soon as the position builds up.
     """
     c = config
@@ -154,12 +216,12 @@ def check_instrument_fit(config: Config, inst: Instrument) -> tuple[int, int]:
             errors.append(f"risk.{name} = {getattr(risk, name)}: below the notional of strategy.order_qty = {qty} at "
                           f"the lowest allowed price ({lowest} {inst.quote}): every order would be refused")
     if qty > 0:
-        offset = (float(inv / qty) * c.get("strategy.gamma") * c.get("strategy.sigma_seed") ** 2
+        offset = (float(inv) * c.get("strategy.gamma") * c.get("strategy.sigma_seed") ** 2
                   * c.get("strategy.horizon_s"))
         if offset >= float(inst.max_price):
             errors.append(f"strategy.gamma = {c.get('strategy.gamma')}: with strategy.sigma_seed = "
                           f"{c.get('strategy.sigma_seed')}, strategy.horizon_s = {c.get('strategy.horizon_s')} and "
-                          f"max_inventory / order_qty = {inv / qty}, the reservation price moves {offset:.6g} "
+                          f"max_inventory = {inv}, the reservation price moves {offset:.6g} "
                           f"{inst.quote} from the mid at full inventory, beyond the max price {inst.max_price} of "
                           f"{inst.symbol}")
     if errors:

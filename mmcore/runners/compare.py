@@ -15,7 +15,7 @@ from pathlib import Path
 from mmcore.config import Config, load_config
 
 #: The models ``strategy.model`` accepts (the compare order).
-MODELS = ("avellaneda_stoikov", "glft")
+MODELS = ("avellaneda_stoikov", "glft", "ladder", "band")
 COLUMNS = ("model", "data", "fills", "volume", "quoted_spread_bps", "markout_1s_bps", "markout_30s_bps",
            "realized_pnl", "mtm_pnl", "fees", "max_abs_inventory", "inventory_std")
 
