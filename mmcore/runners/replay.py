@@ -57,6 +57,8 @@ class Series:
     ask: list = field(default_factory=list)
     inventory: list = field(default_factory=list)
     pnl: list = field(default_factory=list)
+    sigma: list = field(default_factory=list)         # the sigma quoted with (quote currency per sqrt(s))
+    sigma_alt: list = field(default_factory=list)     # the other estimator's (ewma / realized)
 
 
 @dataclass
@@ -317,6 +319,34 @@ def _sample(s: Session, ts: int) -> None:
     ser.ask.append(s.engine.last_ask * tick if s.engine.last_ask else float("nan"))
     ser.inventory.append(float(s.instrument.qty_of(s.portfolio.position)))
     ser.pnl.append(float(s.portfolio.mtm_pnl(mid_x2)))
+    ser.sigma.append(s.engine.vol.sigma)
+    alt = s.engine.sigma_alt
+    ser.sigma_alt.append(alt.sigma if alt is not None else float("nan"))
+
+
+def strategy_summary(eng, series: Series | None = None) -> dict:
+    """The strategy that ran and its estimates: model and class, ladder levels, fair price, sigma estimators
+    (the one quoted with first) now and over time (at most 500 samples of the report series, in quote currency
+    and ticks per sqrt(second)), and the model's own state (layered ladder regime, band requotes)."""
+    strat, tick = eng.strategy, eng.tick
+    names = {"EwmaVolatility": "ewma", "RealizedVolatility": "realized"}
+    out = {"class": type(strat).__name__, "levels": strat.levels, "fair_price": eng.fair_price,
+           "sigma_estimator": names.get(type(eng.vol).__name__, type(eng.vol).__name__),
+           "sigma": eng.vol.sigma, "sigma_ticks": eng.vol.sigma / tick,
+           "sigma_alt": eng.sigma_alt.sigma if eng.sigma_alt is not None else None,
+           "stop_loss_flattens": eng.counters["stop_loss_flattens"],
+           "reference_stale": eng.counters["reference_stale"]}
+    if hasattr(strat, "regime"):
+        from mmcore_ext.strategy import REGIME_NAMES
+        out["regime"] = REGIME_NAMES[strat.regime]
+    if hasattr(strat, "requotes"):
+        out["band_requotes"], out["band_anchor"] = strat.requotes, strat.anchor
+    if series is not None and series.ts_ns:
+        step = max(1, len(series.ts_ns) // 500)
+        out["sigma_over_time"] = [{"ts_ns": t, "sigma": a, "sigma_ticks": a / tick,
+                                   "sigma_alt": None if b != b else b}
+                                  for t, a, b in list(zip(series.ts_ns, series.sigma, series.sigma_alt))[::step]]
+    return out
 
 
 def percentiles_us(values: array) -> dict:
@@ -392,7 +422,8 @@ def summarize(s: Session) -> dict:
         "quotes_refused": eng.counters["quotes_refused"],
         "fill_contradictions": eng.orders.counters["fill_contradictions"],
         "ttl_cancels": eng.orders.counters["ttl_cancels"],
-        "model": type(eng.quoter).__name__,
+        "model": type(eng.quoter).__name__ if eng.quoter is not None else type(eng.strategy).__name__,
+        "strategy": strategy_summary(eng, s.series),
         **(stats.summary(pf.mtm_pnl(mid_x2), pf.fees) if stats is not None else {"quoting": None}),
         "intensity": _intensity_summary(eng),
         "risk_refusals": eng.orders.refusal_counts(),

@@ -22,7 +22,8 @@ def write_json(summary: dict, out_dir: Path) -> Path:
 
 def write_plot(series, summary: dict, out_dir: Path) -> Path:
     """Stacked panels against event time (s from the first sample): price with our quotes and fills,
-    inventory, mark-to-market PnL, and (glft with online estimation) A and kappa over time."""
+    inventory, mark-to-market PnL, sigma (both estimators), and (glft with online estimation) A and kappa over
+    time."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -32,9 +33,10 @@ def write_plot(series, summary: dict, out_dir: Path) -> Path:
     t0 = series.ts_ns[0] if series.ts_ns else 0
     t = [(x - t0) / 1e9 for x in series.ts_ns]
     est = (summary.get("intensity") or {}).get("estimates") or []
-    n = 4 if est else 3
+    sig = getattr(series, "sigma", None) or []
+    n = 3 + bool(est) + bool(sig)
     fig, axes = plt.subplots(n, 1, figsize=(11, 8 + 2 * (n - 3)), sharex=True,
-                             gridspec_kw={"height_ratios": [3, 1.3, 1.3, 1.3][:n]})
+                             gridspec_kw={"height_ratios": [3, 1.3, 1.3, 1.3, 1.3][:n]})
     ax = axes[0]
     ax.plot(t, series.mid, color="black", lw=0.8, label="mid")
     ax.plot(t, series.bid, color="tab:green", lw=0.6, label="our bid")
@@ -55,11 +57,19 @@ def write_plot(series, summary: dict, out_dir: Path) -> Path:
     axes[2].plot(t, series.pnl, color="tab:purple", lw=0.9)
     axes[2].axhline(0, color="grey", lw=0.5)
     axes[2].set_ylabel("mtm PnL (quote)")
+    if sig:
+        ax = axes[3]
+        used = (summary.get("strategy") or {}).get("sigma_estimator", "sigma")
+        ax.plot(t, sig, color="tab:brown", lw=0.9, label=f"sigma ({used}, quoted)")
+        ax.plot(t, series.sigma_alt, color="tab:gray", lw=0.7, label="sigma (other estimator)")
+        ax.set_ylabel("sigma (quote/sqrt s)")
+        ax.legend(loc="upper right", fontsize=8)
     if est:
         te = [(e["ts_ns"] - t0) / 1e9 for e in est]
-        axes[3].step(te, [e["A_per_s"] for e in est], where="post", color="tab:orange", lw=0.9)
-        axes[3].set_ylabel("A (arrivals/s)", color="tab:orange")
-        k = axes[3].twinx()
+        axa = axes[-1]
+        axa.step(te, [e["A_per_s"] for e in est], where="post", color="tab:orange", lw=0.9)
+        axa.set_ylabel("A (arrivals/s)", color="tab:orange")
+        k = axa.twinx()
         k.step(te, [e["kappa_per_quote"] for e in est], where="post", color="tab:cyan", lw=0.9)
         k.set_ylabel("kappa (1/quote)", color="tab:cyan")
     axes[-1].set_xlabel("event time (s)")
