@@ -110,3 +110,14 @@ def test_report_json_carries_the_strategy_block(tmp_path):
     assert rep["strategy"]["class"] == "LayeredLadder" and rep["strategy"]["sigma_estimator"] == "ewma"
     assert rep["strategy"]["sigma_over_time"][0]["sigma_alt"] is not None
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_intensity_warm_up_is_logged_and_quoting_starts_on_the_seeds(caplog):
+    import logging
+    with caplog.at_level(logging.INFO, logger="mmcore.engine"):
+        s, summary, _ = replay("strategy.model=glft")
+    warm = [r.getMessage() for r in caplog.records if "warm-up" in r.getMessage()]
+    assert len(warm) >= 5 and "of 300 s of window" in warm[0]
+    first_fit = summary["intensity"]["estimates"][0]["ts_ns"]
+    first_order = min(f["ts_ns"] for f in summary["fills"])
+    assert summary["orders_placed"] > 0 and first_fit > first_order         # quoted (and filled) before the fit

@@ -50,6 +50,8 @@ def microprice(bid: int, bid_qty: int, ask: int, ask_qty: int) -> float:
     if total <= 0:
         return (bid + ask) * 0.5
     return (bid * float(ask_qty) + ask * float(bid_qty)) / total
+#: Event time between two warm-up progress lines of the intensity estimator (ns).
+WARMUP_LOG_NS = 30_000_000_000
 #: Intensity estimates (ts, A, kappa, sigma) kept for the report (the newest).
 ESTIMATES_KEPT = 10_000
 #: Longest and shortest interval (ns) between two timer checks (:meth:`Engine.on_timer`).
@@ -146,6 +148,8 @@ class Engine:
         self.intensity = intensity
         self.intensity_refit_ns = intensity_refit_ns
         self._next_refit_ns = 0
+        self._warm_from_ns = -1
+        self._next_warm_log_ns = 0
         self.estimates: deque = deque(maxlen=ESTIMATES_KEPT)
         # Timer (see on_timer): market data older than this pauses quoting; checks at least every period.
         self.stale_after_ns = int(self.gate.limits.stale_after_ns)
@@ -241,6 +245,16 @@ class Engine:
         self._next_refit_ns = ts + self.intensity_refit_ns
         A, kappa = est.fit(ts)
         if not est.n_points:
+            if not self.counters["intensity_fits"]:          # warm-up: quoting on the seeds meanwhile
+                if self._warm_from_ns < 0:
+                    self._warm_from_ns = ts
+                if ts >= self._next_warm_log_ns:
+                    self._next_warm_log_ns = ts + WARMUP_LOG_NS
+                    log.info("arrival-intensity warm-up: %.0f of %.0f s of window, %d arrivals; quoting with A=%.4g "
+                             "/s, kappa=%.4g /quote until the first fit", (ts - self._warm_from_ns) / 1e9,
+                             est.window_s, est.arrivals, A, kappa)
+            else:
+                self.counters["intensity_fits_kept"] += 1        # too few points: the last good fit stays
             return
         try:
             self.quoter.set_intensity(A, kappa)

@@ -368,6 +368,7 @@ def _intensity_summary(eng) -> dict | None:
     rows = list(eng.estimates)
     step = max(1, len(rows) // 500)
     return {"fits": eng.counters["intensity_fits"], "fits_refused": eng.counters["intensity_fits_refused"],
+            "fits_kept": eng.counters["intensity_fits_kept"],
             "A_per_s": eng.quoter.A, "kappa_per_quote": eng.quoter.kappa, "arrivals": est.arrivals,
             "prints": est.prints,
             "estimates": [{"ts_ns": t, "A_per_s": a, "kappa_per_quote": k, "sigma": sg}
