@@ -148,12 +148,12 @@ def cmd_backtest(args) -> int:
     summary = summarize(session)
     try:
         js = write_json(summary, out)
-        png = write_plot(session.series, summary, out)
+        png = None if args.no_plot else write_plot(session.series, summary, out)
     except OSError as exc:
         print(f"error: cannot write the report in {out}: {exc.strerror or exc}", file=sys.stderr)
         _exit_code(session, summary)
         return 1
-    print(f"wrote {js} and {png}: {summary['events']} events in {summary['wall_s']:.3f} s, "
+    print(f"wrote {js}{'' if png is None else f' and {png}'}: {summary['events']} events in {summary['wall_s']:.3f} s, "
           f"{summary['fill_count']} fills, mtm PnL {summary['mtm_pnl']} {session.instrument.quote}")
     return _exit_code(session, summary)
 
@@ -359,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(bt, data_required=True)
     bt.add_argument("--out", help="output directory (default: config report.out_dir)")
     bt.add_argument("--journal", help="SQLite journal file (default: config journal.path; off when null)")
+    bt.add_argument("--no-plot", action="store_true", help="write report.json only (no report.png: faster)")
     bk = sub.add_parser("book", help="export the reconstructed best bid/ask after every applied depth event")
     bk.add_argument("--data", required=True)
     bk.add_argument("--market", choices=("binance_spot", "binance_usdm"))

@@ -24,9 +24,8 @@ def write_plot(series, summary: dict, out_dir: Path) -> Path:
     """Stacked panels against event time (s from the first sample): price with our quotes and fills,
     inventory, mark-to-market PnL, sigma (both estimators), and (glft with online estimation) A and kappa over
     time."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg      # imported here: only a plot needs it
+    from matplotlib.figure import Figure                              # (object API: no pyplot state)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.png"
@@ -35,8 +34,9 @@ def write_plot(series, summary: dict, out_dir: Path) -> Path:
     est = (summary.get("intensity") or {}).get("estimates") or []
     sig = getattr(series, "sigma", None) or []
     n = 3 + bool(est) + bool(sig)
-    fig, axes = plt.subplots(n, 1, figsize=(11, 8 + 2 * (n - 3)), sharex=True,
-                             gridspec_kw={"height_ratios": [3, 1.3, 1.3, 1.3, 1.3][:n]})
+    fig = Figure(figsize=(11, 8 + 2 * (n - 3)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3, 1.3, 1.3, 1.3][:n]})
     ax = axes[0]
     ax.plot(t, series.mid, color="black", lw=0.8, label="mid")
     ax.plot(t, series.bid, color="tab:green", lw=0.6, label="our bid")
@@ -75,7 +75,6 @@ def write_plot(series, summary: dict, out_dir: Path) -> Path:
     axes[-1].set_xlabel("event time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
