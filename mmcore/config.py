@@ -242,6 +242,9 @@ TRADE_STREAMS = ("auto", "trade", "aggTrade")
 STRATEGY_MODELS = ("avellaneda_stoikov", "glft", "ladder", "band")
 #: ``strategy.fair_price``: the price the strategy centres on (mmcore.engine.engine.FAIR_PRICES).
 FAIR_PRICES = ("mid", "microprice", "twap", "external")
+#: Queue models of the simulated exchange (``sim.queue_model``; :data:`mmcore.sim.models.QUEUE_MODELS`).
+SIM_QUEUE_MODELS = ("conservative", "risk_averse", "prob_power", "prob_power2", "prob_power3", "prob_log",
+                    "prob_log2")
 
 #: Largest ``strategy.order_qty`` / ``max_inventory`` accepted by the config check (base units); the instrument
 #: check at start is tighter (``LOT_SIZE.maxQty`` / ``max_qty`` of the pinned markets file, config/markets/).
@@ -327,6 +330,16 @@ FIELDS: tuple[Field, ...] = (
     Field("journal.synchronous", _str, lambda v: v in ("FULL", "NORMAL"), "one of: FULL, NORMAL"),
     Field("sim.entry_latency_ms", _num, lambda v: 0 <= v <= 60000, "0 <= latency <= 60000 ms"),
     Field("sim.cancel_latency_ms", _num, lambda v: 0 <= v <= 60000, "0 <= latency <= 60000 ms"),
+    Field("sim.response_latency_ms", _num, lambda v: 0 <= v <= 60000, "0 <= latency <= 60000 ms"),
+    Field("sim.queue_model", _str, lambda v: v in SIM_QUEUE_MODELS, "one of: " + ", ".join(SIM_QUEUE_MODELS)),
+    Field("sim.queue_power_n", _num, lambda v: 0 < v <= 100, "0 < n <= 100 (prob_power*: f(x) = x**n)"),
+    Field("sim.latency_model", _str, lambda v: v in ("constant", "recorded"), "one of: constant, recorded"),
+    Field("sim.latency_file", _opt_path, lambda v: True,
+          "null, or a CSV of ts_ns,entry_ns,response_ns rows (needed by sim.latency_model = recorded)"),
+    Field("sim.latency_sampling", _str, lambda v: v in ("interpolate", "draw"), "one of: interpolate, draw"),
+    Field("sim.seed", _int, lambda v: 0 <= v < 2 ** 63, "0 <= seed < 2**63"),
+    Field("sim.feed_latency", _str, lambda v: v in ("none", "recorded"), "one of: none, recorded"),
+    Field("sim.feed_latency_base_ms", _num, lambda v: 0 <= v <= 60000, "0 <= latency <= 60000 ms"),
     Field("sim.maker_fee_bps", _num, lambda v: -100 <= v <= 100, "-100 <= fee <= 100 bps"),
     Field("sim.taker_fee_bps", _num, lambda v: -100 <= v <= 100, "-100 <= fee <= 100 bps"),
     Field("venue.name", _str, lambda v: v in VENUES, "one of: " + ", ".join(VENUES)),
@@ -501,6 +514,9 @@ def _combinations(v: dict, risk) -> list[str]:
     if v["venue.reconnect_initial_s"] > v["venue.reconnect_max_s"]:
         out.append(f"venue.reconnect_initial_s = {v['venue.reconnect_initial_s']}: must be <= "
                    f"venue.reconnect_max_s ({v['venue.reconnect_max_s']})")
+    if v["sim.latency_model"] == "recorded" and v["sim.latency_file"] is None:
+        out.append("sim.latency_file = None: sim.latency_model = recorded needs a file of ts_ns,entry_ns,response_ns "
+                   "rows")
     if qty > inv:
         out.append(f"strategy.order_qty = {qty}: must be <= strategy.max_inventory ({inv}): no side could be "
                    f"quoted, even with a flat position")

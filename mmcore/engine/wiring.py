@@ -11,7 +11,7 @@ from mmcore.config import Config, ConfigError
 from mmcore.engine.engine import Engine
 from mmcore.instruments import Instrument, OrderFilter
 from mmcore.engine.order_manager import OrderManager
-from mmcore.sim.models import ConstantLatency, MakerFee
+from mmcore.sim.models import ConstantLatency, MakerFee, RecordedLatency, make_queue
 from mmcore_ext.book import L2Book, sync_rule_for_market
 from mmcore_ext.orders import ClientOrderIdGenerator
 from mmcore_ext.estimators import RealizedVolatility, TwapPrice
@@ -165,12 +165,35 @@ def build_strategy(config: Config, inst: Instrument, order_lots: int, max_invent
 
 
 def sim_models(config: Config, instrument: Instrument) -> tuple[ConstantLatency, MakerFee, MakerFee]:
-    """The simulated exchange's latency model and maker/taker fee models from the ``sim`` section."""
+    """The simulated exchange's constant latency model (``sim.entry_latency_ms`` / ``cancel_latency_ms``;
+    no response latency: paper and the emulator deliver reports at once) and maker/taker fee models from the
+    ``sim`` section. The replay's full latency model is :func:`sim_latency`."""
     unit = instrument.tick_size * instrument.lot_size
     latency = ConstantLatency(int(config.get("sim.entry_latency_ms") * _MS),
                               int(config.get("sim.cancel_latency_ms") * _MS))
     return (latency, MakerFee(Decimal(str(config.get("sim.maker_fee_bps"))), unit),
             MakerFee(Decimal(str(config.get("sim.taker_fee_bps"))), unit))
+
+
+def sim_latency(config: Config):
+    """The replay's latency model from ``sim.latency_model``: constant (``sim.entry_latency_ms``,
+    ``cancel_latency_ms``, ``response_latency_ms``) or recorded (``sim.latency_file``, sampled by
+    ``sim.latency_sampling`` with ``sim.seed``). Raises ConfigError naming ``sim.latency_file`` when the file
+    cannot be read or has a bad row."""
+    if config.get("sim.latency_model") == "recorded":
+        path = config.resolve_path(config.get("sim.latency_file"))
+        try:
+            return RecordedLatency.from_file(path, config.get("sim.latency_sampling"), config.get("sim.seed"))
+        except (ValueError, OSError) as exc:
+            raise ConfigError([f"sim.latency_file = {path}: {exc}"]) from None
+    return ConstantLatency(int(config.get("sim.entry_latency_ms") * _MS), int(config.get("sim.cancel_latency_ms") * _MS),
+                           int(config.get("sim.response_latency_ms") * _MS))
+
+
+def sim_queue(config: Config):
+    """The replay's queue model from ``sim.queue_model`` (and ``sim.queue_power_n``):
+    :func:`mmcore.sim.models.make_queue`."""
+    return make_queue(config.get("sim.queue_model"), config.get("sim.queue_power_n"))
 
 
 def check_instrument_fit(config: Config, inst: Instrument) -> tuple[int, int]:

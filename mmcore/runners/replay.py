@@ -33,13 +33,13 @@ from mmcore.engine.markouts import RunStats
 from mmcore.engine.engine import Engine
 from mmcore.instruments import Instrument, load_instrument
 from mmcore.persistence.journal import KV_COID_COUNTER, Journal, JournalError, JournalPathError, NullJournal
-from mmcore.sim.exchange import SimExchange
-from mmcore.sim.models import ConservativeQueue
+from mmcore.sim.exchange import FILL_CAUSES, SimExchange
+from mmcore.sim.feed import FeedClock, median_offset_ns
 from mmcore.venues.binance.recording import (DataFileError, MalformedLine, ReplayReader, detect_market, detect_symbol,
                                          iter_lines, open_data_file, open_recording)
-from mmcore.engine.wiring import build_engine, sim_models
+from mmcore.engine.wiring import build_engine, sim_latency, sim_models, sim_queue
 from mmcore_ext.book import L2Book, sync_rule_for_market
-from mmcore_ext.events import Trade
+from mmcore_ext.events import BookTicker, DepthDiff, Trade
 from mmcore_ext.risk import STATE_NAMES as TRADING_STATES
 
 log = logging.getLogger("mmcore.replay")
@@ -89,6 +89,8 @@ class Session:
     data_error: str | None = None
     #: The whole file was replayed (not ended by damage, an interrupt or a journal failure).
     data_complete: bool = False
+    #: Exchange time on the local clock (``sim.feed_latency = recorded``); None: the exchange runs on local time.
+    feed: FeedClock | None = None
 
 
 def build_session(config: Config, data: str | None = None, market: str | None = None,
@@ -135,9 +137,12 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
     reader = ReplayReader(path, instrument=instrument)
     book = book_cls(sync_rule_for_market(market))
     engine_box = []
-    latency, maker, taker = sim_models(config, instrument)
-    sim = SimExchange(book, latency, maker, lambda rep: engine_box[0].on_report(rep), ConservativeQueue(),
+    _, maker, taker = sim_models(config, instrument)
+    sim = SimExchange(book, sim_latency(config), maker, lambda rep: engine_box[0].on_report(rep), sim_queue(config),
                       taker_fees=taker)
+    feed = None
+    if config.get("sim.feed_latency") == "recorded":
+        feed = FeedClock(_feed_offset(path, instrument), int(config.get("sim.feed_latency_base_ms") * _MS))
     # A journal given here (the CLI's --journal) is relative to the working directory, the config's to the
     # repository root.
     if journal is not None and not str(journal):
@@ -156,7 +161,22 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
         jr.close()
         raise
     engine_box.append(engine)
-    return Session(config, path, instrument, reader, engine, sim, engine.portfolio, journal=jr)
+    return Session(config, path, instrument, reader, engine, sim, engine.portfolio, journal=jr, feed=feed)
+
+
+def _feed_offset(path: Path, instrument: Instrument) -> int:
+    """The median ``local - E`` of the recording (ns; :func:`mmcore.sim.feed.median_offset_ns`), from one
+    decoding pass; a damaged file gives the median of the part before the damage. Raises ValueError when no
+    event has an exchange time."""
+    events = []
+    try:
+        for ev in ReplayReader(path, instrument=instrument):
+            events.append(ev)
+    except DataFileError:
+        pass
+    offset, n = median_offset_ns(events)
+    log.info("feed latency: recorder clock offset %.3f ms (median local - E of %d events)", offset / 1e6, n)
+    return offset
 
 
 async def run_session(s: Session, progress: Callable[[int, int], None] | None = None) -> Session:
@@ -168,7 +188,10 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
     engine, sim, reader = s.engine, s.sim, s.reader
     decode = reader.decoder.decode
     on_event = engine.on_event
-    advance, on_trade = sim.advance, sim.on_trade
+    advance, on_trade, deliver = sim.advance, sim.on_trade, sim.deliver
+    on_ticker, on_diff = sim.on_book_ticker, sim.on_depth_diff
+    book = engine.book
+    feed_time = s.feed.exchange_time if s.feed is not None else None
     hot, full = s.hot_ns, s.full_ns
     clock = time.perf_counter_ns
     if s.stats is None:
@@ -202,16 +225,27 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
                 continue
             t_parsed = clock()
             ts = ev.ts_local_ns
+            # The exchange's clock: the event's exchange time on the local axis (feed latency), or local time.
+            xs = feed_time(ev.ts_event_ns, ts) if feed_time is not None else ts
             if ts > next_timer:           # liveness checks due before this event (one compare per event)
-                next_timer = _run_timers(engine, advance, ts)
-            # The exchange sees the market first: due requests, then this trade against our orders.
-            if type(ev) is Trade:
-                on_trade(ts, ev.trade_id, ev.price, ev.qty, ev.side)
+                next_timer = _run_timers(engine, advance if xs == ts else _clamped(advance, deliver, xs), ts)
+            # The exchange sees the market first: due requests, then this trade against our orders; the engine
+            # then gets the reports that have reached it by its (local) time, then the event.
+            t = type(ev)
+            if t is Trade:
+                on_trade(xs, ev.trade_id, ev.price, ev.qty, ev.side)
             else:
-                advance(ts)
+                advance(xs)
+            if xs != ts:
+                deliver(ts)
             t1 = clock()
             on_event(ev)
             t2 = clock()
+            # Book changes reach the exchange's queue and cross-fill models (the shared book now holds them).
+            if t is BookTicker:
+                on_ticker(xs, ev.update_id, ev.bid_px, ev.bid_qty, ev.ask_px, ev.ask_qty)
+            elif t is DepthDiff and book.last_update_id == ev.final_update_id and book.synced:
+                on_diff(xs, ev)
             hot.append(t2 - t1)
             full.append(t2 - t1 + t_parsed - t0)
             events += 1
@@ -265,6 +299,15 @@ def _run_timers(engine: Engine, advance: Callable[[int], None], ts: int) -> int:
     return engine.next_timer_ns
 
 
+def _clamped(advance: Callable[[int], None], deliver: Callable[[int], None], xs: int) -> Callable[[int], None]:
+    """A timer's advance when the exchange runs ahead of local time: the exchange goes no further than the
+    current event's exchange time ``xs``, and the reports due by the timer's local time are delivered."""
+    def go(due: int) -> None:
+        advance(min(due, xs))
+        deliver(due)
+    return go
+
+
 SHUTDOWN_GRACE_NS = 10_000_000_000
 
 
@@ -280,6 +323,12 @@ def shutdown(s: Session) -> bool:
     eng = s.engine
     eng.orders.cancel_all(ts)
     s.sim.advance(ts + SHUTDOWN_GRACE_NS)          # the exchange processes the cancels
+    for _ in range(3):                             # a report in flight (an amend ack) may leave an order open:
+        if not (s.sim.open_orders() or eng.orders.orders):            # cancel again once it has arrived
+            break
+        ts += SHUTDOWN_GRACE_NS
+        eng.orders.cancel_all(ts)
+        s.sim.advance(ts + SHUTDOWN_GRACE_NS)
     if s.config.get("execution.flatten_on_shutdown") and s.portfolio.position:
         try:
             eng.start_flatten(ts)                  # IOC against the last book, flat_retries attempts
@@ -375,6 +424,21 @@ def _intensity_summary(eng) -> dict | None:
                           for t, a, k, sg in rows[::step]]}
 
 
+def _sim_summary(s: Session) -> dict:
+    """The simulated exchange's models and its fills by cause (counts and volume in base units)."""
+    sim = getattr(s, "sim", None)
+    if sim is None or not hasattr(sim, "fill_counts"):
+        return None
+    lat, feed = sim.latency, getattr(s, "feed", None)
+    return {"queue_model": getattr(sim.queue, "name", type(sim.queue).__name__),
+            "latency_model": type(lat).__name__,
+            "entry_latency_ms": lat.entry_ns / 1e6 if hasattr(lat, "entry_ns") else None,
+            "response_latency_ms": lat.response_ns / 1e6 if hasattr(lat, "response_ns") else None,
+            "feed": feed.summary() if feed is not None else None,
+            "fill_causes": {k: {"fills": sim.fill_counts[k], "volume": str(s.instrument.qty_of(sim.fill_lots[k]))}
+                            for k in FILL_CAUSES}}
+
+
 def summarize(s: Session) -> dict:
     """The run's results in report units (decimal strings for money and quantities)."""
     inst, pf, eng = s.instrument, s.portfolio, s.engine
@@ -425,6 +489,7 @@ def summarize(s: Session) -> dict:
         "ttl_cancels": eng.orders.counters["ttl_cancels"],
         "model": type(eng.quoter).__name__ if eng.quoter is not None else type(eng.strategy).__name__,
         "strategy": strategy_summary(eng, s.series),
+        "sim": _sim_summary(s),
         **(stats.summary(pf.mtm_pnl(mid_x2), pf.fees) if stats is not None else {"quoting": None}),
         "intensity": _intensity_summary(eng),
         "risk_refusals": eng.orders.refusal_counts(),

@@ -107,6 +107,13 @@ def print_summary(summary: dict, console: Console | None = None, title: str | No
         ("stale-data pauses / refused quotes", f"{summary['stale_pauses']} / {summary['quotes_refused']:,}"),
         ("contradicting fills refused", f"{summary['fill_contradictions']}"),
     ]
+    sim = summary.get("sim")
+    if sim:
+        fc = sim["fill_causes"]
+        rows.append(("sim fills: queue / trade-through / cross", " / ".join(str(fc[k]["fills"]) for k in fc)))
+        feed = sim.get("feed")
+        rows.append(("sim queue; feed latency p50 / p99 (ms)", f"{sim['queue_model']}; " + (
+            f"{feed['latency_ms_p50']} / {feed['latency_ms_p99']} (offset {feed['offset_ms']})" if feed else "none")))
     mk = summary.get("markouts")
     if mk:
         rows.append(("markouts " + " / ".join(mk) + " (bps per fill)",
