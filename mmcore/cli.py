@@ -1,4 +1,4 @@
-"""Command line: ``python -m mmcore run | backtest | book | markets | emulate | record | compare | sweep |
+"""Command line: ``python -m mmcore run | backtest | book | markets | emulate | record | compare | sweep | cache |
 research``.
 
 Exit codes (one ``error:`` / ``config error:`` line on stderr naming the field or file, never a traceback):
@@ -143,7 +143,7 @@ def cmd_backtest(args) -> int:
     config = _load(args)
     out = Path(args.out) if args.out else config.resolve_path(config.get("report.out_dir"))
     _check_out_dir(out)
-    session = build_session(config, args.data, args.market, args.journal)
+    session = build_session(config, args.data, args.market, args.journal, cache=args.cache)
     _run_loop(_replay(session))
     summary = summarize(session)
     try:
@@ -286,6 +286,23 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    """``cache``: build (or check) the decoded-event cache of each recording; one line per file; exit 0 (2: a bad
+    file or config)."""
+    import time
+    from mmcore.runners.event_cache import load_or_build
+    from mmcore.runners.replay import build_session
+    config = _load(args)
+    for path in args.data:
+        s = build_session(config, path, args.market)
+        t0 = time.perf_counter()
+        cached, built = load_or_build(s.path, s.reader)
+        s.journal.close()
+        print(f"{cached.path}: {cached.events} events, {cached.path.stat().st_size / 1e6:.1f} MB, "
+              f"{'built' if built else 'up to date'} in {time.perf_counter() - t0:.2f} s (source {s.path})")
+    return 0
+
+
 def cmd_sweep(args) -> int:
     """``sweep``: replays over a grid of config values; table, ``OUT/sweep.csv``, ``OUT/sweep.png``; exit 0 (2: a
     bad grid, config or data)."""
@@ -360,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--out", help="output directory (default: config report.out_dir)")
     bt.add_argument("--journal", help="SQLite journal file (default: config journal.path; off when null)")
     bt.add_argument("--no-plot", action="store_true", help="write report.json only (no report.png: faster)")
+    bt.add_argument("--cache", action="store_true",
+                    help="replay the recording's decoded-event cache (built on first use; see `cache`)")
     bk = sub.add_parser("book", help="export the reconstructed best bid/ask after every applied depth event")
     bk.add_argument("--data", required=True)
     bk.add_argument("--market", choices=("binance_spot", "binance_usdm"))
@@ -388,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     cp.add_argument("--market", choices=("binance_spot", "binance_usdm"))
     cp.add_argument("--csv", help="also write the rows to this CSV file")
+    ca = sub.add_parser("cache", help="decode recordings once into the event cache that sweep / compare / "
+                                      "backtest --cache replay from")
+    ca.add_argument("data", nargs="+", help="recording(s) to cache")
+    ca.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
+    ca.add_argument("--market", choices=("binance_spot", "binance_usdm"))
+    ca.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     sw = sub.add_parser("sweep", help="a parameter grid over recordings on a local process pool: table, CSV, "
                                       "heatmap")
     sw.add_argument("--data", action="append", help="recording to replay (repeatable; default: config data.path)")
@@ -422,7 +447,7 @@ def main(argv=None) -> int:
         return run_emulator(args)
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "backtest": cmd_backtest, "book": cmd_book, "markets": cmd_markets,
-                "record": cmd_record, "research": cmd_research, "compare": cmd_compare,
+                "record": cmd_record, "research": cmd_research, "compare": cmd_compare, "cache": cmd_cache,
                 "sweep": cmd_sweep}
     for name in ("config", "data", "out", "journal"):
         if getattr(args, name, None) == "":

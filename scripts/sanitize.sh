@@ -66,7 +66,7 @@ status=0
 TESTS="${SANITIZE_TESTS:-tests/test_book.py tests/test_book_replay.py tests/test_replay_reader.py tests/test_quoting.py
     tests/test_risk.py tests/test_orders.py tests/test_fuzz_core.py tests/test_hostile_numbers.py
     tests/test_binance_router.py tests/test_book_ticker_top.py tests/test_strategy.py tests/test_estimators.py
-    tests/test_ladder_orders.py tests/test_byte_decoder.py}"
+    tests/test_ladder_orders.py tests/test_byte_decoder.py tests/test_event_cache.py}"
 # shellcheck disable=SC2086
 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" $TESTS 2>&1 | tee "$WORK/pytest.log" || status=$?
 t2=$(date +%s)

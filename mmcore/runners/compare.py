@@ -43,15 +43,17 @@ def row_of(model: str, data: str, summary: dict, inventory_series) -> dict:
             "inventory_std": round(std, 8) if std is not None else None}
 
 
-async def compare(config_path: str, overrides: list, data: list, models=MODELS, market: str | None = None) -> list:
-    """Replay every ``data`` file once per model (in order); returns the rows. Raises ConfigError naming the
+async def compare(config_path: str, overrides: list, data: list, models=MODELS, market: str | None = None,
+                  cache: bool = True) -> list:
+    """Replay every ``data`` file once per model (in order); returns the rows. ``cache``: from each file's
+    decoded-event cache (built on first use; :mod:`mmcore.runners.event_cache`). Raises ConfigError naming the
     field when a model's config is invalid, and what ``build_session`` raises for a bad data file."""
     from mmcore.runners.replay import build_session, run_session, summarize
     rows = []
     for model in models:
         config: Config = load_config(config_path, [*overrides, f"strategy.model={model}"])
         for path in data:
-            s = build_session(config, path, market)
+            s = build_session(config, path, market, cache=cache)
             await run_session(s)
             rows.append(row_of(model, path, summarize(s), s.series.inventory))
     return rows
@@ -112,17 +114,17 @@ def _sweep_task(args) -> dict:
     """One (grid point, recording) replay, in a worker process; returns the row with the grid keys first."""
     import asyncio
     from mmcore.runners.replay import build_session, run_session, summarize
-    config_path, overrides, point, path, market = args
+    config_path, overrides, point, path, market, cache = args
     config = load_config(config_path, [*overrides, *(f"{k}={v}" for k, v in point.items())])
-    s = build_session(config, path, market)
+    s = build_session(config, path, market, cache=cache)
     asyncio.run(run_session(s))
     return {**point, **row_of(config.get("strategy.model"), path, summarize(s), s.series.inventory)}
 
 
 def sweep(config_path: str, overrides: list, data: list, grid, workers: int = 0, market: str | None = None,
-          ray_address: str | None = None) -> list:
+          ray_address: str | None = None, cache: bool = True) -> list:
     """Replay every recording at every grid point on a local process pool (``workers``: 0 = one per CPU, 1 = in
-    this process), or as Ray tasks on the cluster at ``ray_address`` (``"local"``: a Ray instance started for
+    this process; ``cache``: from the decoded-event caches, built here first), or as Ray tasks on the cluster at ``ray_address`` (``"local"``: a Ray instance started for
     this sweep; Ray is the optional ``ray`` extra, and the data paths must be readable where the tasks run);
     rows in grid order. Every grid point's config is validated first (ConfigError names the field and the
     point) so that a bad value fails before any replay. Raises RuntimeError when Ray is asked for and not
@@ -132,7 +134,12 @@ def sweep(config_path: str, overrides: list, data: list, grid, workers: int = 0,
     points = grid_points(grid)
     for p in points:
         load_config(config_path, [*overrides, *(f"{k}={v}" for k, v in p.items())])
-    tasks = [(config_path, list(overrides), p, str(Path(path).resolve()), market) for p in points for path in data]
+    if cache and ray_address is None:         # build each file's event cache once, before the workers read it
+        from mmcore.runners.replay import build_session
+        for path in dict.fromkeys(data):
+            build_session(load_config(config_path, list(overrides)), path, market, cache=True).journal.close()
+    tasks = [(config_path, list(overrides), p, str(Path(path).resolve()), market, cache and ray_address is None)
+             for p in points for path in data]
     if ray_address is not None:
         return _sweep_ray(tasks, ray_address)
     n = workers or min(len(tasks), os.cpu_count() or 1)

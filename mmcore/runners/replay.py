@@ -91,11 +91,17 @@ class Session:
     data_complete: bool = False
     #: Exchange time on the local clock (``sim.feed_latency = recorded``); None: the exchange runs on local time.
     feed: FeedClock | None = None
+    #: The decoded-event cache replayed instead of the file (:mod:`mmcore.runners.event_cache`), or None.
+    cache: object = None
 
 
 def build_session(config: Config, data: str | None = None, market: str | None = None,
-                  journal: str | None = None, book_cls=L2Book) -> Session:
+                  journal: str | None = None, book_cls=L2Book, cache: bool = False) -> Session:
     """Wire instrument, book, quoter, simulated exchange and engine from a validated config.
+
+    ``cache``: replay the file's decoded-event cache (built on first use, rebuilt when stale:
+    :func:`mmcore.runners.event_cache.load_or_build`) instead of decoding the file again; the same events, so the
+    same report (timings aside).
 
     ``journal`` overrides ``journal.path``; ``book_cls`` lets benchmarks swap in the pure-Python reference
     book (same API) to compare the hot path in the same run.
@@ -140,9 +146,14 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
     _, maker, taker = sim_models(config, instrument)
     sim = SimExchange(book, sim_latency(config), maker, lambda rep: engine_box[0].on_report(rep), sim_queue(config),
                       taker_fees=taker)
+    cached = None
+    if cache:
+        from mmcore.runners.event_cache import load_or_build
+        cached, _ = load_or_build(path, ReplayReader(path, instrument=instrument), log)
     feed = None
     if config.get("sim.feed_latency") == "recorded":
-        feed = FeedClock(_feed_offset(path, instrument), int(config.get("sim.feed_latency_base_ms") * _MS))
+        offset = _cached_feed_offset(cached) if cached is not None else _feed_offset(path, instrument)
+        feed = FeedClock(offset, int(config.get("sim.feed_latency_base_ms") * _MS))
     # A journal given here (the CLI's --journal) is relative to the working directory, the config's to the
     # repository root.
     if journal is not None and not str(journal):
@@ -161,7 +172,16 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
         jr.close()
         raise
     engine_box.append(engine)
-    return Session(config, path, instrument, reader, engine, sim, engine.portfolio, journal=jr, feed=feed)
+    return Session(config, path, instrument, reader, engine, sim, engine.portfolio, journal=jr, feed=feed,
+                   cache=cached)
+
+
+def _cached_feed_offset(cached) -> int:
+    """:func:`_feed_offset` from a cache: the same median over the same events, without decoding the file."""
+    offset, n = median_offset_ns(cached.stream())
+    log.info("feed latency: recorder clock offset %.3f ms (median local - E of %d events, from the cache)",
+             offset / 1e6, n)
+    return offset
 
 
 def _feed_offset(path: Path, instrument: Instrument) -> int:
@@ -199,30 +219,39 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
     after_event = s.stats.after_event
     sample_ns = s.config.get("report.sample_ms") * _MS
     next_sample = 0
-    total = s.path.stat().st_size
     t_start = time.perf_counter()
     events = 0
     next_timer = -1
     ts = lineno = 0
-    raw_fh = open_data_file(s.path)
-    try:
-        fh = open_recording(s.path, raw_fh)
-    except BaseException:
-        raw_fh.close()
-        raise
+    cached = s.cache
+    if cached is not None:                # the decoded events: no file to read, nothing to decode
+        source, decode, raw_fh, fh = cached.stream(), None, None, None
+        total = cached.events
+    else:
+        total = s.path.stat().st_size
+        raw_fh = open_data_file(s.path)
+        try:
+            fh = open_recording(s.path, raw_fh)
+        except BaseException:
+            raw_fh.close()
+            raise
+        source = iter_lines(fh, s.path)
     try:
         lineno = 0
-        for raw in iter_lines(fh, s.path):
+        for raw in source:
             lineno += 1
             t0 = clock()
-            try:
-                ev = decode(raw)
-            except MalformedLine as exc:
-                reader.report_malformed(lineno, exc, raw)
-                continue
-            if ev is None:
-                reader.ignored += 1
-                continue
+            if decode is None:
+                ev = raw
+            else:
+                try:
+                    ev = decode(raw)
+                except MalformedLine as exc:
+                    reader.report_malformed(lineno, exc, raw)
+                    continue
+                if ev is None:
+                    reader.ignored += 1
+                    continue
             t_parsed = clock()
             ts = ev.ts_local_ns
             # The exchange's clock: the event's exchange time on the local axis (feed latency), or local time.
@@ -255,7 +284,7 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
                 next_sample = ts + sample_ns
             if lineno % YIELD_EVERY == 0:
                 if progress is not None:
-                    progress(raw_fh.tell(), total)
+                    progress(lineno if raw_fh is None else raw_fh.tell(), total)
                 await asyncio.sleep(0)
                 if s.interrupted or engine.journal_failed_ts is not None:
                     log.warning("replay %s at line %d", "interrupted" if s.interrupted else
@@ -264,6 +293,9 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
         else:
             s.data_complete = True
         reader.lines = lineno
+        if cached is not None and s.data_complete:        # the source's own counts (its lines, not events)
+            h = cached.header
+            reader.lines, reader.ignored, reader.malformed = h["lines"], h["ignored"], h["malformed"]
         if progress is not None:
             progress(total, total)
     except DataFileError as exc:          # damage found while reading: keep what was replayed
@@ -276,8 +308,9 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
             engine.on_journal_failure(ts)
         log.error("replay stopped at line %d: %s", lineno, exc)
     finally:
-        fh.close()
-        raw_fh.close()
+        if fh is not None:
+            fh.close()
+            raw_fh.close()
     s.events = events
     s.last_ts_ns = ts if events else 0
     s.wall_s = time.perf_counter() - t_start
