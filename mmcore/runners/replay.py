@@ -90,11 +90,12 @@ class Session:
 
 
 def build_session(config: Config, data: str | None = None, market: str | None = None,
-                  journal: str | None = None, book_cls=L2Book) -> Session:
+                  journal: str | None = None, book_cls=L2Book, reader=None) -> Session:
     """Wire instrument, book, quoter, simulated exchange and engine from a validated config.
 
     ``journal`` overrides ``journal.path``; ``book_cls`` lets benchmarks swap in the pure-Python reference
-    book (same API) to compare the hot path in the same run.
+    book (same API) to compare the hot path in the same run. ``reader``: a reader of another format built by
+    the caller (its ``instrument`` is used; no Binance detection; e.g. :mod:`mmcore.runners.tardis_replay`).
 
     Raises
     ------
@@ -110,28 +111,21 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
         The data file is missing, not a regular file, or unreadable; ``JournalUnavailable``: the journal
         cannot be opened or written, or is in use by another process.
     """
-    from mmcore.config import ConfigError, file_kind
-
     path = Path(data) if data else config.resolve_path(config.get("data.path"))
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
-    market = market or config.get("data.market")
-    if market == "auto":
-        market = detect_market(path)
-    table = config.resolve_path(config.get("data.markets"))
-    try:
-        mode = table.stat().st_mode
-    except OSError as exc:
-        raise ConfigError([f"data.markets = {table}: cannot read: {exc.strerror}"]) from None
-    if not stat.S_ISDIR(mode):
-        raise ConfigError([f"data.markets = {table}: is {file_kind(mode)}, not a directory of pinned markets "
-                           f"files (<market>.json)"])
-    try:
-        instrument = load_instrument(market, detect_symbol(path), table / f"{market}.json")
-    except KeyError as exc:
-        raise ValueError(str(exc.args[0])) from None
-    reader = ReplayReader(path, instrument=instrument)
-    book = book_cls(sync_rule_for_market(market))
+    if reader is None:
+        market = market or config.get("data.market")
+        if market == "auto":
+            market = detect_market(path)
+        table = markets_dir(config)
+        try:
+            instrument = load_instrument(market, detect_symbol(path), table / f"{market}.json")
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0])) from None
+        reader = ReplayReader(path, instrument=instrument)
+    instrument = reader.instrument
+    book = book_cls(sync_rule_for_market(instrument.market))
     engine_box = []
     latency, maker, taker = sim_models(config, instrument)
     sim = SimExchange(book, latency, maker, lambda rep: engine_box[0].on_report(rep), ConservativeQueue(),
@@ -155,6 +149,20 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
         raise
     engine_box.append(engine)
     return Session(config, path, instrument, reader, engine, sim, engine.portfolio, journal=jr)
+
+
+def markets_dir(config: Config) -> Path:
+    """The config's ``data.markets`` directory. Raises ConfigError when it cannot be read or is no directory."""
+    from mmcore.config import ConfigError, file_kind
+    table = config.resolve_path(config.get("data.markets"))
+    try:
+        mode = table.stat().st_mode
+    except OSError as exc:
+        raise ConfigError([f"data.markets = {table}: cannot read: {exc.strerror}"]) from None
+    if not stat.S_ISDIR(mode):
+        raise ConfigError([f"data.markets = {table}: is {file_kind(mode)}, not a directory of pinned markets "
+                           f"files (<market>.json)"])
+    return table
 
 
 async def run_session(s: Session, progress: Callable[[int, int], None] | None = None) -> Session:
