@@ -415,9 +415,10 @@ class TardisReader:
         self._first_diff = False
 
     # --- iteration ---
-    def _rows(self) -> Iterator[tuple[int, list[str], int, int]]:
-        """``(lineno, fields, ts_event_ns, ts_local_ns)`` of the data rows of the file's symbol, in order; bad rows
-        are reported (``self._damage`` is called for each), the rest of the file's problems too."""
+    def _rows(self, with_bad: bool = False) -> Iterator[tuple[int, list[str], int, int]]:
+        """``(lineno, fields, ts_event_ns, ts_local_ns)`` of the data rows of the file's symbol, in order. Bad rows
+        are reported and skipped; with ``with_bad``, a damaged row (not one of NOT_DAMAGE) is also yielded, as
+        ``(lineno, fields or [], -1, -1)``."""
         self._reset()
         raw_fh = open_data_file(self.path)
         self._raw = raw_fh
@@ -429,6 +430,7 @@ class TardisReader:
                     self.lines = lineno
                     if lineno == 1:
                         continue                       # the header (checked by detect_kind)
+                    cols = []
                     try:
                         cols = _split(raw)
                         if cols is None:
@@ -446,17 +448,14 @@ class TardisReader:
                                                        f"({self._last_local // 1000})")
                     except _Bad as bad:
                         self._report(lineno, bad.problem, str(bad))
-                        if bad.problem not in NOT_DAMAGE:
-                            self._damage()
+                        if with_bad and bad.problem not in NOT_DAMAGE:
+                            yield lineno, cols or [], -1, -1
                         continue
                     self._last_local = local
                     yield lineno, cols, ts, local
         finally:
             self._raw = None
             raw_fh.close()
-
-    def _damage(self) -> None:
-        """A row of this file was lost (hook for the incremental book)."""
 
     def bytes_read(self) -> int:
         """Bytes of the (compressed) file read so far by the running iteration (the file size when none runs)."""
@@ -566,37 +565,45 @@ class TardisReader:
         snap: _Snapshot | None = None        # the snapshot run being read
         group = None                         # [ts_local, ts_event, bids, asks] of the diff being read
         seen_snapshot = False
-        state = {"taint": False}             # a row was lost where no snapshot run was open
-
-        def damage():
-            self._lose()
-            if snap is not None:
-                snap.broken = True
-            else:
-                state["taint"] = True
-        self._damage = damage
+        taint = False                        # a row of unknown kind was lost outside a snapshot run
         try:
-            for lineno, c, ts, local in self._rows():
-                try:
-                    flag = c[4]
-                    if flag not in ("true", "false"):
-                        raise _Bad("malformed", f"is_snapshot {flag[:20]!r}: true or false")
-                    side = c[5]
-                    if side not in ("bid", "ask"):
-                        raise _Bad("malformed", f"side {side[:20]!r}: bid or ask")
-                    px = self._price(c[6], "price")
-                    qty = self._qty(c[7], "amount")
-                except _Bad as bad:
-                    self._report(lineno, bad.problem, str(bad))
-                    damage()
+            for lineno, c, ts, local in self._rows(with_bad=True):
+                flag = c[4] if len(c) == self._ncols and c[4] in ("true", "false") else None
+                if ts >= 0:
+                    try:
+                        if flag is None:
+                            raise _Bad("malformed", f"is_snapshot {c[4][:20]!r}: true or false")
+                        side = c[5]
+                        if side not in ("bid", "ask"):
+                            raise _Bad("malformed", f"side {side[:20]!r}: bid or ask")
+                        px = self._price(c[6], "price")
+                        qty = self._qty(c[7], "amount")
+                    except _Bad as bad:
+                        self._report(lineno, bad.problem, str(bad))
+                        ts = -1
+                if ts < 0:                   # a lost row: the book must not go on as if nothing was lost
+                    if flag == "false":      # an update: the snapshot run before it was complete
+                        if snap is not None:
+                            ev = self._snapshot(snap)
+                            snap = None
+                            if ev is not None:
+                                yield ev
+                        if group is not None and c[3] != str(group[0] // 1000):
+                            yield self._diff(group)        # the previous message was complete
+                            group = None
+                    elif snap is not None:
+                        snap.broken = True
+                    else:
+                        taint = True         # it may have been the first row of the next snapshot run
+                    self._lose()
                     continue
                 if flag == "true":
                     if group is not None:
                         yield self._diff(group)
                         group = None
                     if snap is None:
-                        snap = _Snapshot(state["taint"])
-                        state["taint"] = False
+                        snap = _Snapshot(taint)
+                        taint = False
                         seen_snapshot = True
                     (snap.bids if side == "bid" else snap.asks)[px] = qty
                     snap.ts_local, snap.ts_event = local, ts
@@ -604,7 +611,7 @@ class TardisReader:
                 if not seen_snapshot:
                     self._report(lineno, "before_snapshot", "an update before the file's first snapshot")
                     continue
-                state["taint"] = False
+                taint = False
                 if snap is not None:
                     ev = self._snapshot(snap)
                     snap = None
@@ -621,8 +628,6 @@ class TardisReader:
             if snap is not None or group is not None:
                 self.problems["incomplete_at_damage"] += 1
             raise
-        finally:
-            del self._damage
         if snap is not None:
             ev = self._snapshot(snap)
             if ev is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from mmcore.config import Config
-from mmcore.data.tardis import TardisReplay, market_of_exchange, read_head, with_grid
+from mmcore.data.tardis import TardisReplay, detect_kind, market_of_exchange, read_head, with_grid
 from mmcore.engine.markouts import RunStats
 from mmcore.instruments import load_instrument
 from mmcore.persistence.journal import JournalError
@@ -53,6 +53,7 @@ def build_tardis_session(config: Config, paths, tick_size=None, lot_size=None, m
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(f"data file not found: {p}")
+        detect_kind(p)                       # the header first: the message names the file and its columns
     _, first = read_head(paths[0])
     if first is None or len(first) < 2:
         raise ValueError(f"{paths[0]}: no Tardis data row (header only, or empty)")
