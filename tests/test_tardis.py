@@ -19,7 +19,7 @@ from mmcore.data.tardis import (DataFileError, TardisFormatError, TardisReader, 
                                 generic_instrument, is_tardis_file, with_grid)
 from mmcore.runners.tardis_replay import build_tardis_session, run_tardis_session, tardis_summary
 from mmcore_ext.book import APPLIED, GAP, SYNC_SPOT, SYNC_USDM, L2Book
-from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
+from mmcore_ext.events import BookTicker, DepthSnapshot, Trade
 
 from datafiles import ROOT, USDM_FILE
 

@@ -52,7 +52,6 @@ logged (the first :data:`MAX_WARNINGS`), skipped.
 """
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import logging
 from collections import Counter
@@ -61,9 +60,12 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Iterator
 
-from mmcore.instruments import MAX_UNITS, Instrument
-from mmcore.venues.binance.recording import (LINE_TOO_LONG, DataFileError, iter_lines, open_data_file,
-                                             open_recording)
+from mmcore.data.tardis_format import (HEADERS, INCREMENTAL, KINDS, MAX_ROW_BYTES, PREFIX, QUOTES, TRADES,
+                                       TardisFormatError, _Bad, _split, detect_kind, is_tardis_file, read_head,
+                                       snapshot_header)
+from mmcore.data.tardis_instrument import generic_instrument, market_of_exchange, with_grid
+from mmcore.instruments import Instrument
+from mmcore.venues.binance.recording import DataFileError, iter_lines, open_data_file, open_recording
 from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 
 __all__ = ["CHECK_ROWS", "KINDS", "TardisFormatError", "TardisReader", "TardisReplay", "DataFileError",
@@ -72,172 +74,14 @@ __all__ = ["CHECK_ROWS", "KINDS", "TardisFormatError", "TardisReader", "TardisRe
 
 log = logging.getLogger("mmcore.tardis")
 
-TRADES, QUOTES, INCREMENTAL = "trades", "quotes", "incremental_book_L2"
-PREFIX = ("exchange", "symbol", "timestamp", "local_timestamp")
-HEADERS = {
-    TRADES: PREFIX + ("id", "side", "price", "amount"),
-    QUOTES: PREFIX + ("ask_amount", "ask_price", "bid_price", "bid_amount"),
-    INCREMENTAL: PREFIX + ("is_snapshot", "side", "price", "amount"),
-}
-#: The kinds read; ``book_snapshot_N`` stands for any N in [1, MAX_SNAPSHOT_LEVELS].
-KINDS = (TRADES, QUOTES, "book_snapshot_N", INCREMENTAL)
-MAX_SNAPSHOT_LEVELS = 1000
-#: Longest row read (bytes, newline included); a book_snapshot_25 row is about 900 bytes. Longer: malformed.
-MAX_ROW_BYTES = 1 << 16
 #: Warnings logged per file before they are only counted.
 MAX_WARNINGS = 50
 #: Rows decoded at start by :meth:`TardisReader.check` (most of them off the grid or malformed: refused).
 CHECK_ROWS = 1000
-#: Tardis exchange id -> mmcore market (the pinned markets file the instrument comes from).
-EXCHANGE_MARKETS = {"binance-futures": "binance_usdm", "binance": "binance_spot"}
 #: Problems that are not damage: well-formed rows that are not used (counted in ``ignored``, not ``malformed``).
 NOT_DAMAGE = frozenset({"other_symbol", "unknown_side", "before_snapshot"})
 _MAX_US = (2**63 - 1) // 1000          # the last µs whose ns value fits int64
 _MAX_NUMBER_CHARS = 64
-
-
-class TardisFormatError(ValueError):
-    """A file that is not one of the Tardis kinds read here (wrong header), or whose values do not fit the
-    instrument (most rows off the tick / lot grid). ``str()`` names the file and what is wrong."""
-
-
-class _Bad(Exception):
-    """One row refused: ``problem`` (counter key) and a message."""
-
-    def __init__(self, problem: str, message: str):
-        super().__init__(message)
-        self.problem = problem
-
-
-def snapshot_header(n: int) -> tuple[str, ...]:
-    """The header of ``book_snapshot_<n>``: the prefix, then ask price, ask amount, bid price, bid amount per level."""
-    return PREFIX + tuple(f"{side}[{i}].{f}" for i in range(n) for side in ("asks", "bids")
-                          for f in ("price", "amount"))
-
-
-def kind_of_header(cols: tuple[str, ...]) -> str | None:
-    """``trades`` / ``quotes`` / ``incremental_book_L2`` / ``book_snapshot_<n>`` for a header, else None."""
-    for kind, header in HEADERS.items():
-        if cols == header:
-            return kind
-    n, rest = divmod(len(cols) - len(PREFIX), 4)
-    if not rest and 1 <= n <= MAX_SNAPSHOT_LEVELS and cols == snapshot_header(n):
-        return f"book_snapshot_{n}"
-    return None
-
-
-def _split(raw: bytes) -> list[str] | None:
-    """A CSV line -> its fields (Tardis writes no quoting); None for a blank line. Raises _Bad."""
-    if raw is LINE_TOO_LONG:
-        raise _Bad("malformed", f"row longer than {MAX_ROW_BYTES} bytes")
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        raise _Bad("malformed", "row is not ASCII text") from None
-    text = text.rstrip("\r\n")
-    if not text:
-        return None
-    return text.split(",")
-
-
-def read_head(path: str | Path) -> tuple[tuple[str, ...], list[str] | None]:
-    """The header's columns and the first non-blank data row's fields (None if there is none). Reads at most two
-    lines of :data:`MAX_ROW_BYTES`. Raises DataFileError / OSError (unreadable, not a regular file, damaged)."""
-    header: tuple[str, ...] | None = None
-    with open_recording(path) as fh:
-        for raw in iter_lines(fh, path, MAX_ROW_BYTES, max_skip=MAX_ROW_BYTES):
-            try:
-                cols = _split(raw)
-            except _Bad:
-                cols = ["<unreadable>"]
-            if cols is None:
-                continue
-            if header is None:
-                header = tuple(cols)
-                continue
-            return header, cols
-    return header or (), None
-
-
-def detect_kind(path: str | Path) -> str:
-    """The Tardis kind of ``path`` from its header (see the module docstring).
-
-    Raises TardisFormatError naming the file and its columns when the header is none of the kinds (or the file is
-    empty); DataFileError / OSError when it cannot be read."""
-    cols, _ = read_head(path)
-    kind = kind_of_header(cols)
-    if kind is None:
-        shown = ",".join(cols[:12]) + (f",... ({len(cols)} columns)" if len(cols) > 12 else "")
-        raise TardisFormatError(f"{path}: not a Tardis CSV file of a kind mmcore reads ({', '.join(KINDS)}): "
-                                f"header is {shown[:400]!r}" if cols else f"{path}: empty file, no CSV header")
-    return kind
-
-
-def is_tardis_file(path: str | Path) -> bool:
-    """True when ``path`` reads and starts with a Tardis header (``exchange,symbol,timestamp,local_timestamp``);
-    False otherwise, never raising (for format auto-detection: the other readers report their own errors)."""
-    try:
-        cols, _ = read_head(path)
-    except Exception:       # noqa: BLE001 - detection only; the chosen reader reports the problem
-        return False
-    return cols[:4] == PREFIX
-
-
-def market_of_exchange(exchange: str) -> str:
-    """The mmcore market of a Tardis exchange id (``binance-futures`` -> ``binance_usdm``, ``binance`` ->
-    ``binance_spot``). Raises ValueError for any other."""
-    try:
-        return EXCHANGE_MARKETS[exchange]
-    except KeyError:
-        raise ValueError(f"Tardis exchange {exchange[:40]!r} has no mmcore market (known: "
-                         + ", ".join(f"{k} -> {v}" for k, v in EXCHANGE_MARKETS.items()) + ")") from None
-
-
-def _step(name: str, value) -> Decimal:
-    try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"{name} {value!r}: not a decimal number") from None
-    if not d.is_finite() or d <= 0 or len(str(value)) > 40:
-        raise ValueError(f"{name} {value!r}: must be a decimal > 0, e.g. 0.01")
-    return d
-
-
-def _decimals(step: Decimal) -> int:
-    return max(0, -step.normalize().as_tuple().exponent)
-
-
-def with_grid(inst: Instrument, tick_size=None, lot_size=None) -> Instrument:
-    """``inst`` with another tick (price unit) and / or lot (quantity unit), for data recorded under older rules.
-
-    The instrument's other rules (bounds, filters, fees' market) are kept; the price precision grows to the tick's
-    decimals. Raises ValueError for a tick / lot that is not a decimal > 0, or a lot of which the order step is not
-    a multiple (the message names the option)."""
-    changes = {}
-    if tick_size is not None:
-        tick = _step("--tick-size", tick_size)
-        changes.update(tick_size=tick, price_precision=max(inst.price_precision, _decimals(tick)))
-    if lot_size is not None:
-        lot = _step("--lot-size", lot_size)
-        if inst.step_size % lot:
-            raise ValueError(f"--lot-size {lot_size}: the order step {inst.step_size} of {inst.symbol} is not a "
-                             f"multiple of it")
-        changes.update(lot_size=lot, quantity_precision=max(inst.quantity_precision, _decimals(lot)))
-    try:
-        return dataclasses.replace(inst, **changes) if changes else inst
-    except ValueError as exc:
-        raise ValueError(f"--tick-size / --lot-size: {exc}") from None
-
-
-def generic_instrument(exchange: str, symbol: str, tick_size, lot_size) -> Instrument:
-    """An instrument with only a grid (tick, lot) and the widest bounds (2**53 ticks / lots), for reading the files
-    of an exchange mmcore has no pinned rules for (parsing only: replay needs :func:`market_of_exchange`). Raises
-    ValueError for a tick / lot that is not a decimal > 0."""
-    tick, lot = _step("tick_size", tick_size), _step("lot_size", lot_size)
-    return Instrument(market=f"tardis:{exchange}", symbol=symbol, base="", quote="", tick_size=tick, step_size=lot,
-                      lot_size=lot, min_notional=Decimal(0), price_precision=_decimals(tick),
-                      quantity_precision=_decimals(lot), max_price=tick * MAX_UNITS, max_qty=lot * MAX_UNITS,
-                      max_order_qty=lot * MAX_UNITS)
 
 
 def _plain(text: str) -> str | None:
