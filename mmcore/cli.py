@@ -55,14 +55,15 @@ def _run_loop(coro):
     return uvloop.run(coro)
 
 
-async def _replay(session, progress=None):
+async def _replay(session, progress=None, run=None):
+    """``run`` (default :func:`mmcore.runners.replay.run_session`) under SIGINT/SIGTERM handlers."""
     from mmcore.runners.replay import run_session
     loop = asyncio.get_running_loop()
 
     def _stop():
         session.interrupted = True
     _install_stop_handlers(loop, _stop)
-    return await run_session(session, progress)
+    return await (run or run_session)(session, progress)
 
 
 def _install_stop_handlers(loop, stop) -> list:
@@ -96,6 +97,9 @@ def cmd_run(args) -> int:
             raise ValueError(f"--duration {args.duration}: must be in (0, 2592000] seconds")
         config = load_config(args.config, list(args.set or []) + overrides_from_args(args))
         return cmd_run_venue(args, config)
+    from mmcore.runners.tardis_replay import cmd_run_tardis, wants_tardis
+    if wants_tardis(args):                       # Tardis.dev CSV (--format tardis, or detected by header)
+        return cmd_run_tardis(args)
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
     from mmcore.runners.replay import build_session, summarize
@@ -348,10 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO lines (default: warnings only)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp, data_required=False):
+    def common(sp, data_required=False, several=False):
         sp.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
-        sp.add_argument("--data", required=data_required,
-                        help="recording to replay" + ("" if data_required else " (default: config data.path)"))
+        sp.add_argument("--data", required=data_required, action="append" if several else "store",
+                        help="recording to replay" + ("" if data_required else " (default: config data.path)")
+                        + ("; repeatable for Tardis CSV files, merged by time" if several else ""))
         sp.add_argument("--market", choices=("binance_spot", "binance_usdm"),
                         help="market rules (default: detected from the file: 'pu' present -> binance_usdm)")
         sp.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -359,7 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="replay with a progress bar, then a summary table; with --venue: paper "
                                      "(or --live) trading on the venue")
-    common(run)
+    common(run, several=True)
+    run.add_argument("--format", choices=("auto", "binance", "tardis"), default="auto",
+                     help="--data format: a Binance recording or Tardis.dev CSV (default: auto, from the header)")
+    run.add_argument("--tick-size", help="Tardis: the price tick of the data's date, e.g. 0.01 (default: pinned)")
+    run.add_argument("--lot-size", help="Tardis: the quantity lot of the data's date, e.g. 0.001 (default: pinned)")
     run.add_argument("--venue", choices=("binance_spot", "binance_usdm"),
                      help="trade this venue's live market data (paper unless --live) instead of replaying")
     run.add_argument("--symbols", help="comma-separated symbols, 1 to 10 (default: config venue.symbols)")

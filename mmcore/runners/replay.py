@@ -96,7 +96,7 @@ class Session:
 
 
 def build_session(config: Config, data: str | None = None, market: str | None = None,
-                  journal: str | None = None, book_cls=L2Book, cache: bool = False) -> Session:
+                  journal: str | None = None, book_cls=L2Book, cache: bool = False, reader=None) -> Session:
     """Wire instrument, book, quoter, simulated exchange and engine from a validated config.
 
     ``cache``: replay the file's decoded-event cache (built on first use, rebuilt when stale:
@@ -104,7 +104,8 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
     same report (timings aside).
 
     ``journal`` overrides ``journal.path``; ``book_cls`` lets benchmarks swap in the pure-Python reference
-    book (same API) to compare the hot path in the same run.
+    book (same API) to compare the hot path in the same run. ``reader``: a reader of another format built by
+    the caller (its ``instrument`` is used; no Binance detection; e.g. :mod:`mmcore.runners.tardis_replay`).
 
     Raises
     ------
@@ -120,28 +121,21 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
         The data file is missing, not a regular file, or unreadable; ``JournalUnavailable``: the journal
         cannot be opened or written, or is in use by another process.
     """
-    from mmcore.config import ConfigError, file_kind
-
     path = Path(data) if data else config.resolve_path(config.get("data.path"))
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
-    market = market or config.get("data.market")
-    if market == "auto":
-        market = detect_market(path)
-    table = config.resolve_path(config.get("data.markets"))
-    try:
-        mode = table.stat().st_mode
-    except OSError as exc:
-        raise ConfigError([f"data.markets = {table}: cannot read: {exc.strerror}"]) from None
-    if not stat.S_ISDIR(mode):
-        raise ConfigError([f"data.markets = {table}: is {file_kind(mode)}, not a directory of pinned markets "
-                           f"files (<market>.json)"])
-    try:
-        instrument = load_instrument(market, detect_symbol(path), table / f"{market}.json")
-    except KeyError as exc:
-        raise ValueError(str(exc.args[0])) from None
-    reader = ReplayReader(path, instrument=instrument)
-    book = book_cls(sync_rule_for_market(market))
+    if reader is None:
+        market = market or config.get("data.market")
+        if market == "auto":
+            market = detect_market(path)
+        table = markets_dir(config)
+        try:
+            instrument = load_instrument(market, detect_symbol(path), table / f"{market}.json")
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0])) from None
+        reader = ReplayReader(path, instrument=instrument)
+    instrument = reader.instrument
+    book = book_cls(sync_rule_for_market(instrument.market))
     engine_box = []
     _, maker, taker = sim_models(config, instrument)
     sim = SimExchange(book, sim_latency(config), maker, lambda rep: engine_box[0].on_report(rep), sim_queue(config),
@@ -152,7 +146,9 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
         cached, _ = load_or_build(path, ReplayReader(path, instrument=instrument), log)
     feed = None
     if config.get("sim.feed_latency") == "recorded":
-        offset = _cached_feed_offset(cached) if cached is not None else _feed_offset(path, instrument)
+        # one pass over the events: the cache's (no decoding), a reader of typed events, or a decoding pass
+        offset = _feed_offset(cached.stream() if cached is not None else reader
+                              if not isinstance(reader, ReplayReader) else ReplayReader(path, instrument=instrument))
         feed = FeedClock(offset, int(config.get("sim.feed_latency_base_ms") * _MS))
     # A journal given here (the CLI's --journal) is relative to the working directory, the config's to the
     # repository root.
@@ -176,27 +172,33 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
                    cache=cached)
 
 
-def _cached_feed_offset(cached) -> int:
-    """:func:`_feed_offset` from a cache: the same median over the same events, without decoding the file."""
-    offset, n = median_offset_ns(cached.stream())
-    log.info("feed latency: recorder clock offset %.3f ms (median local - E of %d events, from the cache)",
-             offset / 1e6, n)
-    return offset
-
-
-def _feed_offset(path: Path, instrument: Instrument) -> int:
-    """The median ``local - E`` of the recording (ns; :func:`mmcore.sim.feed.median_offset_ns`), from one
-    decoding pass; a damaged file gives the median of the part before the damage. Raises ValueError when no
-    event has an exchange time."""
+def _feed_offset(events_of) -> int:
+    """The median ``local - E`` of the recording (ns; :func:`mmcore.sim.feed.median_offset_ns`), from one pass
+    over ``events_of`` (a fresh ReplayReader of the file, or a reader of typed events); a damaged file gives the
+    median of the part before the damage. Raises ValueError when no event has an exchange time."""
     events = []
     try:
-        for ev in ReplayReader(path, instrument=instrument):
+        for ev in events_of:
             events.append(ev)
     except DataFileError:
         pass
     offset, n = median_offset_ns(events)
     log.info("feed latency: recorder clock offset %.3f ms (median local - E of %d events)", offset / 1e6, n)
     return offset
+
+
+def markets_dir(config: Config) -> Path:
+    """The config's ``data.markets`` directory. Raises ConfigError when it cannot be read or is no directory."""
+    from mmcore.config import ConfigError, file_kind
+    table = config.resolve_path(config.get("data.markets"))
+    try:
+        mode = table.stat().st_mode
+    except OSError as exc:
+        raise ConfigError([f"data.markets = {table}: cannot read: {exc.strerror}"]) from None
+    if not stat.S_ISDIR(mode):
+        raise ConfigError([f"data.markets = {table}: is {file_kind(mode)}, not a directory of pinned markets "
+                           f"files (<market>.json)"])
+    return table
 
 
 async def run_session(s: Session, progress: Callable[[int, int], None] | None = None) -> Session:
@@ -206,7 +208,7 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
     interrupted, or when a journal write failed (trading halted); the shutdown sequence runs in every case.
     """
     engine, sim, reader = s.engine, s.sim, s.reader
-    decode = reader.decoder.decode
+    decode = reader.decoder.decode if isinstance(reader, ReplayReader) else None
     on_event = engine.on_event
     advance, on_trade, deliver = sim.advance, sim.on_trade, sim.deliver
     on_ticker, on_diff = sim.on_book_ticker, sim.on_depth_diff
@@ -224,9 +226,13 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
     next_timer = -1
     ts = lineno = 0
     cached = s.cache
+    tell = None
     if cached is not None:                # the decoded events: no file to read, nothing to decode
         source, decode, raw_fh, fh = cached.stream(), None, None, None
         total = cached.events
+    elif not isinstance(reader, ReplayReader):      # a reader of typed events (Tardis CSV: mmcore.data.tardis)
+        source, decode, raw_fh, fh = iter(reader), None, None, None
+        total, tell = reader.size(), reader.bytes_read
     else:
         total = s.path.stat().st_size
         raw_fh = open_data_file(s.path)
@@ -284,7 +290,7 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
                 next_sample = ts + sample_ns
             if lineno % YIELD_EVERY == 0:
                 if progress is not None:
-                    progress(lineno if raw_fh is None else raw_fh.tell(), total)
+                    progress(raw_fh.tell() if raw_fh is not None else tell() if tell is not None else lineno, total)
                 await asyncio.sleep(0)
                 if s.interrupted or engine.journal_failed_ts is not None:
                     log.warning("replay %s at line %d", "interrupted" if s.interrupted else
@@ -292,18 +298,21 @@ async def run_session(s: Session, progress: Callable[[int, int], None] | None = 
                     break
         else:
             s.data_complete = True
-        reader.lines = lineno
-        if cached is not None and s.data_complete:        # the source's own counts (its lines, not events)
+        if decode is not None:
+            reader.lines = lineno
+        elif cached is not None and s.data_complete:      # the source's own counts (its lines, not events)
             h = cached.header
             reader.lines, reader.ignored, reader.malformed = h["lines"], h["ignored"], h["malformed"]
         if progress is not None:
             progress(total, total)
     except DataFileError as exc:          # damage found while reading: keep what was replayed
-        reader.lines = lineno
+        if decode is not None:
+            reader.lines = lineno
         s.data_error = exc.problem
         log.error("%s: replay stopped after line %d; shutting down and reporting the part replayed", exc, lineno)
     except JournalError as exc:           # a flush on the hot path (id reservation) found the failure first
-        reader.lines = lineno
+        if decode is not None:
+            reader.lines = lineno
         if engine.journal_failed_ts is None:
             engine.on_journal_failure(ts)
         log.error("replay stopped at line %d: %s", lineno, exc)
