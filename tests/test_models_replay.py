@@ -121,3 +121,19 @@ def test_intensity_warm_up_is_logged_and_quoting_starts_on_the_seeds(caplog):
     first_fit = summary["intensity"]["estimates"][0]["ts_ns"]
     first_order = min(f["ts_ns"] for f in summary["fills"])
     assert summary["orders_placed"] > 0 and first_fit > first_order         # quoted (and filled) before the fit
+
+
+@pytest.mark.parametrize("model", ["avellaneda_stoikov", "glft"])
+def test_the_quotes_unchanged_fast_path_changes_nothing(model, monkeypatch):
+    """OrderManager.reconcile skips a call whose inputs equal the last settled one's: the whole report (timings
+    aside) is the same with the fast path disabled."""
+    from mmcore.engine.order_manager import OrderManager
+
+    def report():
+        _, summary, _ = replay(f"strategy.model={model}")
+        for k in ("wall_s", "events_per_s", "latency_us", "latency_with_parse_us"):
+            summary.pop(k)
+        return json.dumps(summary, sort_keys=True, default=str)
+    fast = report()
+    monkeypatch.setattr(OrderManager, "_settled_side", lambda self, o, px, qty: False)
+    assert report() == fast
