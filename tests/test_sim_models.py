@@ -222,3 +222,14 @@ def test_replay_of_the_real_recording_reports_fills_by_cause_and_the_recorder_of
     assert sum(c["fills"] for c in causes.values()) == d["fill_count"] > 0
     assert sum(Decimal(c["volume"]) for c in causes.values()) == Decimal(d["buy_volume"]) + Decimal(d["sell_volume"])
     assert sim["queue_model"] == "risk_averse" and d["shutdown_clean"]
+
+
+def test_drawn_response_latencies_never_reorder_reports():
+    rows = [(i, 1, 5 if i % 2 else 500) for i in range(1, 40)]     # responses of 5 or 500 ns, drawn at random
+    reps = []
+    sim = SimExchange(SyntheticBook(), RecordedLatency(rows, "draw", seed=3), MakerFee(Decimal(0), Decimal("0.0001")),
+                      reps.append, ConservativeQueue())
+    for i in range(20):
+        sim.submit(i * 10, f"o{i}", BUY, 90 - i, 1)
+    sim.advance(10**6)
+    assert [r.client_order_id for r in reps] == [f"o{i}" for i in range(20)]
