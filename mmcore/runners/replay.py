@@ -162,18 +162,28 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
     return Session(config, path, instrument, reader, engine, sim, engine.portfolio, journal=jr, feed=feed)
 
 
+_FEED_OFFSETS: dict = {}           # (path, size, mtime_ns) -> median offset (ns): one pass per file and process
+
+
 def _feed_offset(path: Path, instrument: Instrument) -> int:
     """The median ``local - E`` of the recording (ns; :func:`mmcore.sim.feed.median_offset_ns`), from one
-    decoding pass; a damaged file gives the median of the part before the damage. Raises ValueError when no
-    event has an exchange time."""
-    events = []
-    try:
-        for ev in ReplayReader(path, instrument=instrument):
-            events.append(ev)
-    except DataFileError:
-        pass
-    offset, n = median_offset_ns(events)
+    decoding pass (remembered per file, size and mtime for the process: sweeps and tests build many sessions on
+    one file); a damaged file gives the median of the part before the damage. Raises ValueError when no event
+    has an exchange time."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _FEED_OFFSETS:
+        return _FEED_OFFSETS[key]
+
+    def events():
+        try:
+            yield from ReplayReader(path, instrument=instrument)
+        except DataFileError:
+            return
+
+    offset, n = median_offset_ns(events())
     log.info("feed latency: recorder clock offset %.3f ms (median local - E of %d events)", offset / 1e6, n)
+    _FEED_OFFSETS[key] = offset
     return offset
 
 
