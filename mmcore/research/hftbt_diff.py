@@ -75,7 +75,7 @@ def converted(path: Path, cache: Path | None = None) -> tuple[np.ndarray, float]
     with contextlib.redirect_stdout(io.StringIO()):          # the converter prints its progress
         data = binancefutures.convert(str(path), buffer_size=5_000_000)
     spent = time.perf_counter() - t
-    tmp = out.with_suffix(".tmp.npz")
+    tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.npz")       # unique: another process may convert too
     np.savez_compressed(tmp, data=data)
     tmp.replace(out)
     return data, spent
