@@ -332,8 +332,12 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_research(args) -> int:
-    """``research as2008``: the paper's Tables 1-3 (each row beside the paper's), exit 0; bad arguments exit 2."""
+    """``research as2008``: the paper's Tables 1-3 (each row beside the paper's), exit 0; bad arguments exit 2.
+    ``research hftbacktest-diff``: the differential check against hftbacktest (exit 2 when hftbacktest is not
+    installed: the optional extra)."""
     import time
+    if args.experiment == "hftbacktest-diff":
+        return _hftbacktest_diff(args)
     from mmcore.research.as2008 import MAX_PATHS, format_table, table
     if not 1 <= args.paths <= MAX_PATHS:
         raise ValueError(f"--paths {args.paths}: 1 to {MAX_PATHS}")
@@ -344,6 +348,20 @@ def cmd_research(args) -> int:
     print(format_table(rows))
     print(f"({time.perf_counter() - t0:.1f} s; the paper's inventory row at gamma=0.5 (33.92) is not reproduced by "
           f"the stated procedure: see README, 'Research')")
+    return 0
+
+
+def _hftbacktest_diff(args) -> int:
+    try:
+        import hftbacktest  # noqa: F401
+    except ImportError:
+        print("error: hftbacktest is not installed: pip install -e '.[hftbacktest]'", file=sys.stderr)
+        return 2
+    from mmcore.research.hftbt_diff import DEFAULT_DATA, compare, format_result
+    data = Path(args.data) if args.data else DEFAULT_DATA
+    if not data.is_file():
+        raise ValueError(f"--data {data}: not a regular file")
+    print(format_result(compare(data, Path(args.cache) if args.cache else None)))
     return 0
 
 
@@ -442,6 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     a8.add_argument("--spread", choices=("constant", "full"), default="constant",
                     help="constant: (2/gamma) ln(1+gamma/k), as the paper's tables behave; full: eq. (3.18) with "
                          "the gamma sigma^2 (T-t) term (default: %(default)s)")
+    hd = rsub.add_parser("hftbacktest-diff", help="differential check of the simulated exchange against hftbacktest "
+                                                  "(fill count and volume of a fixed quoting rule; needs the "
+                                                  "optional hftbacktest extra)")
+    hd.add_argument("--data", help="a Binance USDⓈ-M recording (default: the bundled data/usdm_btcusdt_20240808.gz)")
+    hd.add_argument("--cache", help="directory for hftbacktest's converted data (default: $MMCORE_CACHE or "
+                                    "~/.cache/mmcore)")
     from mmcore.sim.emulator.options import add_arguments as _emulate_arguments   # argparse only, no aiohttp
     _emulate_arguments(sub.add_parser("emulate", help="Binance-compatible exchange emulator on 127.0.0.1 "
                                                       "replaying recordings (REST, streams, WebSocket API)"),

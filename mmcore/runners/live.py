@@ -14,9 +14,10 @@ Shape (the engine never knows the venue; :mod:`mmcore.venues.base` is the contra
   only after a fresh snapshot and a diff applied on it (frames flow again: a snapshot alone, while the stream
   stays silent, is not quoted on); ``POLLING`` is the REST fallback and is traded like ``LIVE``.
 - paper (default): each symbol's orders go to a :class:`~mmcore.sim.exchange.SimExchange` that shares the
-  live book and sees the live trades, with the same queue and latency models as replay; clocks are the local
-  receive times (``ts_local_ns``, wall clock ns) and a timer task advances the exchanges and the engines'
-  timers every :data:`TIMER_TICK_S` of wall time.
+  live book and sees the live trades, depth changes and bookTickers, with the replay's queue model
+  (``sim.queue_model``), cross fills and constant entry / cancel latency (no response or feed latency: reports
+  come back at once); clocks are the local receive times (``ts_local_ns``, wall clock ns) and a timer task
+  advances the exchanges and the engines' timers every :data:`TIMER_TICK_S` of wall time.
 - live (``--live``): orders go over the venue's execution connection (Binance: the WebSocket API); before any
   quote, and after every reconnect of that connection, :func:`mmcore.engine.recovery.recover` reconciles each
   symbol's journal with the venue's open orders and fills. One process per (venue, account): the account lock
@@ -58,17 +59,16 @@ from mmcore.aio import raise_if_cancelled
 from mmcore.config import Config
 from mmcore.engine.recovery import TERMINAL_STATE_NAMES, LateFill, book_untracked_fill, is_own_id, recover
 from mmcore.engine.markouts import RunStats
-from mmcore.engine.wiring import build_engine, sim_models
+from mmcore.engine.wiring import build_engine, sim_models, sim_queue
 from mmcore.execution import OrderFilled
 from mmcore.instruments import Instrument
 from mmcore.persistence.journal import Journal, JournalError, NullJournal
 from mmcore.runners.replay import Series, _sample
 from mmcore.sim.exchange import SimExchange
-from mmcore.sim.models import ConservativeQueue
 from mmcore.venues.base import LIVE, POLLING, STALE
 from mmcore.venues.common import QueryError
 from mmcore_ext.book import APPLIED, L2Book, sync_rule_for_market
-from mmcore_ext.events import DepthDiff, DepthSnapshot, Trade
+from mmcore_ext.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 from mmcore_ext.risk import GlobalExposure
 
 log = logging.getLogger("mmcore.live")
@@ -243,7 +243,7 @@ class Session:
                 return ss
             book = L2Book(sync_rule_for_market(inst.market))
             latency, maker, taker = sim_models(config, inst)
-            sim = SimExchange(book, latency, maker, lambda rep, s=sym: self.on_report(s, rep), ConservativeQueue(),
+            sim = SimExchange(book, latency, maker, lambda rep, s=sym: self.on_report(s, rep), sim_queue(config),
                               taker_fees=taker)
             eng = build_engine(config, inst, sim, jr, book, self.exposure, prefix)
             ss = SymbolSession(config, f"paper:{venue}", inst, eng, eng.portfolio, jr, sim=sim,
@@ -290,6 +290,13 @@ class Session:
                 t1 = clock()
                 eng.on_event(ev)
                 t2 = clock()
+                if sim is not None:                   # book changes reach the queue and cross-fill models
+                    t3 = clock()
+                    if t is BookTicker:
+                        sim.on_book_ticker(ts, ev.update_id, ev.bid_px, ev.bid_qty, ev.ask_px, ev.ask_qty)
+                    elif t is DepthDiff and eng.book.synced and eng.book.last_update_id == ev.final_update_id:
+                        sim.on_depth_diff(ts, ev)
+                    sim_ns += clock() - t3
                 full = time.time_ns() - ts - sim_ns
                 ss.stats.after_event(ts)              # markouts, quoting statistics (off the timed path)
                 n = ss.events

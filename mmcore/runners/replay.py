@@ -147,8 +147,12 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
     feed = None
     if config.get("sim.feed_latency") == "recorded":
         # one pass over the events: the cache's (no decoding), a reader of typed events, or a decoding pass
-        offset = _feed_offset(cached.stream() if cached is not None else reader
-                              if not isinstance(reader, ReplayReader) else ReplayReader(path, instrument=instrument))
+        if cached is not None:
+            offset = _feed_offset(cached.stream(), path)
+        elif isinstance(reader, ReplayReader):
+            offset = _feed_offset(ReplayReader(path, instrument=instrument), path)
+        else:
+            offset = _feed_offset(reader)
         feed = FeedClock(offset, int(config.get("sim.feed_latency_base_ms") * _MS))
     # A journal given here (the CLI's --journal) is relative to the working directory, the config's to the
     # repository root.
@@ -172,18 +176,32 @@ def build_session(config: Config, data: str | None = None, market: str | None = 
                    cache=cached)
 
 
-def _feed_offset(events_of) -> int:
+_FEED_OFFSETS: dict = {}           # (path, size, mtime_ns) -> median offset (ns): one pass per file and process
+
+
+def _feed_offset(events_of, path: Path | None = None) -> int:
     """The median ``local - E`` of the recording (ns; :func:`mmcore.sim.feed.median_offset_ns`), from one pass
-    over ``events_of`` (a fresh ReplayReader of the file, or a reader of typed events); a damaged file gives the
-    median of the part before the damage. Raises ValueError when no event has an exchange time."""
-    events = []
-    try:
-        for ev in events_of:
-            events.append(ev)
-    except DataFileError:
-        pass
-    offset, n = median_offset_ns(events)
+    over ``events_of`` (a fresh ReplayReader of the file, a reader of typed events, or a cache's stream); a damaged
+    file gives the median of the part before the damage. With ``path``, remembered per file, size and mtime for
+    the process (sweeps and tests build many sessions on one file). Raises ValueError when no event has an
+    exchange time."""
+    key = None
+    if path is not None:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if key in _FEED_OFFSETS:
+            return _FEED_OFFSETS[key]
+
+    def events():
+        try:
+            yield from events_of
+        except DataFileError:
+            return
+
+    offset, n = median_offset_ns(events())
     log.info("feed latency: recorder clock offset %.3f ms (median local - E of %d events)", offset / 1e6, n)
+    if key is not None:
+        _FEED_OFFSETS[key] = offset
     return offset
 
 

@@ -110,10 +110,12 @@ def print_summary(summary: dict, console: Console | None = None, title: str | No
     sim = summary.get("sim")
     if sim:
         fc = sim["fill_causes"]
-        rows.append(("sim fills: queue / trade-through / cross", " / ".join(str(fc[k]["fills"]) for k in fc)))
+        rows.append(("fills by cause: queue / through / cross", " / ".join(str(fc[k]["fills"]) for k in fc)))
         feed = sim.get("feed")
-        rows.append(("sim queue; feed latency p50 / p99 (ms)", f"{sim['queue_model']}; " + (
-            f"{feed['latency_ms_p50']} / {feed['latency_ms_p99']} (offset {feed['offset_ms']})" if feed else "none")))
+        rows.append(("sim queue model", sim["queue_model"]))
+        rows.append(("feed latency p50 / p99; clock offset (ms)",
+                     f"{feed['latency_ms_p50']:.1f} / {feed['latency_ms_p99']:.1f}; {feed['offset_ms']:.1f}"
+                     if feed else "none (exchange on local time)"))
     mk = summary.get("markouts")
     if mk:
         rows.append(("markouts " + " / ".join(mk) + " (bps per fill)",

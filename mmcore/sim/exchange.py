@@ -95,6 +95,7 @@ class SimExchange:
         self.accepted = self.rejected = self.canceled = self.cancel_rejected = 0
         self._response = getattr(latency, "response", None)
         self._out: list = []                # heap of (deliver_ns, seq, report): reports in flight to us
+        self._last_due = 0                  # delivery time of the last report queued (ns)
         self._tk_u = 0                      # the latest bookTicker newer than the book (0: none)
         self._tk_bid = self._tk_ask = self._tk_bid_qty = self._tk_ask_qty = 0
         self.fill_counts = dict.fromkeys(FILL_CAUSES, 0)
@@ -102,12 +103,19 @@ class SimExchange:
 
     # --- reports (to the engine) ---
     def _emit(self, ts_ns: int, rep) -> None:
-        """Send ``rep`` (made at exchange time ``ts_ns``): delivered at ``latency.response(ts_ns)``."""
+        """Send ``rep`` (made at exchange time ``ts_ns``): delivered at ``latency.response(ts_ns)``, never before
+        a report sent earlier (one ordered connection, as Binance's user data stream and WebSocket API are: a
+        drawn response latency does not reorder reports)."""
         response = self._response
         if response is None or (due := response(ts_ns)) <= ts_ns:
-            self.on_report(rep)
-        else:
-            heapq.heappush(self._out, (due, next(self._seq), rep))
+            if not self._out:
+                self.on_report(rep)
+                return
+            due = ts_ns
+        if due < self._last_due:
+            due = self._last_due
+        self._last_due = due
+        heapq.heappush(self._out, (due, next(self._seq), rep))
 
     def deliver(self, ts_ns: int) -> None:
         """Hand the engine every report whose delivery time (local ns) is at or before ``ts_ns``."""
@@ -287,7 +295,6 @@ class SimExchange:
 
     # --- internals ---
     def _arrive(self, ts_ns: int, coid: str, side: int, price: int, qty: int, post_only: bool) -> None:
-        book = self.book
         if not post_only:
             self._take(ts_ns, coid, side, price, qty)
             return

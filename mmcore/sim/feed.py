@@ -24,6 +24,8 @@ import numpy as np
 
 #: Largest |median offset| accepted (ns): a recording whose local clock is more than an hour off is refused.
 MAX_OFFSET_NS = 3_600_000_000_000
+#: Feed latencies kept for the summary's percentiles (the first this many events; 8 MB).
+MAX_SAMPLES = 1 << 20
 
 
 def median_offset_ns(events) -> tuple[int, int]:
@@ -56,7 +58,7 @@ class FeedClock:
         self.offset_ns = offset_ns
         self.base_ns = base_ns
         self.last = -(1 << 62)
-        self.latencies = array("q")          # local - x per event (ns): the feed latencies used
+        self.latencies = array("q")          # local - x per event (ns), the first MAX_SAMPLES: the latencies used
 
     def exchange_time(self, ts_event_ns: int, ts_local_ns: int) -> int:
         """The event's time at the exchange, on the local clock (ns); ``ts_event_ns`` 0 (unknown): the local
@@ -67,11 +69,12 @@ class FeedClock:
         if x < self.last:
             x = self.last
         self.last = x
-        self.latencies.append(ts_local_ns - x)
+        if len(self.latencies) < MAX_SAMPLES:
+            self.latencies.append(ts_local_ns - x)
         return x
 
     def summary(self) -> dict:
-        """Offset and the feed latencies used (ms percentiles)."""
+        """Offset and the feed latencies used (ms percentiles of the first :data:`MAX_SAMPLES` events)."""
         lat = np.frombuffer(self.latencies, dtype=np.int64) if self.latencies else np.zeros(1, np.int64)
         p = np.percentile(lat, [1, 50, 99])
         return {"offset_ms": round(self.offset_ns / 1e6, 3), "base_ms": round(self.base_ns / 1e6, 3),

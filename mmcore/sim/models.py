@@ -266,9 +266,11 @@ class ProbQueue(ConservativeQueue):
         if chg < 0:
             o.ahead = min(o.ahead, float(new_qty))
             return
-        front = o.ahead
+        front = o.ahead                              # may be below 0 (less than one lot past the front)
         back = prev_qty - front
-        p = self.prob(front, back)
+        # The probability takes both clamped at 0 (hftbacktest would take log/pow of a negative: NaN or a
+        # value outside [0, 1]); the estimate uses them as they are, as hftbacktest does.
+        p = self.prob(front if front > 0 else 0.0, back if back > 0 else 0.0)
         if math.isinf(p) or math.isnan(p):
             p = 1.0
         est = front - (1.0 - p) * chg + min(back - p * chg, 0.0)
