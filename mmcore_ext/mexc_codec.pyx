@@ -21,8 +21,9 @@ https://github.com/mexcdevelop/websocket-proto, vendored unchanged in ``vendor/m
 - ``spot@public.aggre.bookTicker.v3.api.pb@(100ms|10ms)@SYMBOL`` -> body 315 ``PublicAggreBookTickerV3Api``:
   ``bidPrice`` (1), ``bidQuantity`` (2), ``askPrice`` (3), ``askQuantity`` (4), ``version`` (5, decimal string),
   ``lastOrderCreateTime`` (6); decoded as a :class:`BookTicker` with ``update_id = version``;
-- REST depth snapshot ``GET /api/v3/depth`` ``{"lastUpdateId", "bids", "asks", "timestamp"}``
-  (https://www.mexc.com/api-docs/spot-v3/market-data-endpoints, :meth:`MexcDecoder.snapshot_from`).
+- REST depth snapshot ``GET https://api.mexc.com/api/v3/depth?symbol=SYMBOL&limit=5000`` ``{"lastUpdateId", "bids",
+  "asks"}`` (step 3 of https://www.mexc.com/api-docs/spot-v3/websocket-market-streams/how-to-properly-maintain-a-local-copy-of-the-order-book;
+  an optional ``timestamp`` ms is read as the event time when present; :meth:`MexcDecoder.snapshot_from`).
 
 Depth and bookTicker ``ts_event_ns`` is the wrapper's ``sendTime`` (0 when absent).
 
@@ -544,9 +545,14 @@ cdef class MexcDecoder:
         The instrument's tick and lot grids and bounds (ticks, lots).
     symbol : str
         Exchange symbol (``BTCUSDT``); frames of another symbol decode to None.
+
+    Raises
+    ------
+    TypeError
+        ``grid`` or ``symbol`` is None or of another type.
     """
 
-    def __init__(self, InstrumentGrid grid, str symbol):
+    def __init__(self, InstrumentGrid grid not None, str symbol not None):
         self.grid = grid
         self.symbol = symbol
         self._sym = symbol.encode("utf-8")

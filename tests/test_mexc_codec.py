@@ -402,3 +402,10 @@ def test_snapshot_from_rest_body():
                                                                                  "asks": []}]:
         with pytest.raises(MalformedLine):
             FAST.snapshot_from(0, bad)
+
+
+def test_decoder_needs_a_grid_and_a_symbol():
+    with pytest.raises(TypeError):
+        MexcDecoder(None, "BTCUSDT")
+    with pytest.raises(TypeError):
+        MexcDecoder(INST.grid, None)

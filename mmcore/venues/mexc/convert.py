@@ -17,7 +17,8 @@ Mapping (MEXC docs: https://www.mexc.com/api-docs/spot-v3/websocket-market-strea
 - ``bookTicker`` ``u b B a A`` -> ``spot@public.aggre.bookTicker.v3.api.pb@100ms@SYMBOL``: ``version = u``; no
   ``sendTime`` (Binance spot bookTicker carries no event time);
 - the REST depth snapshot line ``{"lastUpdateId", "bids", "asks"}`` -> the same JSON (MEXC's ``GET /api/v3/depth``
-  has the same fields, https://www.mexc.com/api-docs/spot-v3/market-data-endpoints).
+  has the same fields: step 3 of
+  https://www.mexc.com/api-docs/spot-v3/websocket-market-streams/how-to-properly-maintain-a-local-copy-of-the-order-book).
 
 File format (gzip text, UTF-8, one record a line)::
 
