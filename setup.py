@@ -2,15 +2,16 @@
 
 ``pip install -e .`` builds everything (build requirements are declared in ``pyproject.toml``).
 
+Compiler directives that change semantics (``boundscheck``, ``wraparound``, ``cdivision``) are set in each
+module's ``# cython:`` header, not here, so a module compiled alone (``cythonize -i``) behaves exactly as in
+the package build: they are off only in the modules whose indices are proven in range (book, quoting, risk;
+see their header comments).
+
 MEXC protobuf modules: before the extensions are built, :func:`generate_mexc_pb` compiles MEXC's vendored ``.proto``
 schemas (``vendor/mexc-websocket-proto/``, Apache-2.0, unchanged) into ``mmcore/venues/mexc/pb/*_pb2.py`` with the
 ``protoc`` bundled in ``grpcio-tools`` (a pinned build requirement; its protobuf version fixes the runtime
 ``protobuf`` range in ``[project] dependencies``). The generated files are not committed (``.gitignore``); they are
 rewritten whenever a schema is newer than its module, so a fresh clone gets them from ``pip install -e .``.
-Compiler directives that change semantics (``boundscheck``, ``wraparound``, ``cdivision``) are set in each
-module's ``# cython:`` header, not here, so a module compiled alone (``cythonize -i``) behaves exactly as in
-the package build: they are off only in the modules whose indices are proven in range (book, quoting, risk;
-see their header comments).
 """
 import glob
 import os
@@ -33,6 +34,7 @@ PROTO_DIR = os.path.join(HERE, "vendor", "mexc-websocket-proto")
 PB_DIR = os.path.join(HERE, "mmcore", "venues", "mexc", "pb")
 PROTO_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(PROTO_DIR, "*.proto")))
 
+
 def _fix_imports(text):
     """protoc writes ``import X_pb2 as X__pb2`` for an imported schema (top-level modules); the generated modules
     live in the package ``mmcore.venues.mexc.pb``, so the import is made relative. The descriptors are added to the
@@ -43,8 +45,10 @@ def _fix_imports(text):
     if "_descriptor_pool.Default().AddSerializedFile(" not in text:
         raise RuntimeError("unexpected protoc output: no _descriptor_pool.Default().AddSerializedFile(")
     text = text.replace("_descriptor_pool.Default().AddSerializedFile(", "_POOL.AddSerializedFile(")
-    text = text.replace("from google.protobuf import descriptor_pool as _descriptor_pool\n",
-                        "from google.protobuf import descriptor_pool as _descriptor_pool\nfrom ._pool import POOL as _POOL\n", 1)
+    head = "from google.protobuf import descriptor_pool as _descriptor_pool\n"
+    if head not in text:
+        raise RuntimeError("unexpected protoc output: no descriptor_pool import")
+    text = text.replace(head, head + "from ._pool import POOL as _POOL\n", 1)
     return "# Generated at build time by setup.py (generate_mexc_pb) from vendor/mexc-websocket-proto; do not edit.\n" + text
 
 
@@ -52,6 +56,10 @@ def generate_mexc_pb():
     """Generate ``mmcore/venues/mexc/pb/<Name>_pb2.py`` for every vendored ``.proto`` whose module is missing or
     older than the schema (or than this file). Raises RuntimeError if protoc is needed but ``grpcio-tools`` is not
     installed or protoc fails."""
+    if not PROTO_FILES:                     # a copy without vendor/ (e.g. an sdist without it): keep what exists
+        if glob.glob(os.path.join(PB_DIR, "*_pb2.py")):
+            return
+        raise RuntimeError(f"no MEXC .proto schemas in {PROTO_DIR} and no generated modules in {PB_DIR}")
     outs = [os.path.join(PB_DIR, os.path.splitext(f)[0] + "_pb2.py") for f in PROTO_FILES]
     newest = max([os.path.getmtime(os.path.join(PROTO_DIR, f)) for f in PROTO_FILES]
                  + [os.path.getmtime(os.path.abspath(__file__))])
