@@ -7,6 +7,7 @@ from mmcore_ext.events cimport DepthSnapshot, DepthDiff
 cpdef enum:
     SYNC_SPOT = 0          # Binance spot: U/u chaining (U == previous u + 1)
     SYNC_USDM = 1          # Binance USDⓈ-M futures: pu chaining (pu == previous u)
+    SYNC_MEXC = 2          # MEXC spot aggre depth: version continuity (fromVersion == previous toVersion + 1)
 
 # Book states.
 cpdef enum:
@@ -65,7 +66,7 @@ cdef class L2Book:
     cdef bint _await_first          # snapshot loaded, first straddling event not yet applied
 
     cdef readonly int sync_rule
-    """SYNC_SPOT or SYNC_USDM: which Binance sequence rule is applied."""
+    """SYNC_SPOT, SYNC_USDM (Binance) or SYNC_MEXC: which sequence rule is applied."""
     cdef readonly int state
     """AWAITING_SNAPSHOT or SYNCED."""
     cdef readonly int64_t last_update_id

@@ -42,7 +42,16 @@ Synchronisation (Binance "How to manage a local order book correctly")
 - USDⓈ-M: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/How-to-manage-a-local-order-book-correctly
   drop an event with ``u < lastUpdateId``; the first applied event must satisfy ``U <= lastUpdateId <= u``;
   after that each event must have ``pu == previous u``.
-- Both: quantities are absolute; quantity 0 removes the level; removing a level that is not in the book is
+- MEXC spot (``SYNC_MEXC``): https://www.mexc.com/api-docs/spot-v3/websocket-market-streams/how-to-properly-maintain-a-local-copy-of-the-order-book
+  the ``spot@public.aggre.depth.v3.api.pb`` diffs carry ``fromVersion`` / ``toVersion`` (mapped onto DepthDiff's
+  ``first_update_id`` / ``final_update_id`` by :mod:`mmcore_ext.mexc_codec`) and the REST snapshot
+  ``GET /api/v3/depth`` its ``lastUpdateId``: drop a diff with ``toVersion <= lastUpdateId`` (step 5); the first
+  applied diff must have ``fromVersion <= lastUpdateId + 1`` (step 6; a snapshot older than the first buffered
+  diff, step 4, fails it and is a GAP: fetch another); after that each diff must have ``fromVersion ==
+  previous toVersion + 1`` (step 7), otherwise resync. Step 4 read literally (``lastUpdateId < fromVersion`` of
+  the first cached diff) would also refetch when ``lastUpdateId + 1 == fromVersion``; that diff continues the
+  snapshot exactly (step 6 accepts it), so it is applied. The rule is thus the spot one with MEXC's field names.
+- All: quantities are absolute; quantity 0 removes the level; removing a level that is not in the book is
   normal (a no-op).
 
 Diffs received before a snapshot are buffered and replayed through the same rules when the snapshot is
@@ -105,7 +114,7 @@ MAX_QTY_LOTS = _MAX_QTY
 #: Largest ``|update id|`` accepted: 2**62.
 MAX_UPDATE_ID = _MAX_ID
 
-_MARKET_RULES = {"binance_spot": SYNC_SPOT, "binance_usdm": SYNC_USDM}
+_MARKET_RULES = {"binance_spot": SYNC_SPOT, "binance_usdm": SYNC_USDM, "mexc_spot": SYNC_MEXC}
 
 cdef enum:
     # The sorted store is compacted when its holes outnumber its live levels by more than this.
@@ -121,12 +130,13 @@ def sync_rule_for_market(str market):
     Parameters
     ----------
     market : str
-        ``"binance_spot"`` or ``"binance_usdm"`` (the names of :data:`mmcore.instruments.MARKETS`).
+        ``"binance_spot"`` or ``"binance_usdm"`` (the names of :data:`mmcore.instruments.MARKETS`), or
+        ``"mexc_spot"`` (market data only so far: :mod:`mmcore_ext.mexc_codec`).
 
     Returns
     -------
     int
-        ``SYNC_SPOT`` or ``SYNC_USDM``.
+        ``SYNC_SPOT``, ``SYNC_USDM`` or ``SYNC_MEXC``.
 
     Raises
     ------
@@ -529,7 +539,7 @@ cdef class L2Book:
     Parameters
     ----------
     sync_rule : int
-        ``SYNC_SPOT`` or ``SYNC_USDM`` (see :func:`sync_rule_for_market`).
+        ``SYNC_SPOT``, ``SYNC_USDM`` or ``SYNC_MEXC`` (see :func:`sync_rule_for_market`).
     max_pending : int, optional
         Bound of the buffer of diffs received while no valid book exists (default 100 000); when full the
         oldest diff is dropped and counted in ``buffer_dropped``.
@@ -552,8 +562,9 @@ cdef class L2Book:
 
     def __init__(self, int sync_rule, Py_ssize_t max_pending=DEFAULT_MAX_PENDING,
                  Py_ssize_t window_ticks=DEFAULT_WINDOW_TICKS):
-        if sync_rule != SYNC_SPOT and sync_rule != SYNC_USDM:
-            raise ValueError(f"sync_rule must be SYNC_SPOT ({SYNC_SPOT}) or SYNC_USDM ({SYNC_USDM}), got {sync_rule}")
+        if sync_rule != SYNC_SPOT and sync_rule != SYNC_USDM and sync_rule != SYNC_MEXC:
+            raise ValueError(f"sync_rule must be SYNC_SPOT ({SYNC_SPOT}), SYNC_USDM ({SYNC_USDM}) or SYNC_MEXC "
+                             f"({SYNC_MEXC}), got {sync_rule}")
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         if window_ticks < 64 or window_ticks > MAX_WINDOW_TICKS or window_ticks % 64 != 0:
@@ -576,7 +587,7 @@ cdef class L2Book:
         _side_free(&self._asks)
 
     def __repr__(self):
-        return (f"L2Book(rule={'usdm' if self.sync_rule == SYNC_USDM else 'spot'}, "
+        return (f"L2Book(rule={'usdm' if self.sync_rule == SYNC_USDM else 'mexc' if self.sync_rule == SYNC_MEXC else 'spot'}, "
                 f"state={'SYNCED' if self.state == SYNCED else 'AWAITING_SNAPSHOT'}, "
                 f"last_update_id={self.last_update_id}, bids={self.n_levels(BID)}, asks={self.n_levels(ASK)}, "
                 f"best={self.best_bid_px()}x{self.best_bid_qty()} / {self.best_ask_px()}x{self.best_ask_qty()})")
@@ -665,7 +676,12 @@ cdef class L2Book:
         cdef int64_t last = self.last_update_id
         cdef bint ok
         if self._await_first:
-            if self.sync_rule == SYNC_SPOT:
+            if self.sync_rule == SYNC_MEXC:
+                if u <= last:                   # MEXC step 5: drop toVersion <= lastUpdateId
+                    self.stale += 1
+                    return STALE
+                ok = U <= last + 1              # MEXC step 6: fromVersion <= lastUpdateId + 1
+            elif self.sync_rule == SYNC_SPOT:
                 if u <= last:                   # spot: drop u <= lastUpdateId
                     self.stale += 1
                     return STALE
@@ -679,7 +695,9 @@ cdef class L2Book:
             if u <= last:                       # duplicate / late: already reflected
                 self.stale += 1
                 return STALE
-            if self.sync_rule == SYNC_SPOT:
+            if self.sync_rule == SYNC_MEXC:
+                ok = U == last + 1              # MEXC step 7: fromVersion == previous toVersion + 1
+            elif self.sync_rule == SYNC_SPOT:
                 ok = U == last + 1              # spot: U == previous u + 1
             else:
                 ok = d.prev_final_update_id == last   # USDⓈ-M: pu == previous u

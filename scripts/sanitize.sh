@@ -37,7 +37,7 @@ cleanup() { if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"
 trap cleanup EXIT
 echo "sanitize.sh: sources $SRC -> $WORK"
 (cd "$SRC" && tar -cf - --exclude='*.so' --exclude='*.c' --exclude='*.html' --exclude=build \
-    setup.py pyproject.toml mmcore mmcore_ext tests config data) | tar -xf - -C "$WORK"
+    setup.py pyproject.toml mmcore mmcore_ext tests config data vendor) | tar -xf - -C "$WORK"
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fno-wrapv -g"
 t0=$(date +%s)
@@ -57,16 +57,17 @@ export PYTHONDONTWRITEBYTECODE=1
 cd "$WORK"
 # The modules under test must be the instrumented ones from this copy.
 "$PY" - <<'EOF'
-import os, mmcore_ext.book as b, mmcore_ext.binance_codec as c
+import os, mmcore_ext.book as b, mmcore_ext.binance_codec as c, mmcore_ext.mexc_codec as m
 here = os.getcwd()
-assert b.__file__.startswith(here) and c.__file__.startswith(here), (b.__file__, c.__file__)
+assert all(x.__file__.startswith(here) for x in (b, c, m)), (b.__file__, c.__file__, m.__file__)
 print("sanitize.sh: testing", os.path.dirname(b.__file__))
 EOF
 status=0
 TESTS="${SANITIZE_TESTS:-tests/test_book.py tests/test_book_replay.py tests/test_replay_reader.py tests/test_quoting.py
     tests/test_risk.py tests/test_orders.py tests/test_fuzz_core.py tests/test_hostile_numbers.py
     tests/test_binance_router.py tests/test_book_ticker_top.py tests/test_strategy.py tests/test_estimators.py
-    tests/test_ladder_orders.py tests/test_byte_decoder.py tests/test_event_cache.py}"
+    tests/test_ladder_orders.py tests/test_byte_decoder.py tests/test_event_cache.py tests/test_mexc_codec.py
+    tests/test_mexc_book.py}"
 # shellcheck disable=SC2086
 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" $TESTS 2>&1 | tee "$WORK/pytest.log" || status=$?
 t2=$(date +%s)
