@@ -34,9 +34,9 @@ def test_cli_compares_every_model_on_the_recording_and_writes_csv(tmp_path):
 
 
 def test_cli_refuses_a_bad_config_before_replaying():
-    r = subprocess.run([sys.executable, "-m", "mmcore", "compare", "--set", "strategy.intensity_buckets=1"],
+    r = subprocess.run([sys.executable, "-m", "mmcore", "compare", "--set", "strategy.glft.intensity_buckets=1"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "strategy.intensity_buckets" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "strategy.glft.intensity_buckets" in r.stderr and "Traceback" not in r.stderr
 
 
 # --- sweep ---

@@ -44,15 +44,15 @@ def test_glft_replay_refits_a_and_kappa_from_arrivals_and_quotes_with_them():
 
 
 def test_glft_without_estimation_keeps_the_seeds():
-    s, summary = _replay("strategy.model=glft", "strategy.intensity_estimate=false", "strategy.A=3.5",
+    s, summary = _replay("strategy.model=glft", "strategy.glft.intensity_estimate=false", "strategy.glft.A=3.5",
                          "strategy.kappa=0.25")
     assert summary["intensity"] is None and (s.engine.quoter.A, s.engine.quoter.kappa) == (3.5, 0.25)
 
 
 @pytest.mark.parametrize("kv,field", [("strategy.model=glf", "strategy.model"),
-                                      ("strategy.intensity_buckets=1", "strategy.intensity_buckets"),
-                                      ("strategy.A=0", "strategy.A"), ("strategy.xi=-1", "strategy.xi"),
-                                      ("strategy.intensity_refit_s=0", "strategy.intensity_refit_s")])
+                                      ("strategy.glft.intensity_buckets=1", "strategy.glft.intensity_buckets"),
+                                      ("strategy.glft.A=0", "strategy.glft.A"), ("strategy.glft.xi=-1", "strategy.glft.xi"),
+                                      ("strategy.glft.intensity_refit_s=0", "strategy.glft.intensity_refit_s")])
 def test_bad_glft_fields_are_refused_by_name(kv, field):
     with pytest.raises(ConfigError) as ei:
         load_config(overrides=[kv])

@@ -91,7 +91,7 @@ def build_engine(config: Config, instrument: Instrument, exec_client, journal, b
     return Engine(inst, book, strategy, vol, orders, Portfolio(inst),
                   c.get("execution.flat_retries"), int(c.get("execution.flat_retry_backoff") * 1e9),
                   quote_on_book_ticker=c.get("strategy.quote_on_book_ticker"), intensity=intensity,
-                  intensity_refit_ns=int(c.get("strategy.intensity_refit_s") * 1e9),
+                  intensity_refit_ns=int(c.get("strategy.glft.intensity_refit_s") * 1e9),
                   fair_price=fair_price, improve_touch=c.get("strategy.improve_touch"), twap=twap,
                   reference_max_age_ns=int(c.get("strategy.reference_max_age_s") * 1e9), sigma_alt=sigma_alt)
 
@@ -108,16 +108,16 @@ def build_quote_model(config: Config, inst: Instrument, model: str, max_inventor
     intensity = None
     if model == "glft":
         try:
-            quoter = GLFT(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.A"), delta,
-                          c.get("strategy.xi"), c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"),
+            quoter = GLFT(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.glft.A"), delta,
+                          c.get("strategy.glft.xi"), c.get("strategy.min_spread_bps"), c.get("strategy.max_spread_bps"),
                           tick)
         except ValueError as exc:
             raise ConfigError([f"strategy.model = glft: {exc}"]) from None
-        if c.get("strategy.intensity_estimate"):
-            intensity = TradeIntensity(c.get("strategy.intensity_window_s"),
-                                       c.get("strategy.intensity_bucket_ticks") * tick,
-                                       c.get("strategy.intensity_buckets"), c.get("strategy.A"),
-                                       c.get("strategy.kappa"), min_count=c.get("strategy.intensity_min_count"))
+        if c.get("strategy.glft.intensity_estimate"):
+            intensity = TradeIntensity(c.get("strategy.glft.intensity_window_s"),
+                                       c.get("strategy.glft.intensity_bucket_ticks") * tick,
+                                       c.get("strategy.glft.intensity_buckets"), c.get("strategy.glft.A"),
+                                       c.get("strategy.kappa"), min_count=c.get("strategy.glft.intensity_min_count"))
         return quoter, intensity
     try:
         quoter = AvellanedaStoikov(c.get("strategy.gamma"), c.get("strategy.kappa"), c.get("strategy.horizon_s"),
